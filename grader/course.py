@@ -1,0 +1,222 @@
+"""The course: where its weeks, templates and released notebooks live, and each week's spec.
+
+The course always comes from the grader's own trusted checkout (or `--course` / GRADER_COURSE),
+never from the directory being graded: a student must not be able to supply a spec or graders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from grader.errors import SpecError, UnknownWeek
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A hard minimum, and optionally the value at which a check earns full marks.
+
+    Between the two, points scale linearly (as CMU 11-785 grades model quality).
+    """
+
+    minimum: float
+    full_marks_at: float | None = None
+
+    def fraction(self, measured: float) -> float:
+        if measured < self.minimum:
+            return 0.0
+        if self.full_marks_at is None or measured >= self.full_marks_at:
+            return 1.0
+        return (measured - self.minimum) / (self.full_marks_at - self.minimum)
+
+    def describe(self, unit: str = "") -> str:
+        text = f"≥ {self.minimum:g}{unit}"
+        if self.full_marks_at is not None:
+            text += f" (full marks at {self.full_marks_at:g}{unit})"
+        return text
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Thresholds for one data set, chosen by the size of the grader's test split."""
+
+    name: str
+    test_images: int | None
+    thresholds: dict[str, Threshold]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trained object the grader captures from the kernel and re-evaluates itself."""
+
+    variable: str
+    task: str
+    dataset: str | None
+    inputs: list[list[int]]  # per-image shapes to call it with, tried in order
+    outputs: int | None = None  # number of classes
+    threshold: str | None = None  # the profile threshold its test accuracy is held to
+
+
+@dataclass(frozen=True)
+class WeekSpec:
+    week: str
+    title: str
+    directory: Path
+    notebook: str
+    issue: int | None
+    models: list[ModelSpec]
+    curves: str | None
+    parameters: dict[str, Any]
+    smoke_parameters: dict[str, Any]
+    cell_timeout: int
+    timeout: int
+    profiles: dict[str, Profile]
+    sha256: str
+
+    @property
+    def source_notebook(self) -> Path:
+        return self.directory / self.notebook
+
+    @property
+    def graders(self) -> Path:
+        return self.directory / "graders"
+
+    @property
+    def dataset(self) -> str | None:
+        return next((model.dataset for model in self.models if model.dataset), None)
+
+    def profile_for(self, test_images: int | None, name: str | None = None) -> Profile:
+        if name is not None:
+            if name not in self.profiles:
+                raise SpecError(
+                    f"{self.week} has no profile {name!r}; its profiles are "
+                    f"{', '.join(sorted(self.profiles))}"
+                )
+            return self.profiles[name]
+        for profile in self.profiles.values():
+            if profile.test_images == test_images:
+                return profile
+        sizes = ", ".join(f"{p.name} ({p.test_images} test images)" for p in self.profiles.values())
+        raise SpecError(
+            f"no {self.week} profile matches a test split of {test_images} images "
+            f"(profiles: {sizes}); pass --profile NAME or add one to {self.directory}/spec.toml"
+        )
+
+
+@dataclass(frozen=True)
+class Course:
+    root: Path
+
+    @property
+    def solutions(self) -> Path:
+        return self.root / "solutions"
+
+    @property
+    def templates(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def assignments(self) -> Path:
+        return self.root / "assignments"
+
+    def weeks(self) -> list[str]:
+        found = [p.parent.name for p in self.solutions.glob("*/spec.toml")]
+        return sorted(found, key=lambda week: (len(week), week))
+
+    def week(self, week: str) -> WeekSpec:
+        week = normalise_week(week)
+        path = self.solutions / week / "spec.toml"
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", week) or not path.is_file():
+            known = ", ".join(self.weeks()) or "none"
+            raise UnknownWeek(f"unknown week {week!r}; this course has: {known}")
+        return load_spec(path)
+
+
+def normalise_week(week: str) -> str:
+    """Accept `3`, `week3` and `Week 3` alike."""
+    match = re.fullmatch(r"(?:week)?\s*(\d+)", week.strip(), flags=re.IGNORECASE)
+    return f"week{int(match.group(1))}" if match else week
+
+
+def find_course(explicit: Path | None = None) -> Course:
+    """`--course`, else GRADER_COURSE, else the checkout (or wheel) this package came from."""
+    candidates = [explicit, os.environ.get("GRADER_COURSE") or None]
+    for candidate in candidates:
+        if candidate is not None:
+            root = Path(candidate).resolve()
+            if not (root / "solutions").is_dir():
+                raise SpecError(f"{root} is not a course: it has no solutions/ folder")
+            return Course(root)
+    for root in (_PACKAGE.parent, _PACKAGE / "_course"):
+        if (root / "solutions").is_dir() and (root / "templates").is_dir():
+            return Course(root)
+    raise SpecError("cannot find the course's solutions/ folder; pass --course DIR")
+
+
+def load_spec(path: Path) -> WeekSpec:
+    raw_bytes = path.read_bytes()
+    try:
+        raw = tomllib.loads(raw_bytes.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: {error}") from None
+    try:
+        return _parse_spec(path, raw, hashlib.sha256(raw_bytes).hexdigest())
+    except (KeyError, TypeError, ValueError) as error:
+        raise SpecError(f"{path}: missing or malformed key {error}") from None
+
+
+def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
+    execution = raw.get("execution", {})
+    profiles = {
+        name: Profile(
+            name=name,
+            test_images=body.get("test_images"),
+            thresholds={
+                key: Threshold(float(t["minimum"]), _optional_float(t.get("full_marks_at")))
+                for key, t in body.get("thresholds", {}).items()
+            },
+            parameters=body.get("parameters", {}),
+            description=body.get("description", ""),
+        )
+        for name, body in raw["profiles"].items()
+    }
+    models = [
+        ModelSpec(
+            variable=m["variable"],
+            task=m["task"],
+            dataset=m.get("dataset"),
+            inputs=[list(shape) for shape in m["inputs"]],
+            outputs=m.get("outputs"),
+            threshold=m.get("threshold"),
+        )
+        for m in raw.get("models", [])
+    ]
+    return WeekSpec(
+        week=path.parent.name,
+        title=raw["title"],
+        directory=path.parent,
+        notebook=raw["notebook"],
+        issue=raw.get("issue"),
+        models=models,
+        curves=raw.get("curves"),
+        parameters=raw.get("parameters", {}),
+        smoke_parameters=raw.get("smoke", {}).get("parameters", {}),
+        cell_timeout=int(execution.get("cell_timeout", 600)),
+        timeout=int(execution.get("timeout", 1800)),
+        profiles=profiles,
+        sha256=sha256,
+    )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
