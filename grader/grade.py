@@ -1,0 +1,274 @@
+"""The grading pipeline for one submission:
+
+validate ─ stage ─ execute ─ capture ─ re-evaluate ─ pytest graders ─ results.json + report.md +
+executed.ipynb. Whatever the submission does, the three files are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Protocol
+
+import nbformat
+
+from grader import __version__
+from grader.checks import Facts, run_graders
+from grader.course import Course, WeekSpec
+from grader.data import resolve_dataset
+from grader.errors import GraderError
+from grader.evaluate import EvaluatorProcess, read_capture, reevaluate_models
+from grader.execute import execute_notebook, kernel_log_tail, read_executed
+from grader.report import render_report, safe_name
+from grader.results import Execution, GradingResult, ModelResult, Outcome
+from grader.sandbox import Scratch
+from grader.stage import stage_workdir
+from grader.validate import Submission, SubmissionInvalid, read_submission
+
+
+class Progress(Protocol):
+    def step(self, text: str) -> None: ...
+    def cell(self, index: int, total: int) -> None: ...
+
+
+class _Quiet:
+    def step(self, text: str) -> None:
+        pass
+
+    def cell(self, index: int, total: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    data_dir: Path | None = None
+    device: str = "auto"
+    student: str | None = None
+    profile: str | None = None
+    timeout: float | None = None
+    cell_timeout: int | None = None
+    seed: int = 0
+    smoke: bool = False
+    keep_workdir: bool = False
+
+
+def grade_submission(
+    course: Course,
+    week: str,
+    notebook: Path,
+    out: Path,
+    options: GradeOptions = GradeOptions(),
+    progress: Progress | None = None,
+) -> GradingResult:
+    """Grade one notebook into `out`. Raises GraderError (after writing what it can) only when
+    the grader itself cannot run; everything the submission does ends up in the result."""
+    progress = progress or _Quiet()
+    started = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    student = options.student or os.environ.get("GITHUB_ACTOR") or "student"
+    try:
+        spec = course.week(week)
+        dataset = resolve_dataset(spec.dataset, options.data_dir) if spec.dataset else None
+        test_images = dataset.count("test") if dataset else None
+        profile = spec.profile_for(test_images, options.profile)
+    except GraderError as error:
+        result = _bare_result(week, week, student, Outcome.GRADER_ERROR, str(error))
+        write_outputs(result, out, course, executed=None, started=started)
+        raise
+    result = _bare_result(spec.week, spec.title, student, Outcome.GRADER_ERROR, "")
+    result.profile = profile.name
+    if dataset is not None:
+        result.data = {
+            "dataset": dataset.name,
+            "origin": dataset.origin,
+            "test_images": test_images,
+            "test_sha256": dataset.fingerprint("test"),
+        }
+    result.provenance = _provenance(spec)
+    progress.step(f"Reading {notebook.name}")
+    try:
+        submission = read_submission(notebook)
+    except SubmissionInvalid as error:
+        result.outcome, result.summary = Outcome.SUBMISSION_INVALID, str(error)
+        write_outputs(result, out, course, executed=_explanation(str(error)), started=started)
+        return result
+    result.provenance = {"Submission": f"sha256:{submission.sha256}", **result.provenance}
+    result.notes.extend(submission.notes)
+    try:
+        _run_pipeline(
+            result, spec, submission, dataset, profile, options, progress, out, course, started
+        )
+    except GraderError as error:
+        result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
+        write_outputs(result, out, course, executed=None, started=started)
+        raise
+    return result
+
+
+def _run_pipeline(
+    result,
+    spec: WeekSpec,
+    submission: Submission,
+    dataset,
+    profile,
+    options,
+    progress: Progress,
+    out: Path,
+    course: Course,
+    started: float,
+) -> None:
+    scratch = Scratch.create()
+    worker = None
+    try:
+        progress.step("Staging a scratch folder and the data")
+        run = stage_workdir(submission.notebook, spec, dataset, scratch, options.seed)
+        worker = EvaluatorProcess(scratch, options.device)
+        if options.device != "auto":
+            worker.device()  # fail now, not after a long run, when there is no such device
+        parameters = {
+            **spec.parameters,
+            **profile.parameters,
+            **(spec.smoke_parameters if options.smoke else {}),
+            "data_dir": "./data",
+            "device": options.device,
+            "seed": options.seed,
+        }
+        progress.step("Running the notebook")
+        execution = execute_notebook(
+            run,
+            parameters=parameters,
+            cell_timeout=options.cell_timeout or spec.cell_timeout,
+            timeout=options.timeout or spec.timeout,
+            progress=progress.cell,
+            keep_alive={worker.process.pid},
+        )
+        result.execution = execution
+        result.timings["notebook"] = execution.seconds
+        capture = read_capture(scratch)
+        result.curves = _clean_curves(capture.get("curves"))
+        if execution.status == "completed" and capture.get("models") and dataset is not None:
+            progress.step("Re-evaluating the model on the grader's test data")
+            evaluating = time.monotonic()
+            result.device = worker.device()
+            result.models = reevaluate_models(spec, capture, dataset, profile, worker, scratch)
+            result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
+        else:
+            result.models = {
+                m.variable: _not_captured(m.variable, execution, capture) for m in spec.models
+            }
+        if execution.status == "kernel_died" and execution.failure:
+            execution.failure.last_output = execution.failure.last_output or kernel_log_tail(run)
+        progress.step("Running the graders")
+        facts = Facts(result.models, execution, profile, result.curves)
+        result.checks = run_graders(spec, facts)
+        result.outcome, result.summary = decide_outcome(execution, result)
+        executed = read_executed(run)
+    finally:
+        if worker is not None:
+            worker.close()
+        if not options.keep_workdir:
+            scratch.remove()
+    write_outputs(result, out, course, executed=executed, started=started)
+
+
+def decide_outcome(execution: Execution, result: GradingResult) -> tuple[Outcome, str]:
+    if execution.status == "runner_error":
+        raise GraderError(f"the notebook runner failed: {execution.failure.message}")
+    if execution.status != "completed":
+        outcome = Outcome(execution.status)
+        failure = execution.failure
+        where = f" (cell {failure.cell})" if failure and failure.cell else ""
+        return outcome, f"{outcome.sentence}{where}"
+    for model in result.models.values():
+        if model.status == "missing":
+            return Outcome.MODEL_MISSING, f"{Outcome.MODEL_MISSING.sentence} {model.problem}."
+        if model.status == "unusable":
+            return Outcome.MODEL_UNUSABLE, f"{Outcome.MODEL_UNUSABLE.sentence} {model.problem}."
+    failed = [check.name for check in result.checks if not check.passed]
+    if failed:
+        return (
+            Outcome.BELOW_THRESHOLD,
+            f"{len(failed)} of {len(result.checks)} checks failed: " + "; ".join(failed) + ".",
+        )
+    return Outcome.PASSED, Outcome.PASSED.sentence
+
+
+def _not_captured(variable: str, execution: Execution, capture: dict) -> ModelResult:
+    info = capture.get("models", {}).get(variable)
+    if info and info.get("status") in ("missing", "unusable"):
+        return ModelResult(variable, info["status"], problem=info.get("problem"))
+    reason = (
+        "the notebook stopped before its end, so no model was captured"
+        if execution.status != "completed"
+        else "the capture step did not finish"
+    )
+    return ModelResult(variable, "missing", problem=reason)
+
+
+def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary: str):
+    return GradingResult(
+        week=week,
+        title=title,
+        student=student,
+        outcome=outcome,
+        summary=summary,
+        graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _clean_curves(curves: dict | None) -> dict[str, list[float]] | None:
+    if not curves:
+        return None
+    return {safe_name(key): [float(v) for v in values][:500] for key, values in curves.items()}
+
+
+def _provenance(spec: WeekSpec) -> dict[str, str]:
+    versions = ", ".join(
+        f"{name} {_version(name)}" for name in ("torch", "torchvision", "papermill", "nbclient")
+    )
+    return {
+        "Grader": f"dl-course-grader {__version__}",
+        "Spec": f"{spec.week}/spec.toml sha256:{spec.sha256[:16]}",
+        "Software": f"Python {platform.python_version()}, {versions}",
+        "Machine": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _explanation(text: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"**This submission was not run.** {text}"))
+    return nb
+
+
+def write_outputs(
+    result: GradingResult,
+    out: Path,
+    course: Course,
+    executed: nbformat.NotebookNode | None,
+    started: float,
+) -> None:
+    """results.json, report.md and executed.ipynb, written by the grader process alone."""
+    result.timings["total"] = round(time.monotonic() - started, 2)
+    if result.data.get("test_sha256"):
+        result.provenance["Test data"] = (
+            f"{result.data['dataset']} ({result.data['origin']}) "
+            f"sha256:{result.data['test_sha256'][:16]}"
+        )
+    report = render_report(result, course.templates)
+    nbformat.write(executed or _explanation(result.summary), out / "executed.ipynb")
+    (out / "report.md").write_text(report)
+    payload = json.dumps(result.to_gradescope(report), indent=2, ensure_ascii=False)
+    (out / "results.json").write_text(payload + "\n")

@@ -1,0 +1,184 @@
+"""The one result of grading a submission. results.json, report.md, the job summary and the
+gradebook row are all views of a `GradingResult`; failures are values in it too."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Outcome(str, enum.Enum):
+    """How a grading run ended. The exit code is 0 for PASSED, 1 for the others but GRADER_ERROR."""
+
+    PASSED = "passed"
+    BELOW_THRESHOLD = "below_threshold"
+    CELL_ERROR = "cell_error"
+    CELL_TIMEOUT = "cell_timeout"
+    TOTAL_TIMEOUT = "total_timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    KERNEL_DIED = "kernel_died"
+    MODEL_MISSING = "model_missing"
+    MODEL_UNUSABLE = "model_unusable"
+    SUBMISSION_INVALID = "submission_invalid"
+    GRADER_ERROR = "grader_error"
+
+    @property
+    def sentence(self) -> str:
+        return _SENTENCES[self]
+
+    @property
+    def exit_code(self) -> int:
+        return {Outcome.PASSED: 0, Outcome.GRADER_ERROR: 2}.get(self, 1)
+
+
+_SENTENCES = {
+    Outcome.PASSED: "All checks passed.",
+    Outcome.BELOW_THRESHOLD: "The notebook ran, but some checks did not reach what is required.",
+    Outcome.CELL_ERROR: "A cell raised an error, so the notebook stopped there.",
+    Outcome.CELL_TIMEOUT: "A cell ran longer than the per-cell time limit and was stopped.",
+    Outcome.TOTAL_TIMEOUT: "The notebook ran longer than the total time limit and was stopped.",
+    Outcome.OUT_OF_MEMORY: "The notebook ran out of memory and was stopped.",
+    Outcome.KERNEL_DIED: "The Python kernel running the notebook died.",
+    Outcome.MODEL_MISSING: "The notebook ran, but the model to grade was not there at the end.",
+    Outcome.MODEL_UNUSABLE: "The notebook ran, but the grader could not use the model it left.",
+    Outcome.SUBMISSION_INVALID: "The file submitted is not a notebook the grader can run.",
+    Outcome.GRADER_ERROR: "The grader itself could not run; this is not the student's fault.",
+}
+
+
+@dataclass
+class CellFailure:
+    """Where and how the notebook stopped, in words a student can act on."""
+
+    cell: int | None  # 1-based position in the student's own notebook
+    execution_count: int | None
+    error: str
+    message: str
+    source: str = ""
+    traceback: str = ""
+    last_output: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Execution:
+    status: str  # "completed", or an Outcome value describing how it stopped
+    seconds: float
+    cells_run: int = 0
+    cells_total: int = 0
+    failure: CellFailure | None = None
+
+
+@dataclass
+class ModelResult:
+    """A model captured from the notebook and re-evaluated by the grader on its own data."""
+
+    variable: str
+    status: str  # "evaluated", "missing" or "unusable"
+    problem: str | None = None
+    input_layout: str | None = None
+    preprocessing: str | None = None
+    output_kind: str | None = None
+    test_images: int | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    per_class_accuracy: list[float] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    alternatives: dict[str, float] = field(default_factory=dict)
+    hint: str | None = None
+    parameters: int | None = None
+    export_seconds: float | None = None
+    evaluate_seconds: float | None = None
+
+
+@dataclass
+class CheckResult:
+    name: str
+    points: float
+    score: float
+    passed: bool
+    message: str = ""
+    measured: str = ""
+    required: str = ""
+    visibility: str = "visible"
+
+
+@dataclass
+class GradingResult:
+    week: str
+    title: str
+    student: str
+    outcome: Outcome
+    summary: str
+    checks: list[CheckResult] = field(default_factory=list)
+    models: dict[str, ModelResult] = field(default_factory=dict)
+    execution: Execution | None = None
+    curves: dict[str, list[float]] | None = None
+    profile: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    graded_at: str = ""
+
+    @property
+    def score(self) -> float:
+        return round(sum(check.score for check in self.checks), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(check.points for check in self.checks), 4)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    def to_gradescope(self, report_markdown: str) -> dict[str, Any]:
+        """Gradescope's autograder results schema, plus the grader's own measurements."""
+        leaderboard = [
+            {
+                "name": f"{model.variable} test accuracy",
+                "value": model.test_accuracy,
+                "order": "desc",
+            }
+            for model in self.models.values()
+            if model.test_accuracy is not None
+        ]
+        return {
+            "score": self.score,
+            "max_score": self.max_score,
+            "execution_time": round(self.timings.get("total", 0.0)),
+            "output": report_markdown,
+            "output_format": "md",
+            "tests": [
+                {
+                    "name": check.name,
+                    "score": check.score,
+                    "max_score": check.points,
+                    "status": "passed" if check.passed else "failed",
+                    "output": check.message,
+                    "output_format": "md",
+                    "visibility": check.visibility,
+                }
+                for check in self.checks
+            ],
+            "leaderboard": leaderboard,
+            "grader": {
+                "week": self.week,
+                "student": self.student,
+                "outcome": self.outcome.value,
+                "summary": self.summary,
+                "profile": self.profile,
+                "device": self.device,
+                "data": self.data,
+                "models": {name: asdict(model) for name, model in self.models.items()},
+                "execution": asdict(self.execution) if self.execution else None,
+                "curves": self.curves,
+                "timings": self.timings,
+                "provenance": self.provenance,
+                "notes": self.notes,
+                "graded_at": self.graded_at,
+            },
+        }
