@@ -1,0 +1,292 @@
+"""A small, stateful GitHub REST API for tests: issue comments over real HTTP on 127.0.0.1.
+
+It speaks the endpoints `grader post` uses (list with pagination, create, update, get,
+delete), checks the token, and lets a test script faults for the next requests: any
+status with headers and body, a connection reset, or a stall.
+
+    with GitHubServer(token="t") as gh:
+        gh.add_issue("course/dl", 4)
+        gh.inject(Reply(502))
+        ... post to gh.url ...
+        assert gh.comments("course/dl", 4)[0]["body"].startswith("<!--")
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+COMMENT_LIMIT = 65_536
+_COMMENTS = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments")
+_COMMENT = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
+
+
+@dataclass
+class Reply:
+    """Answer the next request (of `method`, if given) with this instead of the real thing."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # a dict is sent as JSON, a str as it is
+    method: str | None = None
+
+
+@dataclass
+class Reset:
+    """Drop the next request's connection with a TCP reset, before or after acting on it."""
+
+    after_handling: bool = False
+    method: str | None = None
+
+
+@dataclass
+class Stall:
+    """Wait `seconds` before answering the next request, to run past a client's timeout."""
+
+    seconds: float
+    method: str | None = None
+
+
+Fault = Reply | Reset | Stall
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str  # as requested, with the server's prefix, without the query
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: Any
+
+
+class GitHubServer:
+    def __init__(
+        self,
+        *,
+        token: str = "test-token",
+        page_size: int = 100,
+        prefix: str = "",
+        html_url: str = "https://github.com",
+    ) -> None:
+        self.token = token
+        self.page_size = page_size  # GitHub caps per_page at 100; tests cap it lower
+        self.prefix = prefix.rstrip("/")
+        self.html_url = html_url
+        self.requests: list[RecordedRequest] = []
+        self.faults: deque[Fault] = deque()
+        # Called with each request before it is answered: a test acts "meanwhile", as a human might.
+        self.before_answer: Callable[[RecordedRequest], object] | None = None
+        self._issues: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self._ids = itertools.count(1001)
+        self._lock = threading.Lock()
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._http.daemon_threads = True
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.01,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._http.server_address[:2]
+        return f"http://{host}:{port}{self.prefix}"
+
+    def __enter__(self) -> GitHubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    # --- state a test sets up and inspects -----------------------------------------------
+
+    def add_issue(self, repo: str, number: int) -> None:
+        with self._lock:
+            self._issues.setdefault((repo, number), [])
+
+    def add_comment(self, repo: str, number: int, body: str, user: str = "a-human") -> dict:
+        with self._lock:
+            return dict(self._create(repo, number, body, user))
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(comment) for comment in self._issues[(repo, number)]]
+
+    def delete_comment(self, comment_id: int) -> None:
+        """What a human clicking "Delete" does."""
+        with self._lock:
+            self._delete(comment_id)
+
+    def inject(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def calls(self, method: str | None = None) -> list[RecordedRequest]:
+        return [r for r in self.requests if method in (None, r.method)]
+
+    # --- the API ----------------------------------------------------------------------------
+
+    def _create(self, repo: str, number: int, body: str, user: str) -> dict[str, Any]:
+        comment_id = next(self._ids)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        comment = {
+            "id": comment_id,
+            "url": f"{self.url}/repos/{repo}/issues/comments/{comment_id}",
+            "html_url": f"{self.html_url}/{repo}/issues/{number}#issuecomment-{comment_id}",
+            "issue_url": f"{self.url}/repos/{repo}/issues/{number}",
+            "body": body,
+            "user": {"login": user, "type": "Bot" if user.endswith("[bot]") else "User"},
+            "created_at": now,
+            "updated_at": now,
+        }
+        self._issues[(repo, number)].append(comment)
+        return comment
+
+    def _find(self, repo: str, comment_id: int) -> dict[str, Any] | None:
+        for (comment_repo, _), comments in self._issues.items():
+            for comment in comments:
+                if comment_repo == repo and comment["id"] == comment_id:
+                    return comment
+        return None
+
+    def _answer(self, request: RecordedRequest) -> tuple[int, dict[str, str], Any]:
+        """The status, headers and JSON body GitHub would send."""
+        if not request.path.startswith(self.prefix + "/"):
+            return 404, {}, _error("Not Found")
+        path = request.path[len(self.prefix) :]
+        auth = request.headers.get("authorization", "")
+        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+            return 401, {}, _error("Bad credentials")
+        with self._lock:
+            if match := _COMMENTS.fullmatch(path):
+                repo, number = match[1], int(match[2])
+                if (repo, number) not in self._issues:
+                    return 404, {}, _error("Not Found")
+                if request.method == "GET":
+                    return self._page(repo, number, request.query)
+                if request.method == "POST":
+                    body = (request.body or {}).get("body")
+                    if not isinstance(body, str) or len(body) > COMMENT_LIMIT:
+                        return 422, {}, _error("Validation Failed")
+                    return 201, {}, self._create(repo, number, body, "github-actions[bot]")
+            elif match := _COMMENT.fullmatch(path):
+                comment = self._find(match[1], int(match[2]))
+                if comment is None:
+                    return 404, {}, _error("Not Found")
+                if request.method == "GET":
+                    return 200, {}, comment
+                if request.method == "PATCH":
+                    body = (request.body or {}).get("body")
+                    if not isinstance(body, str) or len(body) > COMMENT_LIMIT:
+                        return 422, {}, _error("Validation Failed")
+                    comment["body"] = body
+                    comment["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    return 200, {}, comment
+                if request.method == "DELETE":
+                    self._delete(comment["id"])
+                    return 204, {}, None
+            else:
+                return 404, {}, _error("Not Found")
+        return 405, {}, _error("Method Not Allowed")
+
+    def _delete(self, comment_id: int) -> None:
+        for comments in self._issues.values():
+            comments[:] = [c for c in comments if c["id"] != comment_id]
+
+    def _page(self, repo: str, number: int, query: dict[str, str]) -> tuple[int, dict, Any]:
+        per_page = max(1, min(int(query.get("per_page", 30)), self.page_size))
+        page = int(query.get("page", 1))
+        comments = self._issues[(repo, number)]
+        last = max(1, -(-len(comments) // per_page))
+        base = f"{self.url}/repos/{repo}/issues/{number}/comments?per_page={per_page}&page="
+        rels = {"next": page + 1, "last": last} if page < last else {}
+        if page > 1:
+            rels |= {"prev": page - 1, "first": 1}
+        headers = {"Link": ", ".join(f'<{base}{p}>; rel="{rel}"' for rel, p in rels.items())}
+        return 200, headers if rels else {}, comments[(page - 1) * per_page : page * per_page]
+
+    def _next_fault(self, method: str) -> Fault | None:
+        with self._lock:
+            if self.faults and self.faults[0].method in (None, method):
+                return self.faults.popleft()
+        return None
+
+
+def _error(message: str) -> dict[str, str]:
+    return {"message": message, "documentation_url": "https://docs.github.com/rest"}
+
+
+def _handler_for(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as GitHub does
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        do_POST = do_PATCH = do_DELETE = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep pytest's output clean
+
+        def _serve(self) -> None:
+            request = self._record()
+            if server.before_answer is not None:
+                server.before_answer(request)
+            fault = server._next_fault(request.method)
+            if isinstance(fault, Stall):
+                time.sleep(fault.seconds)
+            if isinstance(fault, Reset) and not fault.after_handling:
+                return self._reset()
+            if isinstance(fault, Reply):
+                status, headers, body = fault.status, fault.headers, fault.body
+            else:
+                status, headers, body = server._answer(request)
+            if isinstance(fault, Reset):
+                return self._reset()
+            self._send(status, headers, body)
+
+        def _record(self) -> RecordedRequest:
+            split = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            request = RecordedRequest(
+                method=self.command,
+                path=split.path,
+                query={k: v[-1] for k, v in parse_qs(split.query).items()},
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=json.loads(raw) if raw else None,
+            )
+            server.requests.append(request)
+            return request
+
+        def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
+            data = body.encode() if isinstance(body, str) else b""
+            if body is not None and not isinstance(body, str):
+                data = json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                self.close_connection = True  # the client gave up (a stalled answer)
+
+        def _reset(self) -> None:
+            # SO_LINGER 0 makes close() send RST instead of FIN: "connection reset by peer".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.rfile.close()
+            self.connection.close()
+
+    return Handler
