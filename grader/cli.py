@@ -186,6 +186,32 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
 
 
 @main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Where the reports go.",
+)
+@click.option("--week", "weeks", multiple=True, help="Only this week (repeatable).")
+@click.pass_context
+@_user_errors
+def demo(ctx: click.Context, out: Path, weeks: tuple[str, ...]) -> None:
+    """Release every week and grade its reference solution and faulty submissions, offline.
+
+    Uses the embedded Fashion-MNIST subset and the CPU. Exit code 1 if any submission got
+    another outcome than the one it should.
+    """
+    from grader.demo import run_demo
+    from grader.terminal import TerminalProgress, print_demo
+
+    with TerminalProgress() as progress:
+        runs = run_demo(_course(ctx), out, list(weeks) or None, progress)
+    print_demo(runs, out)
+    sys.exit(0 if all(run.as_expected for run in runs) else 1)
+
+
+@main.command()
 @click.argument("report", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--repo", required=True, metavar="OWNER/NAME", help="Repository holding the week's issue."

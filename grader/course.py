@@ -68,6 +68,15 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A submission kept with the week, graded by `grader demo`, with the outcome it must get."""
+
+    notebook: Path
+    title: str
+    expect: str
+
+
+@dataclass(frozen=True)
 class WeekSpec:
     week: str
     title: str
@@ -82,6 +91,7 @@ class WeekSpec:
     timeout: int
     profiles: dict[str, Profile]
     sha256: str
+    examples: list[Example] = field(default_factory=list)
 
     @property
     def source_notebook(self) -> Path:
@@ -215,6 +225,10 @@ def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
         timeout=int(execution.get("timeout", 1800)),
         profiles=profiles,
         sha256=sha256,
+        examples=[
+            Example(path.parent / e["notebook"], e["title"], e["expect"])
+            for e in raw.get("examples", [])
+        ],
     )
 
 

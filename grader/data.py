@@ -141,7 +141,8 @@ class ImageDataset:
 def resolve_dataset(name: str, data_dir: Path | None) -> ImageDataset:
     """The data set to grade: `--data-dir`, else the offline cache, else the embedded subset."""
     if data_dir is not None:
-        dataset = ImageDataset(Path(data_dir).resolve(), name, "--data-dir")
+        root = Path(data_dir).resolve()
+        dataset = ImageDataset(root, name, "embedded" if root == EMBEDDED_ROOT else "--data-dir")
         if not dataset.root.is_dir():
             raise DataError(f"--data-dir {data_dir} does not exist or is not a folder")
         missing = dataset.missing_files()

@@ -181,8 +181,12 @@ def decide_outcome(execution: Execution, result: GradingResult) -> tuple[Outcome
     if execution.status == "runner_error":
         raise GraderError(f"the notebook runner failed: {execution.failure.message}")
     if execution.status != "completed":
-        outcome = Outcome(execution.status)
-        failure = execution.failure
+        outcome, failure = Outcome(execution.status), execution.failure
+        if outcome is Outcome.CELL_ERROR and failure and failure.cell:
+            message = f": {failure.message}" if failure.message else ""
+            return outcome, (
+                f"Cell {failure.cell} raised {failure.error}{message}; the notebook stopped there."
+            )
         where = f" (cell {failure.cell})" if failure and failure.cell else ""
         return outcome, f"{outcome.sentence}{where}"
     for model in result.models.values():

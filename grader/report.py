@@ -19,6 +19,19 @@ MARKER = "<!-- grader-report week={week} student={student} -->"
 
 
 def render_report(result: GradingResult, templates: Path) -> str:
+    marker = MARKER.format(week=safe_name(result.week), student=safe_name(result.student))
+    try:
+        return _render(result, templates, marker)
+    except (jinja2.TemplateError, OSError) as error:
+        # A broken template must not cost the student their report: fall back to plain text.
+        return (
+            f"{marker}\n## {result.title}: {result.outcome.value}, {result.score:g} / "
+            f"{result.max_score:g} points\n\n> {result.summary}\n\n"
+            f"(The report template failed: {inline(error)}.)\n"
+        )
+
+
+def _render(result: GradingResult, templates: Path, marker: str) -> str:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates),
         undefined=jinja2.StrictUndefined,
@@ -30,7 +43,6 @@ def render_report(result: GradingResult, templates: Path) -> str:
         fenced=fenced, inline=inline, bar=bar, safe_name=safe_name, thin=thin, number=number
     )
     template = environment.get_template("report.md.j2")
-    marker = MARKER.format(week=safe_name(result.week), student=safe_name(result.student))
     groups = [
         (group, [key for key in result.curves or {} if group[:3] in key.lower()])
         for group in ("accuracy", "loss")

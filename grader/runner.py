@@ -51,7 +51,9 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    total = len(nbformat.read(args.input, as_version=4).cells)
+    parameters = json.loads(args.parameters)
+    # papermill adds one cell when it has parameters to inject
+    total = len(nbformat.read(args.input, as_version=4).cells) + bool(parameters)
     current = {"index": None}
 
     def on_cell_start(cell, cell_index, **_):
@@ -62,7 +64,7 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
         papermill.execute_notebook(
             args.input,
             args.output,
-            parameters=json.loads(args.parameters),
+            parameters=parameters,
             kernel_name="python3",
             cwd=args.cwd,
             execution_timeout=args.cell_timeout,

@@ -86,6 +86,40 @@ def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -
         )
 
 
+def print_demo(runs: list, out: Path) -> None:
+    console = Console(highlight=False, width=None if Console().is_terminal else 120)
+    table = Table(
+        title="grader demo: every number below was measured by the grader itself",
+        header_style="bold",
+        title_justify="left",
+    )
+    for column in ("Week", "Submission", "Outcome", "Points", "Test accuracy"):
+        table.add_column(column)
+    for run in runs:
+        result = run.result
+        accuracies = (
+            ", ".join(
+                f"{m.test_accuracy:.3f}"
+                for m in result.models.values()
+                if m.test_accuracy is not None
+            )
+            or "—"
+        )
+        mark = "✅" if run.as_expected else f"❗ expected {run.expected}"
+        table.add_row(
+            run.week,
+            run.title,
+            f"{result.outcome.value} {mark}",
+            f"{result.score:g}/{result.max_score:g}",
+            accuracies,
+        )
+    console.print(table)
+    console.print("Reports (report.md, results.json in Gradescope's schema, executed.ipynb):")
+    for run in runs:
+        console.print(f"  {run.out / 'report.md'}")
+    console.print(f"Released notebooks: {out / 'assignments'}")
+
+
 def week_of(notebook: Path) -> str:
     """The week a released notebook belongs to, from its metadata or its file name."""
     try:

@@ -1,0 +1,146 @@
+"""Shared test helpers: tiny synthetic data sets, notebooks built from code strings, and the
+`grader` command run for real in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+WEEK3 = REPO / "solutions" / "week3"
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an uint8 array as an IDX file, the format of (Fashion-)MNIST."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in array.shape
+    )
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def synthetic_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 images where class k is a bright 6x6 square at its own place on faint noise:
+    trivially learnable, so a few epochs of a small network reach high accuracy."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count)
+    images = rng.integers(0, 60, size=(count, 28, 28))
+    for index, label in enumerate(labels):
+        row, col = 2 + 13 * (label // 5), 1 + 5 * (label % 5)
+        images[index, row : row + 6, col : col + 6] = rng.integers(180, 256, size=(6, 6))
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_synthetic_dataset(root: Path, train: int = 1200, test: int = 400) -> Path:
+    raw = root / "FashionMNIST" / "raw"
+    for split, count, seed in (("train", train, 1), ("t10k", test, 2)):
+        images, labels = synthetic_images(count, seed)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic-data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.skip("../shared/data (the course's real Fashion-MNIST subset) is not present")
+    return SHARED_DATA
+
+
+def write_notebook(path: Path, *cells: str, week: str | None = "week3", **metadata) -> Path:
+    """A notebook of code cells (a cell starting with '#md ' is Markdown)."""
+    nb = nbformat.v4.new_notebook()
+    for source in cells:
+        if source.startswith("#md "):
+            nb.cells.append(nbformat.v4.new_markdown_cell(source[4:]))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(source.strip("\n")))
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    if week:
+        nb.metadata["grader"] = {"week": week}
+    nb.metadata.update(metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@dataclass
+class GraderRun:
+    code: int
+    stdout: str
+    stderr: str
+    out: Path | None
+
+    @property
+    def results(self) -> dict:
+        return json.loads((self.out / "results.json").read_text())
+
+    @property
+    def report(self) -> str:
+        return (self.out / "report.md").read_text()
+
+    @property
+    def outcome(self) -> str:
+        return self.results["grader"]["outcome"]
+
+    @property
+    def executed(self) -> nbformat.NotebookNode:
+        return nbformat.read(self.out / "executed.ipynb", as_version=4)
+
+
+def run_grader(
+    *args: str | Path, out: Path | None = None, env: dict | None = None, timeout: float = 600
+) -> GraderRun:
+    """`grader ARGS...` in a child process, as a user or CI would run it."""
+    command = [sys.executable, "-m", "grader.cli", *map(str, args)]
+    if out is not None:
+        command += ["--out", str(out)]
+    completed = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+    return GraderRun(completed.returncode, completed.stdout, completed.stderr, out)
+
+
+def grade(
+    notebook: Path, out: Path, data: Path, *extra: str, week: str = "week3", env: dict | None = None
+) -> GraderRun:
+    """`grader grade` on the synthetic or shared data, on the CPU."""
+    profile = () if data == SHARED_DATA else ("--profile", "subset")
+    return run_grader(
+        "grade",
+        week,
+        notebook,
+        "--data-dir",
+        data,
+        "--device",
+        "cpu",
+        "--student",
+        "alice",
+        *profile,
+        *extra,
+        out=out,
+        env=env,
+    )

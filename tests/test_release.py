@@ -1,0 +1,81 @@
+"""`grader release`: nbgrader turns the instructor's source notebooks into student versions."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from conftest import REPO, run_grader
+
+WEEKS = sorted(p.parent.name for p in (REPO / "solutions").glob("*/spec.toml"))
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("release")
+    run = run_grader("release", "--all", "--dest", dest)
+    assert run.code == 0, run.stderr
+    return dest
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_release_has_no_solution_code_and_no_hidden_tests(released, week):
+    source = nbformat.read(REPO / "solutions" / week / f"{week}.ipynb", as_version=4)
+    student = nbformat.read(released / week / f"{week}.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in student.cells)
+    assert "### BEGIN SOLUTION" not in text and "### END SOLUTION" not in text
+    assert "HIDDEN TESTS" not in text
+    assert "# YOUR CODE HERE" in text
+    solutions = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert solutions, "the source notebook marks its solution cells"
+    for cell in solutions:  # no line that only the solution region had survives
+        solution_lines = _region(cell.source, "### BEGIN SOLUTION", "### END SOLUTION")
+        assert not any(
+            line.strip() and line in text.splitlines()
+            for line in solution_lines
+            if len(line.strip()) > 25
+        )
+    hidden = [
+        line
+        for c in source.cells
+        for line in _region(c.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+    ]
+    assert hidden, "the source notebook has hidden tests"
+    assert not any(line in text for line in hidden if line.strip())
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_release_keeps_parameters_and_leaves_instructor_files_behind(released, week):
+    student = nbformat.read(released / week / f"{week}.ipynb", as_version=4)
+    assert any("parameters" in c.metadata.get("tags", []) for c in student.cells)
+    assert student.metadata["grader"]["week"] == week
+    assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
+    names = {path.name for path in (released / week).rglob("*")}
+    assert names.isdisjoint({"spec.toml", "graders", "examples", "test_" + week + ".py"})
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_committed_release_is_up_to_date(released, week):
+    """assignments/ is generated: a changed source notebook needs `grader release` again."""
+    fresh = nbformat.read(released / week / f"{week}.ipynb", as_version=4)
+    committed = nbformat.read(REPO / "assignments" / week / f"{week}.ipynb", as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], (
+        f"assignments/{week} is stale: run `grader release {week}` and commit it"
+    )
+
+
+def test_release_of_an_unknown_week_is_a_clear_error(tmp_path):
+    run = run_grader("release", "week42", "--dest", tmp_path)
+    assert run.code == 2
+    assert "unknown week 'week42'" in run.stderr
+
+
+def _region(source: str, begin: str, end: str) -> list[str]:
+    lines, inside = [], False
+    for line in source.splitlines():
+        if line.strip() == begin:
+            inside = True
+        elif line.strip() == end:
+            inside = False
+        elif inside:
+            lines.append(line)
+    return lines
