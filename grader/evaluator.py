@@ -21,7 +21,6 @@ def main() -> None:
     import numpy as np
     import torch
 
-    _warm_up()
     device = sys.argv[1] if len(sys.argv) > 1 else "auto"
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -34,6 +33,7 @@ def main() -> None:
         )
         return
     _say({"device": device})
+    _warm_up()
     programs: dict[str, Any] = {}
     for line in sys.stdin:
         replies = []

@@ -129,8 +129,8 @@ def _run_pipeline(
         progress.step("Staging a scratch folder and the data")
         run = stage_workdir(submission.notebook, spec, dataset, scratch, options.seed)
         worker = EvaluatorProcess(scratch, options.device)
-        if options.device != "auto":
-            worker.device()  # fail now, not after a long run, when there is no such device
+        if options.device == "cuda":
+            worker.device()  # fail now, not after a long run, when there is no CUDA device
         parameters = {
             **spec.parameters,
             **profile.parameters,

@@ -77,3 +77,36 @@ def test_missing_notebook_path_is_a_usage_error(tmp_path):
     run = run_grader("grade", "week3", tmp_path / "nope.ipynb", out=tmp_path)
     assert run.code == 2
     assert "does not exist" in run.stderr
+
+
+def test_a_failed_grade_reaches_the_students_comment(tmp_path, synthetic_data):
+    """grade writes the report, post puts it on the week's issue: the CI flow, end to end."""
+    from github_server import GitHubServer
+
+    notebook = tmp_path / "week3.ipynb"
+    notebook.write_text("{ not json")
+    grade(notebook, tmp_path / "out", synthetic_data)
+    summary = tmp_path / "summary.md"
+    with GitHubServer(token="ghs_test_token_123456") as github:
+        github.add_issue("course/dl", 4)
+        env = {
+            "GITHUB_TOKEN": "ghs_test_token_123456",
+            "GITHUB_API_URL": github.url,
+            "GITHUB_STEP_SUMMARY": str(summary),
+        }
+        for _ in range(2):
+            posted = run_grader(
+                "post",
+                tmp_path / "out" / "report.md",
+                "--repo",
+                "course/dl",
+                "--issue",
+                "4",
+                env=env,
+            )
+            assert posted.code == 0, posted.stderr
+        [comment] = github.comments("course/dl", 4)
+    assert comment["body"].startswith("<!-- grader-sticky week=week3 student=alice -->\n")
+    assert "is not valid JSON" in comment["body"]
+    assert "is not valid JSON" in summary.read_text()
+    assert "ghs_test_token_123456" not in posted.stdout + posted.stderr
