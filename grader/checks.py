@@ -12,7 +12,7 @@ import io
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,16 @@ from grader.results import CheckResult, Execution, ModelResult
 
 @dataclass(frozen=True)
 class Facts:
-    """What the graders may look at: only numbers the grader measured itself."""
+    """What the graders may look at: numbers the grader measured itself, and plain values it
+    took from the kernel (which graders check against what they compute themselves)."""
 
     models: dict[str, ModelResult]
     execution: Execution
     profile: Profile
     curves: dict[str, list[float]] | None
+    values: dict[str, Any] = field(default_factory=dict)  # arrays, or why one is missing
+    missing_weights: dict[str, str] = field(default_factory=dict)  # name -> reason
+    week_dir: Path | None = None  # the week's folder in the course (its data files)
 
 
 class Check:
@@ -42,9 +46,9 @@ class Check:
         self.required = ""
         self.fraction = 1.0
 
-    def at_least(self, key: str, measured: float | None, what: str) -> None:
-        """Pass when `measured` reaches the profile's minimum for `key`; points scale up to its
-        full-marks value."""
+    def meets(self, key: str, measured: float | None, what: str) -> None:
+        """Pass when `measured` is within the profile's threshold `key` (a minimum, or a
+        maximum for errors); points scale up to its full-marks value."""
         try:
             threshold = self._profile.thresholds[key]
         except KeyError:
@@ -53,11 +57,16 @@ class Check:
         if measured is None:
             self.measured = "not measured"
             pytest.fail(f"{what} could not be measured", pytrace=False)
-        self.measured = f"{measured:.4f}"
+        self.measured = f"{measured:.3g}" if 0 < abs(measured) < 1e-3 else f"{measured:.4f}"
         self.fraction = threshold.fraction(measured)
-        if measured < threshold.minimum:
+        if not threshold.passes(measured):
+            kind, limit = (
+                ("minimum", threshold.minimum)
+                if threshold.minimum is not None
+                else ("maximum", threshold.maximum)
+            )
             pytest.fail(
-                f"{what} is {measured:.4f}, below the required minimum of {threshold.minimum:g}",
+                f"{what} is {self.measured}, outside the required {kind} of {limit:g}",
                 pytrace=False,
             )
 
@@ -88,13 +97,21 @@ class _GradingPlugin:
         return self._facts.execution
 
     @pytest.fixture
+    def values(self) -> dict[str, Any]:
+        return self._facts.values
+
+    @pytest.fixture
+    def week_dir(self) -> Path | None:
+        return self._facts.week_dir
+
+    @pytest.fixture
     def check(self, request: pytest.FixtureRequest) -> Check:
         return self._checks.setdefault(request.node.nodeid, Check(self._facts.profile))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report = yield
-        if report.when == "call" or (report.when == "setup" and report.failed):
+        if report.when == "call" or (report.when == "setup" and not report.passed):
             self.results.append(self._result(item, call, report))
         return report
 
@@ -106,7 +123,7 @@ class _GradingPlugin:
         message = ""
         if call.excinfo is not None:
             error = call.excinfo.value
-            message = str(error) if str(error) else call.excinfo.exconly()
+            message = getattr(error, "msg", None) or str(error) or call.excinfo.exconly()
             if isinstance(error, SpecError):
                 raise error
         return CheckResult(
@@ -118,6 +135,7 @@ class _GradingPlugin:
             measured=check.measured,
             required=check.required,
             visibility=visibility_marker.args[0] if visibility_marker else "visible",
+            skipped=report.skipped,
         )
 
 

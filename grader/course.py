@@ -22,25 +22,31 @@ _PACKAGE = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class Threshold:
-    """A hard minimum, and optionally the value at which a check earns full marks.
+    """A hard limit (a minimum, or a maximum for errors), and optionally the value at which a
+    check earns full marks. In between, points scale linearly (as CMU 11-785 grades models)."""
 
-    Between the two, points scale linearly (as CMU 11-785 grades model quality).
-    """
-
-    minimum: float
+    minimum: float | None = None
+    maximum: float | None = None
     full_marks_at: float | None = None
 
-    def fraction(self, measured: float) -> float:
-        if measured < self.minimum:
-            return 0.0
-        if self.full_marks_at is None or measured >= self.full_marks_at:
-            return 1.0
-        return (measured - self.minimum) / (self.full_marks_at - self.minimum)
+    def passes(self, measured: float) -> bool:
+        if self.minimum is not None:
+            return measured >= self.minimum
+        return measured <= self.maximum
 
-    def describe(self, unit: str = "") -> str:
-        text = f"≥ {self.minimum:g}{unit}"
+    def fraction(self, measured: float) -> float:
+        if not self.passes(measured):
+            return 0.0
+        limit = self.minimum if self.minimum is not None else self.maximum
+        full = self.full_marks_at
+        if full is None or (measured >= full if self.minimum is not None else measured <= full):
+            return 1.0
+        return (measured - limit) / (full - limit)
+
+    def describe(self) -> str:
+        text = f"≥ {self.minimum:g}" if self.minimum is not None else f"≤ {self.maximum:g}"
         if self.full_marks_at is not None:
-            text += f" (full marks at {self.full_marks_at:g}{unit})"
+            text += f" (full marks at {self.full_marks_at:g})"
         return text
 
 
@@ -57,14 +63,39 @@ class Profile:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A trained object the grader captures from the kernel and re-evaluates itself."""
+    """A trained model the grader captures from the kernel and re-evaluates itself.
+
+    `task` says on what: "classify-images" (the grader's copy of `dataset`) or
+    "classify-points" (points that `data`, a function in the week's folder, generates with a
+    seed the grader draws).
+    """
 
     variable: str
     task: str
-    dataset: str | None
-    inputs: list[list[int]]  # per-image shapes to call it with, tried in order
-    outputs: int | None = None  # number of classes
+    inputs: list[list[int]]  # per-example shapes to call it with, tried in order
+    outputs: list[int]  # accepted numbers of outputs (classes; 1 or 2 for a binary classifier)
+    dataset: str | None = None
+    data: str | None = None  # "FILE.py:FUNCTION" in the week's folder
     threshold: str | None = None  # the profile threshold its test accuracy is held to
+    requires: str | None = None  # the name of pretrained weights it needs
+
+
+@dataclass(frozen=True)
+class ValueSpec:
+    """Numbers the grader takes from the kernel as plain arrays (e.g. fitted coefficients)."""
+
+    variable: str
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """A pretrained file from the offline cache (torchvision's TORCH_HOME layout), staged
+    read-only for the kernel. The notebook learns whether it is there from `parameter`."""
+
+    name: str
+    file: str  # torchvision's official file name, e.g. mobilenet_v2-b0353104.pth
+    url: str
+    parameter: str
 
 
 @dataclass(frozen=True)
@@ -92,6 +123,8 @@ class WeekSpec:
     profiles: dict[str, Profile]
     sha256: str
     examples: list[Example] = field(default_factory=list)
+    values: list[ValueSpec] = field(default_factory=list)
+    weights: list[WeightsSpec] = field(default_factory=list)
 
     @property
     def source_notebook(self) -> Path:
@@ -191,10 +224,7 @@ def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
         name: Profile(
             name=name,
             test_images=body.get("test_images"),
-            thresholds={
-                key: Threshold(float(t["minimum"]), _optional_float(t.get("full_marks_at")))
-                for key, t in body.get("thresholds", {}).items()
-            },
+            thresholds={key: _threshold(key, t) for key, t in body.get("thresholds", {}).items()},
             parameters=body.get("parameters", {}),
             description=body.get("description", ""),
         )
@@ -204,10 +234,12 @@ def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
         ModelSpec(
             variable=m["variable"],
             task=m["task"],
-            dataset=m.get("dataset"),
             inputs=[list(shape) for shape in m["inputs"]],
-            outputs=m.get("outputs"),
+            outputs=[m["outputs"]] if isinstance(m["outputs"], int) else list(m["outputs"]),
+            dataset=m.get("dataset"),
+            data=m.get("data"),
             threshold=m.get("threshold"),
+            requires=m.get("requires"),
         )
         for m in raw.get("models", [])
     ]
@@ -229,7 +261,23 @@ def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
             Example(path.parent / e["notebook"], e["title"], e["expect"])
             for e in raw.get("examples", [])
         ],
+        values=[ValueSpec(v["variable"]) for v in raw.get("values", [])],
+        weights=[
+            WeightsSpec(w["name"], w["file"], w["url"], w["parameter"])
+            for w in raw.get("weights", [])
+        ],
     )
+
+
+def _threshold(key: str, raw: dict[str, Any]) -> Threshold:
+    threshold = Threshold(
+        minimum=_optional_float(raw.get("minimum")),
+        maximum=_optional_float(raw.get("maximum")),
+        full_marks_at=_optional_float(raw.get("full_marks_at")),
+    )
+    if (threshold.minimum is None) == (threshold.maximum is None):
+        raise ValueError(f"threshold {key!r} needs exactly one of minimum and maximum")
+    return threshold
 
 
 def _optional_float(value: Any) -> float | None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from grader.cache import default_cache_dir
 from grader.errors import DataError
 
 EMBEDDED_ROOT = Path(__file__).parent / "datasets"
@@ -40,15 +40,6 @@ SPLIT_FILES = {
 }
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def default_cache_dir() -> Path:
-    """Where `grader prefetch` keeps data sets and pretrained weights."""
-    env = os.environ.get("GRADER_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dl-course-grader"
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -19,11 +19,12 @@ from typing import Protocol
 import nbformat
 
 from grader import __version__
+from grader.cache import find_weights
 from grader.checks import Facts, run_graders
 from grader.course import Course, WeekSpec
 from grader.data import resolve_dataset
 from grader.errors import GraderError
-from grader.evaluate import EvaluatorProcess, read_capture, reevaluate_models
+from grader.evaluate import EvaluatorProcess, read_capture, read_values, reevaluate_models
 from grader.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.report import render_report, safe_name
 from grader.results import Execution, GradingResult, ModelResult, Outcome
@@ -127,7 +128,13 @@ def _run_pipeline(
     worker = None
     try:
         progress.step("Staging a scratch folder and the data")
-        run = stage_workdir(submission.notebook, spec, dataset, scratch, options.seed)
+        weights = [find_weights(w) for w in spec.weights]
+        missing = {found.spec.name: found.reason for found in weights if found.path is None}
+        skipped = {m.variable: missing[m.requires] for m in spec.models if m.requires in missing}
+        for found in weights:
+            if found.path is not None:
+                result.provenance[f"Weights {found.spec.name}"] = found.describe()
+        run = stage_workdir(submission.notebook, spec, dataset, weights, scratch, options.seed)
         worker = EvaluatorProcess(scratch, options.device)
         if options.device == "cuda":
             worker.device()  # fail now, not after a long run, when there is no CUDA device
@@ -138,6 +145,7 @@ def _run_pipeline(
             "data_dir": "./data",
             "device": options.device,
             "seed": options.seed,
+            **{found.spec.parameter: found.path is not None for found in weights},
         }
         progress.step("Running the notebook")
         execution = execute_notebook(
@@ -152,20 +160,27 @@ def _run_pipeline(
         result.timings["notebook"] = execution.seconds
         capture = read_capture(scratch)
         result.curves = _clean_curves(capture.get("curves"))
-        if execution.status == "completed" and capture.get("models") and dataset is not None:
-            progress.step("Re-evaluating the model on the grader's test data")
+        if execution.status == "completed" and capture:
+            progress.step("Re-evaluating the models on the grader's own data")
             evaluating = time.monotonic()
             result.device = worker.device()
-            result.models = reevaluate_models(spec, capture, dataset, profile, worker, scratch)
+            result.models, drawn = reevaluate_models(
+                spec, capture, dataset, profile, worker, scratch, skipped
+            )
+            result.provenance.update({key: str(value) for key, value in drawn.items()})
+            result.values = read_values(capture, scratch)
             result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
         else:
             result.models = {
                 m.variable: _not_captured(m.variable, execution, capture) for m in spec.models
             }
+            result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
         if execution.status == "kernel_died" and execution.failure:
             execution.failure.last_output = execution.failure.last_output or kernel_log_tail(run)
         progress.step("Running the graders")
-        facts = Facts(result.models, execution, profile, result.curves)
+        facts = Facts(
+            result.models, execution, profile, result.curves, result.values, missing, spec.directory
+        )
         result.checks = run_graders(spec, facts)
         result.outcome, result.summary = decide_outcome(execution, result)
         executed = read_executed(run)
@@ -190,17 +205,25 @@ def decide_outcome(execution: Execution, result: GradingResult) -> tuple[Outcome
         where = f" (cell {failure.cell})" if failure and failure.cell else ""
         return outcome, f"{outcome.sentence}{where}"
     for model in result.models.values():
+        if model.status == "skipped":
+            continue
         if model.status == "missing":
             return Outcome.MODEL_MISSING, f"{Outcome.MODEL_MISSING.sentence} {model.problem}."
         if model.status == "unusable":
             return Outcome.MODEL_UNUSABLE, f"{Outcome.MODEL_UNUSABLE.sentence} {model.problem}."
-    failed = [check.name for check in result.checks if not check.passed]
+    failed = [check.name for check in result.checks if not check.passed and not check.skipped]
+    skipped = [check for check in result.checks if check.skipped]
+    also = (
+        f" {len(skipped)} check(s) could not be graded here and were skipped: {skipped[0].message}"
+        if skipped
+        else ""
+    )
     if failed:
-        return (
-            Outcome.BELOW_THRESHOLD,
-            f"{len(failed)} of {len(result.checks)} checks failed: " + "; ".join(failed) + ".",
+        counted = len(result.checks) - len(skipped)
+        return Outcome.BELOW_THRESHOLD, (
+            f"{len(failed)} of {counted} checks failed: " + "; ".join(failed) + "." + also
         )
-    return Outcome.PASSED, Outcome.PASSED.sentence
+    return Outcome.PASSED, Outcome.PASSED.sentence + also
 
 
 def _not_captured(variable: str, execution: Execution, capture: dict) -> ModelResult:

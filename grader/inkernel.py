@@ -1,8 +1,9 @@
 """Code the grader adds to a submission: it runs inside the student's kernel.
 
-Nothing here is trusted afterwards. `capture` only hands the grader a model to evaluate on its
-own data, in its own process; a student who tampers with it can at worst hand over a different
-model, which is then graded like any other. Imports stay light: stdlib, plus torch where needed.
+Nothing here is trusted afterwards. `capture` only hands the grader models to evaluate on its
+own data, in its own process, and plain numbers to check; a student who tampers with it can at
+worst hand over a different model, which is then graded like any other. Imports stay light:
+stdlib, plus numpy and torch where needed.
 """
 
 from __future__ import annotations
@@ -37,26 +38,35 @@ def prologue(seed: int) -> None:
 
 
 def capture(spec: dict[str, Any], namespace: dict[str, Any]) -> None:
-    """Export each model named in `spec` and describe the notebook's test preprocessing.
+    """Describe the notebook's test preprocessing, export each model, save each value.
 
-    Writes `capture.json` (and one `VARIABLE.pt2` per exported model) into `spec["out"]`.
+    Writes `capture.json`, one `VARIABLE.pt2` per exported model and `values.npz` into
+    `spec["out"]`.
     """
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.iterdir():
         stale.unlink()
-    report: dict[str, Any] = {"models": {}, "transform": None, "curves": None}
-    for model in spec["models"]:
-        report["models"][model["variable"]] = _capture_model(model, namespace, out)
+    report: dict[str, Any] = {"models": {}, "values": {}, "transform": None, "curves": None}
     if spec.get("probe_transform"):
         report["transform"] = _describe_test_transform(namespace)
+    probed = (report["transform"] or {}).get("shape")
+    for model in spec["models"]:
+        inputs = model["inputs"]
+        if probed and model.get("images") and probed not in inputs:
+            inputs = [probed, *inputs]  # what the notebook's own test transform produces
+        report["models"][model["variable"]] = _capture_model(model, inputs, namespace, out)
+    if spec.get("values"):
+        report["values"] = _save_values(spec["values"], namespace, out / "values.npz")
     if spec.get("curves"):
         report["curves"] = _curves(namespace.get(spec["curves"]))
     (out / "capture.tmp").write_text(json.dumps(report))
     (out / "capture.tmp").rename(out / "capture.json")
 
 
-def _capture_model(model: dict[str, Any], namespace: dict[str, Any], out: Path) -> dict[str, Any]:
+def _capture_model(
+    model: dict[str, Any], inputs: list[list[int]], namespace: dict[str, Any], out: Path
+) -> dict[str, Any]:
     variable = model["variable"]
     if variable not in namespace:
         return {"status": "missing", "problem": f"the notebook defines no variable `{variable}`"}
@@ -77,16 +87,18 @@ def _capture_model(model: dict[str, Any], namespace: dict[str, Any], out: Path) 
     }
     obj.eval()
     attempts = []
+    # On the CPU first (portable); on the device it trained on if it only works there.
     for device in dict.fromkeys(["cpu", info["trained_on"]]):
-        for shape in model["inputs"]:
+        for shape in inputs:
+            layout = f"[N, {', '.join(map(str, shape))}]"
             try:
                 obj.to(device)
                 example = torch.rand(4, *shape, device=device)
                 with torch.no_grad():
                     output = obj(example)
-                problem = _output_problem(output, model.get("outputs"))
+                problem = _output_problem(output, model["outputs"])
                 if problem:
-                    attempts.append(f"input [N, {', '.join(map(str, shape))}]: {problem}")
+                    attempts.append(f"input {layout}: {problem}")
                     continue
                 program = torch.export.export(
                     obj,
@@ -97,8 +109,7 @@ def _capture_model(model: dict[str, Any], namespace: dict[str, Any], out: Path) 
                 torch.export.save(program, out / f"{variable}.pt2")
             except Exception as error:  # noqa: BLE001 - any failure is data for the report
                 attempts.append(
-                    f"input [N, {', '.join(map(str, shape))}] on {device}: "
-                    f"{type(error).__name__}: {_first_line(error)}"
+                    f"input {layout} on {device}: {type(error).__name__}: {_first_line(error)}"
                 )
                 continue
             return info | {
@@ -109,29 +120,61 @@ def _capture_model(model: dict[str, Any], namespace: dict[str, Any], out: Path) 
             }
     return info | {
         "status": "unusable",
-        "problem": f"`{variable}` could not be called and exported on a batch of images",
-        "attempts": attempts,
+        "problem": f"`{variable}` could not be called and exported on a batch of inputs",
+        "attempts": list(dict.fromkeys(attempts))[:6],
     }
 
 
-def _output_problem(output: Any, classes: int | None) -> str | None:
+def _output_problem(output: Any, accepted: list[int]) -> str | None:
     import torch
 
+    wanted = " or ".join(f"[N, {n}]" for n in accepted)
     if not isinstance(output, torch.Tensor):
         return f"the model returned a {type(output).__name__}, not a tensor of scores"
-    if output.ndim != 2 or output.shape[0] != 4 or (classes and output.shape[1] != classes):
-        wanted = f"[N, {classes}]" if classes else "[N, classes]"
-        return f"the model returned shape {list(output.shape)} for 4 images, expected {wanted}"
+    if output.ndim != 2 or output.shape[0] != 4 or output.shape[1] not in accepted:
+        return f"the model returned shape {list(output.shape)} for 4 inputs, expected {wanted}"
     if not output.is_floating_point():
         return f"the model returned {output.dtype}, not floating-point scores"
     return None
 
 
-def _describe_test_transform(namespace: dict[str, Any]) -> dict[str, Any] | None:
-    """Find the notebook's test split and measure its transform as `scale * pixel + shift`.
+def _save_values(variables: list[str], namespace: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Numbers (tensors, arrays, floats) as plain float64 arrays: the grader loads them with
+    numpy, no pickle involved."""
+    import numpy as np
 
-    ToTensor() and Normalize() are exactly such a per-pixel map; probing them with constant
-    images recovers it, and a random image checks that nothing else (crops, flips) happens.
+    arrays, report = {}, {}
+    for variable in variables:
+        if variable not in namespace:
+            report[variable] = {
+                "status": "missing",
+                "problem": f"the notebook defines no variable `{variable}`",
+            }
+            continue
+        value = namespace[variable]
+        try:
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().numpy()
+            arrays[variable] = np.asarray(value, dtype=np.float64)
+            report[variable] = {"status": "captured", "shape": list(arrays[variable].shape)}
+        except (TypeError, ValueError) as error:
+            report[variable] = {
+                "status": "unusable",
+                "problem": f"`{variable}` is not a number or an array of "
+                f"numbers ({type(value).__name__}: "
+                f"{_first_line(error)})",
+            }
+    np.savez(path, **arrays)
+    return report
+
+
+def _describe_test_transform(namespace: dict[str, Any]) -> dict[str, Any] | None:
+    """Find the notebook's test split and measure its transform.
+
+    Supported: an optional Resize (bilinear, as on PIL images), an optional copy of the grey
+    channel into three (Grayscale(3) or a repeat), then a per-channel `scale * pixel + shift`
+    (ToTensor and Normalize). Constant images recover scale and shift; a random image checks
+    that the grader's reproduction gives the same numbers (no crops, flips or noise).
     """
     found = _find_test_dataset(namespace)
     if found is None:
@@ -145,42 +188,41 @@ def _describe_test_transform(namespace: dict[str, Any]) -> dict[str, Any] | None
         from PIL import Image
 
         def apply(pixels: Any) -> Any:
-            return np.asarray(transform(Image.fromarray(pixels, mode="L")), dtype=np.float64)
+            return np.asarray(transform(Image.fromarray(pixels)), dtype=np.float64)
 
         size = tuple(np.asarray(dataset.data[0]).shape)
         black, white = apply(np.zeros(size, np.uint8)), apply(np.full(size, 255, np.uint8))
-        rng = np.random.default_rng(PROBE_SEED)
-        noise = rng.integers(0, 256, size=size, dtype=np.uint8)
-        scale, shift = (white - black).reshape(-1), black.reshape(-1)
-        if black.shape[-2:] != size or np.ptp(scale) > 1e-4 or np.ptp(shift) > 1e-4:
-            return {
-                "variable": name,
-                "kind": "unsupported",
-                "shape": list(black.shape),
-                "reason": "it changes the image size or treats pixels differently by place",
-            }
-        expected = scale[0] * noise / 255.0 + shift[0]
-        if np.abs(apply(noise) - expected).max() > 1e-3:
-            return {
-                "variable": name,
-                "kind": "unsupported",
-                "shape": list(black.shape),
-                "reason": "it is not a fixed per-pixel scale and shift (random or nonlinear)",
-            }
+        if black.ndim != 3:
+            return _unsupported(name, f"it returns shape {list(black.shape)}, not [C, H, W]")
+        channels, height, width = black.shape
+        scale, shift = white - black, black
+        flat = scale.reshape(channels, -1), shift.reshape(channels, -1)
+        if max(np.ptp(flat[0], axis=1).max(), np.ptp(flat[1], axis=1).max()) > 1e-4:
+            return _unsupported(name, "it treats pixels differently depending on where they are")
+        scale, shift = flat[0][:, 0], flat[1][:, 0]
+        noise = np.random.default_rng(PROBE_SEED).integers(0, 256, size=size, dtype=np.uint8)
+        resized = Image.fromarray(noise)
+        if (height, width) != size:
+            resized = resized.resize((width, height), Image.BILINEAR)
+        expected = scale[:, None, None] * np.asarray(resized)[None] / 255.0 + shift[:, None, None]
+        if np.abs(apply(noise) - expected).max() > 2e-3 * max(1.0, np.abs(scale).max()):
+            return _unsupported(
+                name,
+                "it is not a resize and a fixed scale and shift (random, cropping or nonlinear)",
+            )
         return {
             "variable": name,
             "kind": "affine",
-            "scale": float(scale[0]),
-            "shift": float(shift[0]),
-            "shape": list(black.shape),
-            "repr": repr(transform)[:300],
+            "scale": scale.tolist(),
+            "shift": shift.tolist(),
+            "shape": [channels, height, width],
         }
     except Exception as error:  # noqa: BLE001
-        return {
-            "variable": name,
-            "kind": "unsupported",
-            "reason": f"probing it raised {type(error).__name__}: {_first_line(error)}",
-        }
+        return _unsupported(name, f"probing it raised {type(error).__name__}: {_first_line(error)}")
+
+
+def _unsupported(name: str, reason: str) -> dict[str, Any]:
+    return {"variable": name, "kind": "unsupported", "reason": reason}
 
 
 def _find_test_dataset(namespace: dict[str, Any]) -> tuple[str, Any] | None:

@@ -74,7 +74,7 @@ class ModelResult:
     """A model captured from the notebook and re-evaluated by the grader on its own data."""
 
     variable: str
-    status: str  # "evaluated", "missing" or "unusable"
+    status: str  # "evaluated", "missing", "unusable" or "skipped"
     problem: str | None = None
     input_layout: str | None = None
     preprocessing: str | None = None
@@ -102,6 +102,12 @@ class CheckResult:
     measured: str = ""
     required: str = ""
     visibility: str = "visible"
+    skipped: bool = False  # could not be graded here (e.g. no pretrained weights): never passed
+
+    @property
+    def counted_points(self) -> float:
+        """Points this check adds to max_score: none when it was skipped."""
+        return 0.0 if self.skipped else self.points
 
 
 @dataclass
@@ -114,6 +120,7 @@ class GradingResult:
     checks: list[CheckResult] = field(default_factory=list)
     models: dict[str, ModelResult] = field(default_factory=dict)
     execution: Execution | None = None
+    values: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, list[float]] | None = None
     profile: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -129,7 +136,7 @@ class GradingResult:
 
     @property
     def max_score(self) -> float:
-        return round(sum(check.points for check in self.checks), 4)
+        return round(sum(check.counted_points for check in self.checks), 4)
 
     @property
     def passed(self) -> bool:
@@ -152,18 +159,7 @@ class GradingResult:
             "execution_time": round(self.timings.get("total", 0.0)),
             "output": report_markdown,
             "output_format": "md",
-            "tests": [
-                {
-                    "name": check.name,
-                    "score": check.score,
-                    "max_score": check.points,
-                    "status": "passed" if check.passed else "failed",
-                    "output": check.message,
-                    "output_format": "md",
-                    "visibility": check.visibility,
-                }
-                for check in self.checks
-            ],
+            "tests": [_gradescope_test(check) for check in self.checks],
             "leaderboard": leaderboard,
             "grader": {
                 "week": self.week,
@@ -174,6 +170,7 @@ class GradingResult:
                 "device": self.device,
                 "data": self.data,
                 "models": {name: asdict(model) for name, model in self.models.items()},
+                "values": {name: _plain(value) for name, value in self.values.items()},
                 "execution": asdict(self.execution) if self.execution else None,
                 "curves": self.curves,
                 "timings": self.timings,
@@ -182,3 +179,22 @@ class GradingResult:
                 "graded_at": self.graded_at,
             },
         }
+
+
+def _gradescope_test(check: CheckResult) -> dict[str, Any]:
+    test = {
+        "name": check.name,
+        "score": check.score,
+        "max_score": check.counted_points,
+        "output": f"Skipped: {check.message}" if check.skipped else check.message,
+        "output_format": "md",
+        "visibility": check.visibility,
+    }
+    if not check.skipped:  # Gradescope knows no "skipped"; without a status it shows the score
+        test["status"] = "passed" if check.passed else "failed"
+    return test
+
+
+def _plain(value: Any) -> Any:
+    """A captured value as JSON: arrays become (nested) lists."""
+    return value.tolist() if hasattr(value, "tolist") else value

@@ -12,6 +12,7 @@ from typing import Any
 
 import nbformat
 
+from grader.cache import CachedWeights, stage_weights
 from grader.course import WeekSpec
 from grader.data import ImageDataset
 from grader.sandbox import Scratch
@@ -30,19 +31,28 @@ def stage_workdir(
     submission: nbformat.NotebookNode,
     spec: WeekSpec,
     dataset: ImageDataset | None,
+    weights: list[CachedWeights],
     scratch: Scratch,
     seed: int,
 ) -> StagedRun:
     if dataset is not None:
         dataset.stage(scratch.work / "data")
+    for found in weights:
+        if found.path is not None:
+            stage_weights(found, scratch.work / ".torch")
     _pin_kernel(scratch)
     notebook = scratch.run / "input.ipynb"
-    nbformat.write(with_grader_cells(submission, spec, scratch, seed), notebook)
+    missing = {found.spec.name for found in weights if found.path is None}
+    nbformat.write(with_grader_cells(submission, spec, scratch, seed, missing), notebook)
     return StagedRun(scratch, notebook, scratch.run / "executed.ipynb")
 
 
 def with_grader_cells(
-    submission: nbformat.NotebookNode, spec: WeekSpec, scratch: Scratch, seed: int
+    submission: nbformat.NotebookNode,
+    spec: WeekSpec,
+    scratch: Scratch,
+    seed: int,
+    missing_weights: set[str] = frozenset(),
 ) -> nbformat.NotebookNode:
     """The submission with every cell numbered as the student sees it, plus our two cells."""
     nb = copy.deepcopy(submission)
@@ -51,8 +61,16 @@ def with_grader_cells(
     capture_spec: dict[str, Any] = {
         "out": str(scratch.capture),
         "models": [
-            {"variable": m.variable, "inputs": m.inputs, "outputs": m.outputs} for m in spec.models
+            {
+                "variable": m.variable,
+                "inputs": m.inputs,
+                "outputs": m.outputs,
+                "images": m.task == "classify-images",
+            }
+            for m in spec.models
+            if m.requires not in missing_weights
         ],
+        "values": [v.variable for v in spec.values],
         "probe_transform": any(m.task == "classify-images" for m in spec.models),
         "curves": spec.curves,
     }

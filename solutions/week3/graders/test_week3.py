@@ -21,4 +21,4 @@ def test_model_is_a_usable_network(models):
 @pytest.mark.points(7)
 def test_model_reaches_the_test_accuracy(models, check):
     """Test accuracy of `model`, measured by the grader"""
-    check.at_least("test_accuracy", models["model"].test_accuracy, "the test accuracy")
+    check.meets("test_accuracy", models["model"].test_accuracy, "the test accuracy")
