@@ -111,7 +111,7 @@ def test_untrained_model_printing_99_percent_fails(tmp_path, synthetic_data):
     measured = run.results["grader"]["models"]["model"]["test_accuracy"]
     assert measured < 0.5
     assert "0.99" not in f"{measured:.4f}"
-    assert f"Test accuracy **{measured:.4f}**" in run.report
+    assert f"test accuracy **{measured:.4f}**" in run.report
 
 
 def test_notebook_that_raises_mid_way_reports_cell_error_and_output(tmp_path, synthetic_data):
