@@ -81,6 +81,13 @@ def _grade_options(command):
             help="torchvision-style root holding NAME/raw/*-ubyte "
             "[default: the offline cache, else the embedded subset].",
         ),
+        click.option(
+            "--private-data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="GRADER_PRIVATE_DATA_DIR",
+            help="A private test split (ROOT/NAME/raw/t10k-*) that decides the grade "
+            "and is never shown to the notebook [$GRADER_PRIVATE_DATA_DIR].",
+        ),
         click.option("--profile", help="Threshold profile [default: chosen by the test split]."),
         click.option(
             "--timeout",
@@ -100,6 +107,27 @@ def _grade_options(command):
             default=0,
             show_default=True,
             help="Seed injected into the notebook.",
+        ),
+        click.option(
+            "--isolation",
+            type=click.Choice(["auto", "namespace", "none"]),
+            default="auto",
+            show_default=True,
+            help="How student code is isolated; auto = namespace when bubblewrap "
+            "works here (see docs/SECURITY.md).",
+        ),
+        click.option(
+            "--memory-limit",
+            "memory_mb",
+            type=click.IntRange(min=64),
+            metavar="MB",
+            help="Memory for the notebook [default: the week's spec, 8192].",
+        ),
+        click.option(
+            "--commit",
+            metavar="SHA",
+            envvar="GITHUB_SHA",
+            help="The submission's commit, recorded in the report [$GITHUB_SHA].",
         ),
         click.option("--keep-workdir", is_flag=True, help="Keep the scratch folder to debug."),
     ]
@@ -209,6 +237,28 @@ def demo(ctx: click.Context, out: Path, weeks: tuple[str, ...]) -> None:
         runs = run_demo(_course(ctx), out, list(weeks) or None, progress)
     print_demo(runs, out)
     sys.exit(0 if all(run.as_expected for run in runs) else 1)
+
+
+@main.command()
+@click.option("--data-mirror", metavar="URL", help="Download data sets from this mirror instead.")
+@click.option(
+    "--weights-url",
+    metavar="URL",
+    help="Download pretrained files from URL/FILE instead of download.pytorch.org.",
+)
+@click.pass_context
+@_user_errors
+def prefetch(ctx: click.Context, data_mirror: str | None, weights_url: str | None) -> None:
+    """Fill the offline cache with the data sets and pretrained weights every week uses.
+
+    Run it where internet exists; runners without internet then grade from the cache
+    ($GRADER_CACHE_DIR, default ~/.cache/dl-course-grader). Files already there are kept.
+    """
+    from grader.cache import default_cache_dir
+    from grader.cache import prefetch as fill_cache
+
+    fill_cache(_course(ctx), data_mirror=data_mirror, weights_url=weights_url, say=click.echo)
+    click.echo(f"offline cache ready: {default_cache_dir()}")
 
 
 @main.command()

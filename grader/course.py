@@ -120,11 +120,14 @@ class WeekSpec:
     smoke_parameters: dict[str, Any]
     cell_timeout: int
     timeout: int
+    memory_mb: int
+    processes: int
     profiles: dict[str, Profile]
     sha256: str
     examples: list[Example] = field(default_factory=list)
     values: list[ValueSpec] = field(default_factory=list)
     weights: list[WeightsSpec] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # from the week's folder into the kernel's ./
 
     @property
     def source_notebook(self) -> Path:
@@ -255,6 +258,8 @@ def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
         smoke_parameters=raw.get("smoke", {}).get("parameters", {}),
         cell_timeout=int(execution.get("cell_timeout", 600)),
         timeout=int(execution.get("timeout", 1800)),
+        memory_mb=int(execution.get("memory_mb", 8192)),
+        processes=int(execution.get("processes", 256)),
         profiles=profiles,
         sha256=sha256,
         examples=[
@@ -266,7 +271,17 @@ def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
             WeightsSpec(w["name"], w["file"], w["url"], w["parameter"])
             for w in raw.get("weights", [])
         ],
+        files=_week_files(path.parent, raw.get("files", [])),
     )
+
+
+def _week_files(directory: Path, names: list[str]) -> list[str]:
+    for name in names:
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"files: {name!r} must be a path inside the week's folder")
+        if not (directory / name).is_file():
+            raise ValueError(f"files: {name!r} does not exist in {directory}")
+    return list(names)
 
 
 def _threshold(key: str, raw: dict[str, Any]) -> Threshold:

@@ -78,8 +78,8 @@ class ImageDataset:
         plain = self.raw_dir / stem
         return plain if plain.exists() else plain.with_name(stem + ".gz")
 
-    def missing_files(self) -> list[str]:
-        stems = [stem for pair in SPLIT_FILES.values() for stem in pair]
+    def missing_files(self, splits: tuple[str, ...] = ("train", "test")) -> list[str]:
+        stems = [stem for split in splits for stem in SPLIT_FILES[split]]
         return [stem for stem in stems if not self.file(stem).exists()]
 
     def load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +127,19 @@ class ImageDataset:
             with opener(source, "rb") as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             target.chmod(0o444)
+
+
+def resolve_private_dataset(name: str, data_dir: Path) -> ImageDataset:
+    """An instructor's private test split (`--private-data-dir`): it decides the grade and is
+    never staged for the notebook. Only its test files are needed."""
+    dataset = ImageDataset(Path(data_dir).resolve(), name, "private")
+    missing = dataset.missing_files(("test",))
+    if missing:
+        raise DataError(
+            f"--private-data-dir {data_dir} has no {name} test split: missing "
+            f"{', '.join(missing)} in {dataset.raw_dir}"
+        )
+    return dataset
 
 
 def resolve_dataset(name: str, data_dir: Path | None) -> ImageDataset:

@@ -21,7 +21,7 @@ from grader.course import ModelSpec, Profile, WeekSpec
 from grader.data import CLASS_NAMES, ImageDataset
 from grader.errors import GraderError, SpecError
 from grader.results import ModelResult
-from grader.sandbox import Scratch, kernel_env
+from grader.sandbox import Sandbox, Scratch
 
 DIAGNOSTIC_SAMPLE = 1000
 
@@ -111,18 +111,13 @@ def _numbers(values: list[float]) -> str:
 class EvaluatorProcess:
     """The sandboxed worker, started before the notebook runs so that its imports overlap."""
 
-    def __init__(self, scratch: Scratch, device: str):
+    def __init__(self, sandbox: Sandbox, device: str):
+        scratch = sandbox.scratch
         self._log = open(scratch.run / "evaluator.log", "wb")  # noqa: SIM115 - closed in close()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "grader.evaluator", device],
-            env=kernel_env(scratch),
-            cwd=scratch.eval,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            start_new_session=True,
-        )
+        self.process = sandbox.spawn(
+            [sys.executable, "-m", "grader.evaluator", device], scratch.eval,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )  # fmt: skip
         self._device: str | None = None
 
     def device(self) -> str:
@@ -303,8 +298,16 @@ def _not_exported(model: ModelSpec, info: dict[str, Any]) -> ModelResult | None:
     if info["status"] == "exported":
         return None
     problem = info.get("problem", "")
-    if info.get("attempts"):
-        problem += ": " + "; ".join(info["attempts"])
+    attempts = info.get("attempts", [])
+    if attempts:
+        problem += ": " + "; ".join(attempts)
+    if any("GuardOnDataDependent" in a or "data-dependent" in a for a in attempts):
+        problem = (
+            f"`{model.variable}`'s forward takes a Python control flow on tensor values "
+            "(like `if x.mean() > 0.5:`), which the grader cannot export and so cannot "
+            "run on its own data; compute both branches and pick with torch.where, or "
+            f"decide outside forward ({attempts[0]})"
+        )
     return ModelResult(
         model.variable, info["status"], problem=problem, parameters=info.get("parameters")
     )
@@ -322,7 +325,7 @@ def _evaluate(job: Evaluation, worker: EvaluatorProcess, scratch: Scratch) -> Mo
         test_images=len(job.labels),
         class_names=job.class_names,
     )
-    scores, error = _run_model(worker, scratch, variable, job.inputs, "test")
+    scores, error = _run_model(worker, scratch, variable, job.inputs, "test", job.info.get("batch"))
     if error:
         result.status, result.problem = "unusable", error
         return result
@@ -344,12 +347,15 @@ def _evaluate(job: Evaluation, worker: EvaluatorProcess, scratch: Scratch) -> Mo
     return result
 
 
-def _run_model(worker, scratch, variable, inputs, tag) -> tuple[np.ndarray | None, str | None]:
+def _run_model(
+    worker, scratch, variable, inputs, tag, batch: int | None
+) -> tuple[np.ndarray | None, str | None]:
     source = scratch.eval / f"{variable}-{tag}-inputs.npy"
     target = scratch.eval / f"{variable}-{tag}-outputs.npy"
     np.save(source, np.ascontiguousarray(inputs, dtype=np.float32))
     program = str(scratch.capture / f"{variable}.pt2")
-    reply = worker.run([{"model": program, "inputs": str(source), "output": str(target)}])[0]
+    job = {"model": program, "inputs": str(source), "output": str(target), "batch": batch}
+    reply = worker.run([job])[0]
     if not reply["ok"]:
         return None, f"running it on the grader's inputs failed: {reply['error']}"
     return np.load(target, allow_pickle=False), None
@@ -367,7 +373,9 @@ def _diagnose(result: ModelResult, job: Evaluation, worker, scratch) -> None:
         inputs = candidate.apply(job.raw_images[sample]).reshape(
             len(sample), *job.info["input_shape"]
         )
-        scores, error = _run_model(worker, scratch, job.spec.variable, inputs, f"alt{number}")
+        scores, error = _run_model(
+            worker, scratch, job.spec.variable, inputs, f"alt{number}", job.info.get("batch")
+        )
         if error is None and _output_problem(scores, len(sample), job.spec.outputs) is None:
             result.alternatives[description] = classification_metrics(
                 scores, job.labels[sample], len(job.class_names)

@@ -43,7 +43,8 @@ def main() -> None:
                 if job["model"] not in programs:
                     programs[job["model"]] = _load(job["model"], device)
                 inputs = torch.from_numpy(np.load(job["inputs"]))
-                np.save(job["output"], _run(programs[job["model"]], inputs, device))
+                outputs = _run(programs[job["model"]], inputs, device, job.get("batch"))
+                np.save(job["output"], outputs)
                 replies.append({"ok": True, "seconds": round(time.perf_counter() - started, 3)})
             except Exception as error:  # noqa: BLE001 - every failure is the model's, reported
                 text = str(error).strip().splitlines()
@@ -92,20 +93,26 @@ def _load(path: str, device: str):
     return program.module()
 
 
-def _run(module, inputs, device: str, batch_size: int = 1000):
+def _run(module, inputs, device: str, static_batch: int | None):
+    """Outputs for all inputs, a batch at a time. A program exported for a fixed batch size
+    gets exactly that many inputs each time: the last batch is padded, its padding dropped."""
     import torch
 
-    # Never a batch of one: an exported program's dynamic batch size starts at 2.
-    bounds = list(range(0, len(inputs), batch_size)) + [len(inputs)]
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-        del bounds[-2]
+    size = static_batch or 1000
+    bounds = list(range(0, len(inputs), size)) + [len(inputs)]
+    if static_batch is None and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]  # never a batch of one: a dynamic batch dimension starts at 2
     outputs = []
     with torch.inference_mode():
         for start, stop in zip(bounds, bounds[1:], strict=False):
-            result = module(inputs[start:stop].to(device))
+            batch = inputs[start:stop]
+            if static_batch is not None and len(batch) < static_batch:
+                padding = batch[:1].expand(static_batch - len(batch), *batch.shape[1:])
+                batch = torch.cat([batch, padding])
+            result = module(batch.to(device))
             if not isinstance(result, torch.Tensor):
                 raise TypeError(f"the model returned a {type(result).__name__}, not a tensor")
-            outputs.append(result.detach().float().cpu())
+            outputs.append(result.detach().float().cpu()[: stop - start])
     return torch.cat(outputs).numpy()
 
 

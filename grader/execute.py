@@ -18,8 +18,9 @@ from typing import Any
 
 import nbformat
 
+from grader.processes import become_subreaper, kill_descendants
 from grader.results import CellFailure, Execution
-from grader.sandbox import become_subreaper, kernel_env, kill_descendants
+from grader.sandbox import Sandbox
 from grader.stage import StagedRun
 
 Progress = Callable[[int, int], None]
@@ -30,6 +31,7 @@ _GRACE_SECONDS = 5
 
 def execute_notebook(
     run: StagedRun,
+    sandbox: Sandbox,
     *,
     parameters: dict[str, Any],
     cell_timeout: int,
@@ -41,68 +43,72 @@ def execute_notebook(
     become_subreaper()
     read_fd, write_fd = os.pipe()
     command = [
-        sys.executable,
-        "-m",
-        "grader.runner",
-        str(run.notebook),
-        str(run.executed),
-        "--cwd",
-        str(run.scratch.work),
-        "--cell-timeout",
-        str(cell_timeout),
-        "--parameters",
-        json.dumps(parameters),
-        "--events",
-        str(write_fd),
-    ]
+        sys.executable, "-m", "grader.runner", str(run.notebook), str(run.executed),
+        "--cwd", str(run.scratch.work), "--cell-timeout", str(cell_timeout),
+        "--parameters", json.dumps(parameters), "--events", str(write_fd),
+    ]  # fmt: skip
     started = time.monotonic()
     with open(run.scratch.run / "kernel.log", "wb") as log:
-        runner = subprocess.Popen(
-            command,
-            env=kernel_env(run.scratch),
-            cwd=run.scratch.work,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-        )
+        runner = sandbox.spawn(
+            command, run.scratch.work, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+        )  # fmt: skip
     os.close(write_fd)
-    done, timed_out = _follow_events(read_fd, started + timeout, progress)
-    if timed_out:
+    done, stopped = _follow_events(
+        read_fd, started + timeout, progress, lambda: sandbox.enforcer.check(runner.pid)
+    )
+    if stopped:
         _stop(runner)
     runner.wait()
     kill_descendants(keep=set(keep_alive))
-    seconds = time.monotonic() - started
-    if timed_out:
+    index = (done or {}).get("index")
+    limits = sandbox.limits
+    if stopped == "timeout":
         done = {
             "status": "total_timeout",
-            "index": (done or {}).get("index"),
+            "index": index,
             "message": f"the whole notebook may run for at most {timeout:g} s",
+        }
+    elif sandbox.enforcer.out_of_memory():
+        done = {
+            "status": "out_of_memory",
+            "index": index,
+            "message": f"the notebook used more than {limits.memory_mb:,} MB of memory",
+        }
+    elif sandbox.enforcer.tripped == "processes":
+        done = {
+            "status": "kernel_died",
+            "index": index,
+            "message": f"the notebook started more than {limits.processes} processes",
         }
     elif done is None:
         done = {
             "status": "kernel_died",
-            "index": None,
+            "index": index,
             "message": f"the notebook runner exited with code {runner.returncode}",
         }
-    return _describe(run, done, seconds)
+    return _describe(run, done, time.monotonic() - started)
 
 
-def _follow_events(fd: int, deadline: float, progress: Progress | None):
-    """Read the runner's JSON events until it closes the pipe or the deadline passes."""
+def _follow_events(
+    fd: int, deadline: float, progress: Progress | None, within_limits: Callable[[], bool]
+) -> tuple[dict | None, str | None]:
+    """Read the runner's JSON events until it closes the pipe; stop early at the deadline
+    ("timeout") or when the watchdog finds the run over its limits ("limit")."""
     done, buffer = None, b""
     with os.fdopen(fd, "rb", buffering=0) as stream:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return done, True
-            ready, _, _ = select.select([stream], [], [], min(remaining, 1.0))
+                return done, "timeout"
+            if not within_limits():
+                return done, "limit"
+            ready, _, _ = select.select([stream], [], [], min(remaining, 0.25))
             if not ready:
                 continue
             chunk = stream.read(65536)
             if not chunk:
-                return done, False
+                return done, None
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
@@ -126,6 +132,8 @@ def _stop(runner: subprocess.Popen) -> None:
 def _describe(run: StagedRun, done: dict[str, Any], seconds: float) -> Execution:
     nb = read_executed(run)
     student_cells = [c for c in nb.cells if "cell" in c.metadata.get("grader", {})]
+    if done["status"] == "completed" and not _captured(nb):
+        done = _stopped_early(student_cells, done)
     ran = sum(1 for c in student_cells if c.get("execution_count") is not None)
     execution = Execution(
         status=done["status"],
@@ -136,6 +144,38 @@ def _describe(run: StagedRun, done: dict[str, Any], seconds: float) -> Execution
     if done["status"] != "completed":
         execution.failure = _failure(nb, done)
     return execution
+
+
+def _captured(nb: nbformat.NotebookNode) -> bool:
+    return any(
+        c.metadata.get("grader", {}).get("injected") == "capture"
+        and c.get("execution_count") is not None
+        for c in nb.cells
+    )
+
+
+def _stopped_early(cells: list[nbformat.NotebookNode], done: dict[str, Any]) -> dict[str, Any]:
+    """papermill counts `sys.exit(0)` as success and runs no further cell: for grading, the
+    notebook stopped at that cell."""
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                message = output.get("evalue") or ""
+                if output.get("ename") == "SystemExit":
+                    message = f"the notebook called sys.exit({message})"
+                return {
+                    **done,
+                    "status": "cell_error",
+                    "error": output.get("ename", "Error"),
+                    "message": message,
+                    "traceback": output.get("traceback", []),
+                }
+    return {
+        **done,
+        "status": "cell_error",
+        "error": "stopped",
+        "message": "the notebook stopped before its last cell",
+    }
 
 
 def read_executed(run: StagedRun) -> nbformat.NotebookNode:
@@ -149,8 +189,8 @@ def read_executed(run: StagedRun) -> nbformat.NotebookNode:
 
 
 def _failed_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The cell papermill marked as failed or left running. (Indices will not do: papermill adds
-    banner cells above a failure.)"""
+    """The cell papermill marked as failed or left running. (After a cell error the runner's
+    index will not do: papermill adds banner cells above the failure.)"""
     for cell in nb.cells:
         state = cell.metadata.get("papermill", {})
         if state.get("exception") or state.get("status") in ("failed", "running"):
@@ -162,7 +202,11 @@ def _failed_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
 
 
 def _failure(nb: nbformat.NotebookNode, done: dict[str, Any]) -> CellFailure:
-    cell = _failed_cell(nb)
+    index = done.get("index")
+    if done["status"] != "cell_error" and isinstance(index, int) and 0 <= index < len(nb.cells):
+        cell = nb.cells[index]  # the cell that was running when the run was stopped
+    else:
+        cell = _failed_cell(nb)
     meta = cell.metadata.get("grader", {}) if cell is not None else {}
     failure = CellFailure(
         cell=meta.get("cell"),

@@ -6,9 +6,11 @@ executed.ipynb. Whatever the submission does, the three files are written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,13 +24,14 @@ from grader import __version__
 from grader.cache import find_weights
 from grader.checks import Facts, run_graders
 from grader.course import Course, WeekSpec
-from grader.data import resolve_dataset
+from grader.data import resolve_dataset, resolve_private_dataset
 from grader.errors import GraderError
 from grader.evaluate import EvaluatorProcess, read_capture, read_values, reevaluate_models
 from grader.execute import execute_notebook, kernel_log_tail, read_executed
+from grader.limits import Limits
 from grader.report import render_report, safe_name
 from grader.results import Execution, GradingResult, ModelResult, Outcome
-from grader.sandbox import Scratch
+from grader.sandbox import Sandbox, Scratch, resolve_isolation
 from grader.stage import stage_workdir
 from grader.validate import Submission, SubmissionInvalid, read_submission
 
@@ -49,6 +52,7 @@ class _Quiet:
 @dataclass(frozen=True)
 class GradeOptions:
     data_dir: Path | None = None
+    private_data_dir: Path | None = None
     device: str = "auto"
     student: str | None = None
     profile: str | None = None
@@ -57,6 +61,9 @@ class GradeOptions:
     seed: int = 0
     smoke: bool = False
     keep_workdir: bool = False
+    isolation: str = "auto"
+    memory_mb: int | None = None
+    commit: str | None = None
 
 
 def grade_submission(
@@ -76,7 +83,10 @@ def grade_submission(
     try:
         spec = course.week(week)
         dataset = resolve_dataset(spec.dataset, options.data_dir) if spec.dataset else None
-        test_images = dataset.count("test") if dataset else None
+        graded_on = dataset
+        if dataset is not None and options.private_data_dir is not None:
+            graded_on = resolve_private_dataset(spec.dataset, options.private_data_dir)
+        test_images = graded_on.count("test") if graded_on else None
         profile = spec.profile_for(test_images, options.profile)
     except GraderError as error:
         result = _bare_result(week, week, student, Outcome.GRADER_ERROR, str(error))
@@ -84,12 +94,12 @@ def grade_submission(
         raise
     result = _bare_result(spec.week, spec.title, student, Outcome.GRADER_ERROR, "")
     result.profile = profile.name
-    if dataset is not None:
+    if graded_on is not None:
         result.data = {
-            "dataset": dataset.name,
-            "origin": dataset.origin,
+            "dataset": graded_on.name,
+            "origin": graded_on.origin,
             "test_images": test_images,
-            "test_sha256": dataset.fingerprint("test"),
+            "test_sha256": graded_on.fingerprint("test"),
         }
     result.provenance = _provenance(spec)
     progress.step(f"Reading {notebook.name}")
@@ -99,16 +109,27 @@ def grade_submission(
         result.outcome, result.summary = Outcome.SUBMISSION_INVALID, str(error)
         write_outputs(result, out, course, executed=_explanation(str(error)), started=started)
         return result
-    result.provenance = {"Submission": f"sha256:{submission.sha256}", **result.provenance}
+    commit = options.commit or os.environ.get("GITHUB_SHA")
+    result.provenance = {
+        "Submission": f"sha256:{submission.sha256}" + (f", commit {commit}" if commit else ""),
+        **result.provenance,
+    }
     result.notes.extend(submission.notes)
+    declared = submission.notebook.metadata.get("grader", {}).get("week")
+    if declared and declared != spec.week:
+        result.notes.append(
+            f"This notebook says it is the {declared} assignment, but it was "
+            f"graded as {spec.week}: was it pushed to the wrong place?"
+        )
     try:
-        _run_pipeline(
-            result, spec, submission, dataset, profile, options, progress, out, course, started
+        executed = _run_pipeline(
+            result, spec, submission, (dataset, graded_on), profile, options, progress
         )
     except GraderError as error:
         result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
         write_outputs(result, out, course, executed=None, started=started)
         raise
+    write_outputs(result, out, course, executed=executed, started=started)
     return result
 
 
@@ -116,46 +137,51 @@ def _run_pipeline(
     result,
     spec: WeekSpec,
     submission: Submission,
-    dataset,
+    datasets,
     profile,
-    options,
+    options: GradeOptions,
     progress: Progress,
-    out: Path,
-    course: Course,
-    started: float,
-) -> None:
+) -> nbformat.NotebookNode:
+    """Stage, execute, capture, re-evaluate and check; returns the executed notebook.
+
+    `datasets` is (what the notebook gets in ./data, what the grader evaluates on): the same
+    data set, unless an instructor configured a private test split."""
+    staged, graded_on = datasets
+    isolation = resolve_isolation(options.isolation)
+    limits = Limits(memory_mb=options.memory_mb or spec.memory_mb, processes=spec.processes)
     scratch = Scratch.create()
+    sandbox = Sandbox(scratch, isolation, limits)
+    result.provenance["Sandbox"] = sandbox.describe()
     worker = None
     try:
         progress.step("Staging a scratch folder and the data")
         weights = [find_weights(w) for w in spec.weights]
         missing = {found.spec.name: found.reason for found in weights if found.path is None}
         skipped = {m.variable: missing[m.requires] for m in spec.models if m.requires in missing}
-        for found in weights:
-            if found.path is not None:
-                result.provenance[f"Weights {found.spec.name}"] = found.describe()
-        run = stage_workdir(submission.notebook, spec, dataset, weights, scratch, options.seed)
-        worker = EvaluatorProcess(scratch, options.device)
+        result.provenance.update(
+            {
+                f"Weights {found.spec.name}": found.describe()
+                for found in weights
+                if found.path is not None
+            }
+        )
+        run = stage_workdir(submission.notebook, spec, staged, weights, scratch, options.seed)
+        worker = EvaluatorProcess(sandbox, options.device)
         if options.device == "cuda":
             worker.device()  # fail now, not after a long run, when there is no CUDA device
         parameters = {
-            **spec.parameters,
-            **profile.parameters,
+            **spec.parameters, **profile.parameters,
             **(spec.smoke_parameters if options.smoke else {}),
-            "data_dir": "./data",
-            "device": options.device,
-            "seed": options.seed,
+            "data_dir": "./data", "device": options.device, "seed": options.seed,
             **{found.spec.parameter: found.path is not None for found in weights},
-        }
+        }  # fmt: skip
         progress.step("Running the notebook")
         execution = execute_notebook(
-            run,
-            parameters=parameters,
+            run, sandbox, parameters=parameters,
             cell_timeout=options.cell_timeout or spec.cell_timeout,
-            timeout=options.timeout or spec.timeout,
-            progress=progress.cell,
+            timeout=options.timeout or spec.timeout, progress=progress.cell,
             keep_alive={worker.process.pid},
-        )
+        )  # fmt: skip
         result.execution = execution
         result.timings["notebook"] = execution.seconds
         capture = read_capture(scratch)
@@ -165,7 +191,7 @@ def _run_pipeline(
             evaluating = time.monotonic()
             result.device = worker.device()
             result.models, drawn = reevaluate_models(
-                spec, capture, dataset, profile, worker, scratch, skipped
+                spec, capture, graded_on, profile, worker, scratch, skipped
             )
             result.provenance.update({key: str(value) for key, value in drawn.items()})
             result.values = read_values(capture, scratch)
@@ -175,7 +201,7 @@ def _run_pipeline(
                 m.variable: _not_captured(m.variable, execution, capture) for m in spec.models
             }
             result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
-        if execution.status == "kernel_died" and execution.failure:
+        if execution.failure and execution.status in ("kernel_died", "out_of_memory"):
             execution.failure.last_output = execution.failure.last_output or kernel_log_tail(run)
         progress.step("Running the graders")
         facts = Facts(
@@ -183,13 +209,14 @@ def _run_pipeline(
         )
         result.checks = run_graders(spec, facts)
         result.outcome, result.summary = decide_outcome(execution, result)
-        executed = read_executed(run)
+        result.notes.extend(_advice(submission, execution, limits))
+        return read_executed(run)
     finally:
         if worker is not None:
             worker.close()
+        sandbox.close()
         if not options.keep_workdir:
             scratch.remove()
-    write_outputs(result, out, course, executed=executed, started=started)
 
 
 def decide_outcome(execution: Execution, result: GradingResult) -> tuple[Outcome, str]:
@@ -224,6 +251,36 @@ def decide_outcome(execution: Execution, result: GradingResult) -> tuple[Outcome
             f"{len(failed)} of {counted} checks failed: " + "; ".join(failed) + "." + also
         )
     return Outcome.PASSED, Outcome.PASSED.sentence + also
+
+
+def _advice(submission: Submission, execution: Execution, limits: Limits) -> list[str]:
+    """What a student can do about the usual ways a notebook fails only on the grader."""
+    advice = []
+    sources = [cell.source for cell in submission.notebook.cells if cell.cell_type == "code"]
+    if any(re.search(r"^\s*[!%]\s*pip\s+install", src, flags=re.M) for src in sources):
+        advice.append(
+            "`pip install` does nothing while grading: the grader has no network. "
+            "Use what the course environment provides (torch, torchvision, numpy, "
+            "pandas, scikit-learn, matplotlib), or ask your instructor to add a "
+            "package."
+        )
+    failure = execution.failure
+    if failure and failure.error == "ModuleNotFoundError":
+        advice.append(
+            f"{failure.message}: the grading environment does not have that package, "
+            "and cannot install one while grading."
+        )
+    if failure and failure.error == "BlockingIOError":
+        advice.append(
+            f"The notebook tried to start more processes than the grader allows "
+            f"({limits.processes}); use fewer DataLoader workers or subprocesses."
+        )
+    if failure and failure.error == "SystemExit":
+        advice.append(
+            "The notebook called sys.exit() or exit(); remove it: a notebook that "
+            "stops itself cannot be graded."
+        )
+    return advice
 
 
 def _not_captured(variable: str, execution: Execution, capture: dict) -> ModelResult:
@@ -262,9 +319,17 @@ def _provenance(spec: WeekSpec) -> dict[str, str]:
     return {
         "Grader": f"dl-course-grader {__version__}",
         "Spec": f"{spec.week}/spec.toml sha256:{spec.sha256[:16]}",
+        "Graders": f"{spec.week}/graders sha256:{_tree_sha256(spec.graders)[:16]}",
         "Software": f"Python {platform.python_version()}, {versions}",
         "Machine": f"{platform.system()} {platform.machine()}",
     }
+
+
+def _tree_sha256(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _version(name: str) -> str:

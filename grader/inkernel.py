@@ -100,13 +100,7 @@ def _capture_model(
                 if problem:
                     attempts.append(f"input {layout}: {problem}")
                     continue
-                program = torch.export.export(
-                    obj,
-                    (example,),
-                    dynamic_shapes=({0: torch.export.Dim("batch")},),
-                    strict=False,
-                )
-                torch.export.save(program, out / f"{variable}.pt2")
+                batch = _export(obj, example, out / f"{variable}.pt2")
             except Exception as error:  # noqa: BLE001 - any failure is data for the report
                 attempts.append(
                     f"input {layout} on {device}: {type(error).__name__}: {_first_line(error)}"
@@ -116,6 +110,7 @@ def _capture_model(
                 "status": "exported",
                 "input_shape": shape,
                 "device": device,
+                "batch": batch,
                 "seconds": round(time.perf_counter() - started, 3),
             }
     return info | {
@@ -123,6 +118,30 @@ def _capture_model(
         "problem": f"`{variable}` could not be called and exported on a batch of inputs",
         "attempts": list(dict.fromkeys(attempts))[:6],
     }
+
+
+STATIC_BATCH = 256
+
+
+def _export(model: Any, example: Any, path: Path) -> int | None:
+    """Export with a dynamic batch size; if the model's code specialises on the batch size
+    (some operators pick an algorithm by size), export it for a fixed batch of STATIC_BATCH,
+    which the grader then pads its last batch to. Returns that fixed size, or None."""
+    import torch
+
+    try:
+        program = torch.export.export(
+            model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},), strict=False
+        )
+        batch = None
+    except Exception as dynamic_error:  # noqa: BLE001
+        if "GuardOnDataDependent" in type(dynamic_error).__name__:
+            raise
+        static = example[:1].expand(STATIC_BATCH, *example.shape[1:]).clone()
+        program = torch.export.export(model, (static,), strict=False)
+        batch = STATIC_BATCH
+    torch.export.save(program, path)
+    return batch
 
 
 def _output_problem(output: Any, accepted: list[int]) -> str | None:

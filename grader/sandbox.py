@@ -1,18 +1,33 @@
-"""What student code runs inside: a scratch folder, an allow-listed environment, and a process
-tree that is torn down completely when the run ends."""
+"""What student code runs inside: a scratch folder, an allow-listed environment, an isolation
+backend, and a process tree that is torn down completely when the run ends.
+
+Isolation backends (`--isolation`):
+- `namespace`: bubblewrap (`bwrap`) runs the notebook in new user, PID, network, IPC and UTS
+  namespaces: no network but loopback, no view of the runner's other processes (and so of
+  their environments and tokens), the whole file system read-only except the run's scratch
+  folder, a private /tmp, a minimal /dev (plus the NVIDIA devices), and no capabilities.
+  When the run ends, its PID namespace ends, and every process in it.
+- `none`: the same user and file system as the grader; only the allow-listed environment,
+  the limits and the process-tree sweep. For trusted code, or machines without bubblewrap.
+- `auto` (default): `namespace` when bubblewrap works here, else `none` (the report says so).
+See docs/SECURITY.md for what each guarantees and how to set up a runner.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
+import glob
 import os
 import shutil
-import signal
+import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader.errors import GraderError
+from grader.limits import Enforcer, Limits
 
 # Passed through to the kernel when set; everything else (tokens, CI secrets, cloud
 # credentials, the grader's own settings) is dropped. An allow-list, never a deny-list.
@@ -32,8 +47,6 @@ PASSED_THROUGH = (
     "OPENBLAS_CORETYPE",
     "OPENBLAS_L2_SIZE",
 )
-
-_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass(frozen=True)
@@ -117,55 +130,103 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
     return env
 
 
-def become_subreaper() -> bool:
-    """Make orphaned descendants (a kernel's daemonised children) re-parent to this process,
-    so that `kill_descendants` can find every one of them."""
-    if not sys.platform.startswith("linux"):
+@functools.cache
+def bubblewrap_works() -> bool:
+    """Whether `bwrap` is installed and may create namespaces on this machine."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
         return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    probe = [
+        bwrap,
+        "--unshare-all",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--cap-drop",
+        "ALL",
+        "--",
+        "true",
+    ]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
-def descendants(pid: int) -> set[int]:
-    """Every living descendant of `pid`, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = set(), [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
+def resolve_isolation(requested: str) -> str:
+    if requested == "auto":
+        return "namespace" if bubblewrap_works() else "none"
+    if requested == "namespace" and not bubblewrap_works():
+        raise GraderError(
+            "--isolation namespace needs bubblewrap, which is missing or may not create "
+            "namespaces here (apt-get install bubblewrap; in a container, allow user "
+            "namespaces); or pass --isolation none for trusted code"
+        )
+    return requested
 
 
-def kill_descendants(keep: set[int] = frozenset(), rounds: int = 50) -> int:
-    """SIGKILL every descendant of this process except `keep` and theirs; reap them.
+def isolate(command: list[str], isolation: str, scratch: Scratch, cwd: Path) -> list[str]:
+    """`command`, wrapped in the isolation backend."""
+    if isolation == "none":
+        return command
+    wrapper = [
+        shutil.which("bwrap"),
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(scratch.root),
+        str(scratch.root),
+        "--cap-drop",
+        "ALL",
+        "--chdir",
+        str(cwd),
+    ]
+    for device in sorted(glob.glob("/dev/nvidia*")) + ["/dev/dri"]:  # CUDA keeps working
+        wrapper += ["--dev-bind-try", device, device]
+    return [*wrapper, "--", *command]
 
-    Repeats until none is left, so that a process forking while we kill is caught too.
-    """
-    killed = 0
-    for _ in range(rounds):
-        spared = set(keep)
-        for pid in keep:
-            spared |= descendants(pid)
-        victims = descendants(os.getpid()) - spared
-        if not victims:
-            break
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-        time.sleep(0.02)
-        for pid in victims:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
-    return killed
+
+class Sandbox:
+    """How student code runs in one grading: its scratch folder, environment, isolation backend
+    and limits. The notebook's runner and the model-evaluation worker both start here."""
+
+    def __init__(self, scratch: Scratch, isolation: str, limits: Limits):
+        self.scratch = scratch
+        self.isolation = isolation
+        self.limits = limits
+        self.enforcer = Enforcer(limits)
+
+    def spawn(self, command: list[str], cwd: Path, **popen) -> subprocess.Popen:
+        return subprocess.Popen(
+            isolate(command, self.isolation, self.scratch, cwd),
+            env=kernel_env(self.scratch),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=self.enforcer.preexec,
+            **popen,
+        )
+
+    def describe(self) -> str:
+        limits = self.limits
+        return (
+            f"{self.isolation} isolation; at most {limits.memory_mb:,} MB of memory, "
+            f"{limits.processes} processes, files of {limits.file_size_mb:,} MB "
+            f"({self.enforcer.mechanism})"
+        )
+
+    def close(self) -> None:
+        self.enforcer.close()

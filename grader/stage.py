@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,11 @@ def stage_workdir(
 ) -> StagedRun:
     if dataset is not None:
         dataset.stage(scratch.work / "data")
+    for name in spec.files:  # what the release ships beside the notebook (a CSV, a helper)
+        target = scratch.work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(spec.directory / name, target)
+        target.chmod(0o444)
     for found in weights:
         if found.path is not None:
             stage_weights(found, scratch.work / ".torch")
@@ -57,7 +63,9 @@ def with_grader_cells(
     """The submission with every cell numbered as the student sees it, plus our two cells."""
     nb = copy.deepcopy(submission)
     for number, cell in enumerate(nb.cells, start=1):
-        cell.metadata["grader"] = {"cell": number}
+        cell.metadata["grader"] = {"cell": number}  # replaces anything a student put there
+        if INJECTED in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != INJECTED]
     capture_spec: dict[str, Any] = {
         "out": str(scratch.capture),
         "models": [

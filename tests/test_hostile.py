@@ -1,0 +1,240 @@
+"""Hostile and broken submissions (kept as data in tests/notebooks/, like nbgrader's): each
+ends in a named outcome, the right exit code and a sentence the student can act on, and none
+can raise its grade, reach a secret or survive the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import REPO, grade, write_synthetic_dataset
+
+from grader.limits import Enforcer, Limits
+from grader.sandbox import bubblewrap_works
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+SECRET = "ghp_HOSTILE0123456789SECRET"
+needs_namespace = pytest.mark.skipif(
+    not bubblewrap_works(), reason="bubblewrap cannot create namespaces on this machine"
+)
+needs_cgroup = pytest.mark.skipif(
+    not Enforcer(Limits()).mechanism.startswith("cgroup"),
+    reason="this machine lets the grader create no cgroup for memory and processes",
+)
+
+
+def hostile(name: str, tmp_path: Path, data: Path, *extra: str, env: dict | None = None):
+    return grade(NOTEBOOKS / name, tmp_path / "out", data, *extra, env=env)
+
+
+def _everything_written(run) -> str:
+    return (
+        run.stdout
+        + run.stderr
+        + "".join(path.read_text(errors="replace") for path in run.out.iterdir())
+    )
+
+
+@needs_namespace
+def test_secrets_reach_no_output_file_or_report(tmp_path, synthetic_data):
+    env = {"GITHUB_TOKEN": SECRET, "ACTIONS_RUNTIME_TOKEN": SECRET, "AWS_SECRET_ACCESS_KEY": SECRET}
+    run = hostile(
+        "steals-secrets.ipynb", tmp_path, synthetic_data, "--isolation", "namespace", env=env
+    )
+    assert run.outcome == "model_unusable"
+    assert "my environment:" in _everything_written(run)  # it did run, and look
+    assert SECRET not in _everything_written(run)
+
+
+def test_no_process_survives_the_run(tmp_path, synthetic_data):
+    run = hostile("forks-a-sleeper.ipynb", tmp_path, synthetic_data)
+    assert run.outcome == "model_unusable"
+    survivors = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"98765" in cmdline.read_bytes():
+                survivors.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert survivors == []
+
+
+def test_infinite_loop_is_stopped_by_the_cell_time_limit(tmp_path, synthetic_data):
+    run = hostile("infinite-loop.ipynb", tmp_path, synthetic_data, "--cell-timeout", "5")
+    assert run.code == 1
+    assert run.outcome == "cell_timeout"
+    assert "A cell ran longer than the per-cell time limit and was stopped. (cell 2)" in run.report
+
+
+def test_notebook_over_its_total_time_is_stopped_and_kept(tmp_path, synthetic_data):
+    run = hostile(
+        "slow-cells.ipynb", tmp_path, synthetic_data, "--timeout", "10", "--cell-timeout", "30"
+    )
+    assert run.code == 1
+    assert run.outcome == "total_timeout"
+    assert "longer than the total time limit" in run.report
+    ran = [c.get("execution_count") for c in run.executed.cells if c.cell_type == "code"]
+    assert ran[1] is not None and ran[-1] is None  # the partial notebook is kept
+
+
+@needs_cgroup
+def test_fork_bomb_hits_the_process_limit(tmp_path, synthetic_data):
+    run = hostile("fork-bomb.ipynb", tmp_path, synthetic_data, "--cell-timeout", "60")
+    assert run.code == 1
+    assert run.outcome in ("cell_error", "kernel_died")
+    assert "processes" in run.report  # BlockingIOError's "Resource temporarily unavailable"
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if b"fork-bomb" in _read(p)]
+
+
+def test_memory_hog_is_stopped_as_out_of_memory(tmp_path, synthetic_data):
+    run = hostile("memory-hog.ipynb", tmp_path, synthetic_data, "--memory-limit", "1024")
+    assert run.code == 1
+    assert run.outcome == "out_of_memory"
+    assert "The notebook ran out of memory and was stopped." in run.report
+    assert "more than 1,024 MB of memory" in run.report
+
+
+def test_output_flood_is_truncated_with_a_note(tmp_path, synthetic_data):
+    run = hostile("output-flood.ipynb", tmp_path, synthetic_data)
+    assert run.outcome == "below_threshold"
+    assert (run.out / "executed.ipynb").stat().st_size < 5_000_000
+    assert "[grader] output truncated" in (run.out / "executed.ipynb").read_text()
+
+
+def test_sys_exit_is_a_cell_error_with_advice(tmp_path, synthetic_data):
+    run = hostile("sys-exit.ipynb", tmp_path, synthetic_data)
+    assert run.code == 1
+    assert run.outcome == "cell_error"
+    assert "The notebook called sys.exit() or exit(); remove it" in run.report
+
+
+def test_os_exit_kills_the_kernel_and_says_so(tmp_path, synthetic_data):
+    run = hostile("os-exit.ipynb", tmp_path, synthetic_data)
+    assert run.code == 1
+    assert run.outcome == "kernel_died"
+    assert "The Python kernel running the notebook died. (cell 1)" in run.report
+    assert "about to vanish" in run.report  # its last output
+
+
+def test_syntax_error_names_the_cell(tmp_path, synthetic_data):
+    run = hostile("syntax-error.ipynb", tmp_path, synthetic_data)
+    assert run.outcome == "cell_error"
+    assert "Cell 2 raised SyntaxError" in run.report
+
+
+def test_pip_install_fails_fast_with_a_clear_message(tmp_path, synthetic_data):
+    run = hostile("pip-install.ipynb", tmp_path, synthetic_data, "--timeout", "120")
+    assert run.outcome == "cell_error"
+    assert "No module named 'leftpad'" in run.report
+    assert "`pip install` does nothing while grading: the grader has no network." in run.report
+    assert run.results["grader"]["timings"]["notebook"] < 60
+
+
+@needs_namespace
+def test_submission_cannot_write_its_grade_or_tamper_with_the_graders(tmp_path, synthetic_data):
+    cwd_with_traps = tmp_path / "student-repo"  # CI runs the grader inside the student's clone
+    cwd_with_traps.mkdir()
+    (cwd_with_traps / "conftest.py").write_text("import pytest\npytest.exit('hijacked', 0)\n")
+    (cwd_with_traps / "pytest.ini").write_text("[pytest]\naddopts = -p no:python\n")
+    graders_before = sorted((REPO / "solutions" / "week3" / "graders").iterdir())
+    run = hostile(
+        "writes-its-own-grade.ipynb",
+        tmp_path,
+        synthetic_data,
+        "--isolation",
+        "namespace",
+        env={"PYTEST_ADDOPTS": "--collect-only"},
+    )
+    assert run.code == 1
+    assert run.outcome == "below_threshold"
+    assert run.results["score"] < run.results["max_score"]
+    assert "could not reach the graders" in (run.out / "executed.ipynb").read_text()
+    assert sorted((REPO / "solutions" / "week3" / "graders").iterdir()) == graders_before
+    measured = run.results["grader"]["models"]["model"]["test_accuracy"]
+    assert measured < 0.5  # the grader's own labels, not the zeroed staged copy
+
+
+def test_model_memorising_the_public_test_split_fails_on_a_private_split(tmp_path, synthetic_data):
+    public = hostile("memorises-public-test.ipynb", tmp_path / "public", synthetic_data)
+    assert public.results["grader"]["models"]["model"]["test_accuracy"] == 1.0
+    private = write_synthetic_dataset(tmp_path / "private", train=10, test=400)
+    (private / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(
+        _shifted_images(synthetic_data)
+    )
+    run = hostile(
+        "memorises-public-test.ipynb",
+        tmp_path / "private-run",
+        synthetic_data,
+        "--private-data-dir",
+        private,
+    )
+    assert run.code == 1
+    assert run.results["grader"]["data"]["origin"] == "private"
+    assert run.results["grader"]["models"]["model"]["test_accuracy"] < 0.8
+
+
+@pytest.mark.parametrize(
+    ("name", "sentence"),
+    [
+        ("bad-outputs.ipynb", "the model returned shape [4, 5] for 4 inputs, expected [N, 10]"),
+        ("nan-outputs.ipynb", "the model returned only NaN or infinite scores"),
+        ("int-outputs.ipynb", "the model returned torch.int64, not floating-point scores"),
+        ("tuple-outputs.ipynb", "the model returned a tuple, not a tensor of scores"),
+        ("data-dependent-control-flow.ipynb", "Python control flow on tensor values"),
+    ],
+)
+def test_unusable_models_are_named_with_the_reason(name, sentence, tmp_path, synthetic_data):
+    run = hostile(name, tmp_path, synthetic_data)
+    assert run.code == 1
+    assert run.outcome == "model_unusable"
+    assert sentence in run.report
+
+
+def test_old_notebook_format_is_converted_and_graded(tmp_path, synthetic_data):
+    run = hostile("nbformat3.ipynb", tmp_path, synthetic_data)
+    assert run.outcome == "below_threshold"  # an untrained model, but graded
+    assert "converted to format 4" in run.report
+
+
+def test_notebook_for_another_language_is_refused(tmp_path, synthetic_data):
+    run = hostile("r-kernel.ipynb", tmp_path, synthetic_data)
+    assert run.code == 1
+    assert run.outcome == "submission_invalid"
+    assert "is a r notebook; this course grades Python notebooks" in run.report
+
+
+def test_enormous_notebook_is_refused_before_running(tmp_path, synthetic_data):
+    notebook = tmp_path / "huge.ipynb"
+    notebook.write_bytes(b'{"cells": [], "padding": "' + b"x" * (51 * 2**20) + b'"}')
+    run = grade(notebook, tmp_path / "out", synthetic_data)
+    assert run.outcome == "submission_invalid"
+    assert "huge.ipynb is 51 MB; notebooks may be at most 50 MB" in run.report
+
+
+def test_notebook_of_another_week_is_pointed_out(tmp_path, synthetic_data):
+    run = hostile("week2-notebook.ipynb", tmp_path, synthetic_data)
+    assert run.code == 1
+    assert "This notebook says it is the week2 assignment, but it was graded as week3" in (
+        run.report
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _shifted_images(data: Path) -> bytes:
+    """The same kind of images as the public split, but not the same images."""
+    import numpy as np
+
+    raw = (data / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").read_bytes()
+    pixels = np.frombuffer(raw[16:], dtype=np.uint8).reshape(-1, 28, 28)
+    noisy = np.clip(
+        pixels.astype(int) + np.random.default_rng(7).integers(-40, 40, pixels.shape), 0, 255
+    )
+    return raw[:16] + noisy.astype(np.uint8).tobytes()
