@@ -181,10 +181,11 @@ def reevaluate_models(
 ) -> tuple[dict[str, ModelResult], dict[str, Any]]:
     """Each model's ModelResult, and what the evaluation drew (e.g. the points' seed)."""
     drawn: dict[str, Any] = {}
-    images = labels = preprocessing = note = None
+    images = labels = preprocessing = note = prepared = None
     if any(m.task == "classify-images" for m in spec.models):
         images, labels = dataset.load("test")
         preprocessing, note = preprocessing_from(capture.get("transform"))
+        prepared = preprocessing.apply(images)  # once: a resize of 10,000 images takes time
     results = {}
     for model in spec.models:
         info = capture.get("models", {}).get(model.variable, {})
@@ -199,7 +200,7 @@ def reevaluate_models(
             job = Evaluation(
                 model,
                 info,
-                preprocessing.apply(images),
+                prepared,
                 labels,
                 names,
                 preprocessing.description,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -245,10 +246,10 @@ def _unsupported(name: str, reason: str) -> dict[str, Any]:
 
 
 def _find_test_dataset(namespace: dict[str, Any]) -> tuple[str, Any] | None:
-    try:
-        from torchvision.datasets import VisionDataset
-    except ImportError:
+    if "torchvision" not in sys.modules:  # then the notebook made no torchvision data set
         return None
+    from torchvision.datasets import VisionDataset
+
     for name, value in list(namespace.items()):
         if name.startswith("_"):
             continue
