@@ -78,6 +78,7 @@ class ModelSpec:
     data: str | None = None  # "FILE.py:FUNCTION" in the week's folder
     threshold: str | None = None  # the profile threshold its test accuracy is held to
     requires: str | None = None  # the name of pretrained weights it needs
+    required: bool = True  # False: shown in the report when present, never failing the run
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def _parse_spec(path: Path, raw: dict[str, Any], sha256: str) -> WeekSpec:
             data=m.get("data"),
             threshold=m.get("threshold"),
             requires=m.get("requires"),
+            required=m.get("required", True),
         )
         for m in raw.get("models", [])
     ]

@@ -4,6 +4,7 @@ gradebook row are all views of a `GradingResult`; failures are values in it too.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -153,32 +154,34 @@ class GradingResult:
             for model in self.models.values()
             if model.test_accuracy is not None
         ]
-        return {
-            "score": self.score,
-            "max_score": self.max_score,
-            "execution_time": round(self.timings.get("total", 0.0)),
-            "output": report_markdown,
-            "output_format": "md",
-            "tests": [_gradescope_test(check) for check in self.checks],
-            "leaderboard": leaderboard,
-            "grader": {
-                "week": self.week,
-                "student": self.student,
-                "outcome": self.outcome.value,
-                "summary": self.summary,
-                "profile": self.profile,
-                "device": self.device,
-                "data": self.data,
-                "models": {name: asdict(model) for name, model in self.models.items()},
-                "values": {name: _plain(value) for name, value in self.values.items()},
-                "execution": asdict(self.execution) if self.execution else None,
-                "curves": self.curves,
-                "timings": self.timings,
-                "provenance": self.provenance,
-                "notes": self.notes,
-                "graded_at": self.graded_at,
-            },
-        }
+        return _strict_json(
+            {
+                "score": self.score,
+                "max_score": self.max_score,
+                "execution_time": round(self.timings.get("total", 0.0)),
+                "output": report_markdown,
+                "output_format": "md",
+                "tests": [_gradescope_test(check) for check in self.checks],
+                "leaderboard": leaderboard,
+                "grader": {
+                    "week": self.week,
+                    "student": self.student,
+                    "outcome": self.outcome.value,
+                    "summary": self.summary,
+                    "profile": self.profile,
+                    "device": self.device,
+                    "data": self.data,
+                    "models": {name: asdict(model) for name, model in self.models.items()},
+                    "values": {name: _plain(value) for name, value in self.values.items()},
+                    "execution": asdict(self.execution) if self.execution else None,
+                    "curves": self.curves,
+                    "timings": self.timings,
+                    "provenance": self.provenance,
+                    "notes": self.notes,
+                    "graded_at": self.graded_at,
+                },
+            }
+        )
 
 
 def _gradescope_test(check: CheckResult) -> dict[str, Any]:
@@ -193,6 +196,18 @@ def _gradescope_test(check: CheckResult) -> dict[str, Any]:
     if not check.skipped:  # Gradescope knows no "skipped"; without a status it shows the score
         test["status"] = "passed" if check.passed else "failed"
     return test
+
+
+def _strict_json(value: Any) -> Any:
+    """JSON has no NaN or infinity (Python writes them, JavaScript's and Ruby's parsers reject
+    them): such numbers, from a diverged fit say, become the strings "nan", "inf", "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(item) for item in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
