@@ -291,5 +291,317 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
     click.echo(f"{result.action} comment {result.url}")
 
 
+@main.command()
+@click.option(
+    "--checkout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The pushed repository, checked out: only its notebooks run, each in the sandbox.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("grader-output"),
+    show_default=True,
+    help="Folder for ci.json and WEEK/STUDENT/ with results.json, report.md, executed.ipynb.",
+)
+@click.option("--week", "weeks", multiple=True, help="Only this week (repeatable).")
+@click.option("--student", "students", multiple=True, metavar="LOGIN", help="Only this student.")
+@click.option(
+    "--event",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GITHUB_EVENT_PATH",
+    help="The event's payload [$GITHUB_EVENT_PATH].",
+)
+@click.option("--event-name", envvar="GITHUB_EVENT_NAME", help="push, workflow_dispatch, …")
+@click.option(
+    "--repo",
+    metavar="OWNER/NAME",
+    help="Where the weeks' issues are [default: course.toml, else $GITHUB_REPOSITORY].",
+)
+@click.option(
+    "--post/--no-post",
+    default=True,
+    show_default=True,
+    help="Post each report (needs GITHUB_TOKEN). --no-post grades only: the step without the "
+    "token, followed by `grader ci-post`.",
+)
+@click.option("--strict", is_flag=True, help="Also fail (exit 1) when a submission does not pass.")
+@click.option("--dry-run", is_flag=True, help="Only print what would be graded.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where notebooks train and the grader evaluates.",
+)
+@_grade_options
+@click.pass_context
+@_user_errors
+def ci(
+    ctx: click.Context,
+    checkout: Path,
+    out: Path,
+    weeks: tuple[str, ...],
+    students: tuple[str, ...],
+    event: Path | None,
+    event_name: str | None,
+    repo: str | None,
+    post: bool,
+    strict: bool,
+    dry_run: bool,
+    **options,
+) -> None:
+    """Inside GitHub Actions: grade the submissions the push changed (every one on
+    workflow_dispatch), post each student's report on the week's issue, write the job summary.
+
+    Exit code 0: every submission was graded (and posted), whatever its outcome: a student
+    failing a check is a result, not a CI failure. 2: the grader could not grade one, or a
+    comment could not be posted. 1: only with --strict, some submission did not pass.
+    """
+    from grader import ci as github_ci
+    from grader.course_config import load_course_config
+    from grader.grade import GradeOptions
+
+    course = _course(ctx)
+    config = load_course_config(course)
+    event_read = github_ci.Event.read(event, event_name)
+    plan = github_ci.plan_ci(config, checkout, event_read, list(weeks), students)
+    click.echo(f"{len(plan.touched)} submission(s), found by {plan.how}")
+    if dry_run:
+        for touched in plan.touched:
+            click.echo(f"  {touched.action:9} {touched.folder}  {' '.join(touched.paths)}")
+        return
+    items = github_ci.grade_plan(
+        course, config, plan, checkout, out, GradeOptions(**options), click.echo
+    )
+    posting = github_ci.publish(course, config, out, repo=repo, post=post, **_github_env())
+    _echo_posting(posting)
+    sys.exit(github_ci.exit_code(items, posting, strict))
+
+
+@main.command("ci-post")
+@click.argument(
+    "out",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("grader-output"),
+)
+@click.option(
+    "--repo",
+    metavar="OWNER/NAME",
+    help="Where the weeks' issues are [default: course.toml, else $GITHUB_REPOSITORY].",
+)
+@click.pass_context
+@_user_errors
+def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
+    """Post the comments a `grader ci --no-post` left in OUT, one per student and week.
+
+    The step that holds GITHUB_TOKEN and runs no student code. The issues come from the
+    course's configuration; OUT only supplies the text. Exit code 2 if a comment could not be
+    posted.
+    """
+    from grader.ci import publish
+    from grader.course_config import load_course_config
+
+    course = _course(ctx)
+    config = load_course_config(course)
+    posting = publish(course, config, out, repo=repo, post=True, graded=False, **_github_env())
+    _echo_posting(posting)
+    sys.exit(2 if posting and posting.failed else 0)
+
+
+@main.command()
+@click.argument("week")
+@click.argument("submissions", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("gradebook"),
+    show_default=True,
+    help="Folder for LOGIN/ results, gradebook.csv, leaderboard.md and batch.json.",
+)
+@click.option(
+    "--pattern",
+    "patterns",
+    multiple=True,
+    help="Where a student's notebook is under SUBMISSIONS, e.g. '{login}/week3.ipynb' "
+    "[default: course.toml's pattern for the week].",
+)
+@click.option(
+    "--student",
+    "students",
+    multiple=True,
+    metavar="LOGIN",
+    help="Grade only this student (repeatable); the gradebook keeps everyone.",
+)
+@click.option("--force", is_flag=True, help="Regrade even results that are current.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Gradings at once [default: what the GPUs' memory, the cores and the memory fit].",
+)
+@click.option(
+    "--grade/--no-grade",
+    default=True,
+    show_default=True,
+    help="--no-grade: grade nothing, rebuild the gradebook and leaderboard from OUT.",
+)
+@click.option("--post-leaderboard", is_flag=True, help="Post the leaderboard on the week's issue.")
+@click.option(
+    "--post-reports",
+    is_flag=True,
+    help="Post the report of each student graded now as their comment on the week's issue.",
+)
+@click.option(
+    "--repo",
+    metavar="OWNER/NAME",
+    help="Where the week's issue is [default: course.toml, else $GITHUB_REPOSITORY].",
+)
+@click.option(
+    "--nbgrader-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also record the grades in this nbgrader gradebook database (e.g. gradebook.db).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where notebooks train and the grader evaluates.",
+)
+@_grade_options
+@click.pass_context
+@_user_errors
+def batch(
+    ctx: click.Context,
+    week: str,
+    submissions: Path,
+    out: Path,
+    patterns: tuple[str, ...],
+    students: tuple[str, ...],
+    force: bool,
+    workers: int | None,
+    grade: bool,
+    post_leaderboard: bool,
+    post_reports: bool,
+    repo: str | None,
+    nbgrader_db: Path | None,
+    **options,
+) -> None:
+    """Grade every WEEK submission in SUBMISSIONS, in parallel, and write the gradebook and the
+    leaderboard. Submissions graded before with the same notebook, grader, spec and data are
+    kept, so an interrupted batch resumes where it stopped.
+
+    Exit code 0 whatever the students' outcomes; 2 if the grader could not grade a submission
+    or a comment could not be posted.
+    """
+    from grader.batch import publish_batch, run_batch
+    from grader.course_config import load_course_config
+    from grader.grade import GradeOptions
+    from grader.gradebook import import_into_nbgrader
+    from grader.spawn import stop_children_on_sigterm
+
+    course = _course(ctx)
+    config = load_course_config(course)
+    stop_children_on_sigterm()
+    result = run_batch(
+        course,
+        config,
+        week,
+        submissions,
+        out,
+        GradeOptions(**options),
+        patterns=patterns,
+        workers=workers,
+        students=students,
+        force=force,
+        grade=grade,
+    )
+    click.echo(
+        f"{result.week}: graded {len(result.runs)}, kept {len(result.skipped)} current, "
+        f"{len(result.rows)} students, in {result.seconds:.0f} s with {len(result.slots)} "
+        f"worker(s): {result.per_minute:.1f} submissions/minute"
+    )
+    click.echo(f"gradebook: {result.gradebook}\nleaderboard: {result.leaderboard}")
+    if nbgrader_db is not None:
+        recorded = import_into_nbgrader(result.rows, nbgrader_db, result.week)
+        click.echo(f"nbgrader: {recorded} grades in {nbgrader_db}")
+    failed = bool(result.grader_errors)
+    for row in result.grader_errors:
+        click.echo(f"grader: error: {row.student}: {row.summary}", err=True)
+    if post_leaderboard or post_reports:
+        github = _github_env()
+        posting = publish_batch(
+            result,
+            config,
+            repo=repo,
+            token=github["token"],
+            api_url=github["api_url"],
+            leaderboard=post_leaderboard,
+            reports=post_reports,
+        )
+        for whose, comment in posting.posted:
+            click.echo(f"{comment.action} the comment of {whose}: {comment.url}")
+        for whose, error in posting.failed:
+            click.echo(f"grader: error: the comment of {whose}: {error}", err=True)
+        click.echo(f"{len(posting.posted)} comment(s), {posting.api_calls} GitHub API call(s)")
+        failed = failed or bool(posting.failed)
+    sys.exit(2 if failed else 0)
+
+
+@main.command("init-ci")
+@click.argument(
+    "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), required=False
+)
+@click.option(
+    "--workflow",
+    "which",
+    multiple=True,
+    type=click.Choice(["grade", "regrade", "release"]),
+    help="Only these: grade (one per week) and regrade for the repository students push to, "
+    "release for the course repository [default: all].",
+)
+@click.option("--force", is_flag=True, help="Replace workflow files init-ci did not write.")
+@click.option(
+    "--check", is_flag=True, help="Write nothing; exit 1 if a workflow in DEST is out of date."
+)
+@click.pass_context
+@_user_errors
+def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool, check: bool):
+    """Write the course's GitHub Actions workflows into DEST/.github/workflows/, filled in
+    from course.toml: runner labels, the pinned grader, the weeks' issues and patterns."""
+    from grader.course_config import load_course_config
+    from grader.workflows import WORKFLOWS, check_workflows, render_workflows, write_workflows
+
+    course = _course(ctx)
+    workflows = render_workflows(course, load_course_config(course), which or WORKFLOWS)
+    if check:
+        stale = check_workflows(workflows, dest)
+        for path in stale:
+            click.echo(f"out of date: {path} (run `grader init-ci`)", err=True)
+        sys.exit(1 if stale else 0)
+    for path, action in write_workflows(workflows, dest, force):
+        click.echo(f"{action} {path}")
+
+
+def _github_env() -> dict[str, str | None]:
+    return {
+        "token": os.environ.get("GITHUB_TOKEN", ""),
+        "api_url": os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+        "step_summary": os.environ.get("GITHUB_STEP_SUMMARY") or None,
+    }
+
+
+def _echo_posting(posting) -> None:
+    if posting is None:
+        return
+    for item, comment in posting.posted:
+        click.echo(f"{comment.action} the {item.week} comment of {item.student}: {comment.url}")
+    for item, error in posting.failed:
+        click.echo(f"grader: error: the {item.week} comment of {item.student}: {error}", err=True)
+    click.echo(f"{len(posting.posted)} comment(s) posted, {posting.api_calls} GitHub API call(s)")
+
+
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ from grader import __version__
 from grader.cache import find_weights
 from grader.checks import Facts, run_graders
 from grader.course import Course, WeekSpec
-from grader.data import resolve_dataset, resolve_private_dataset
+from grader.data import ImageDataset, resolve_dataset, resolve_private_dataset
 from grader.errors import GraderError
 from grader.evaluate import EvaluatorProcess, read_capture, read_values, reevaluate_models
 from grader.execute import execute_notebook, kernel_log_tail, read_executed
@@ -82,10 +82,7 @@ def grade_submission(
     student = options.student or os.environ.get("GITHUB_ACTOR") or "student"
     try:
         spec = course.week(week)
-        dataset = resolve_dataset(spec.dataset, options.data_dir) if spec.dataset else None
-        graded_on = dataset
-        if dataset is not None and options.private_data_dir is not None:
-            graded_on = resolve_private_dataset(spec.dataset, options.private_data_dir)
+        dataset, graded_on = graded_datasets(spec, options)
         test_images = graded_on.count("test") if graded_on else None
         profile = spec.profile_for(test_images, options.profile)
     except GraderError as error:
@@ -131,6 +128,35 @@ def grade_submission(
         raise
     write_outputs(result, out, course, executed=executed, started=started)
     return result
+
+
+def graded_datasets(
+    spec: WeekSpec, options: GradeOptions
+) -> tuple[ImageDataset | None, ImageDataset | None]:
+    """(the data set staged for the notebook, the one its model is graded on): the same one,
+    unless an instructor configured a private test split."""
+    dataset = resolve_dataset(spec.dataset, options.data_dir) if spec.dataset else None
+    if dataset is not None and options.private_data_dir is not None:
+        return dataset, resolve_private_dataset(spec.dataset, options.private_data_dir)
+    return dataset, dataset
+
+
+def input_provenance(course: Course, week: str, options: GradeOptions) -> dict[str, str]:
+    """The provenance lines of a results.json that do not depend on the submission (grader
+    version, spec, graders, test data), as grading `week` with `options` here would write them.
+    A result whose lines are these, for the same notebook, is current: `grader batch` skips it."""
+    spec = course.week(week)
+    provenance = {key: _provenance(spec)[key] for key in ("Grader", "Spec", "Graders")}
+    _, graded_on = graded_datasets(spec, options)
+    if graded_on is not None:
+        provenance["Test data"] = _test_data_line(
+            graded_on.name, graded_on.origin, graded_on.fingerprint("test")
+        )
+    return provenance
+
+
+def _test_data_line(name: str, origin: str, sha256: str) -> str:
+    return f"{name} ({origin}) sha256:{sha256[:16]}"
 
 
 def _run_pipeline(
@@ -198,7 +224,10 @@ def _run_pipeline(
             result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
         else:
             result.models = {
-                m.variable: _not_captured(m.variable, execution, capture) for m in spec.models
+                m.variable: ModelResult(m.variable, "skipped", problem=skipped[m.variable])
+                if m.variable in skipped
+                else _not_captured(m.variable, execution, capture)
+                for m in spec.models
             }
             result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
         if execution.failure and execution.status in ("kernel_died", "out_of_memory"):
@@ -208,7 +237,7 @@ def _run_pipeline(
             result.models, execution, profile, result.curves, result.values, missing, spec.directory
         )
         result.checks = run_graders(spec, facts)
-        result.outcome, result.summary = decide_outcome(execution, result)
+        result.outcome, result.summary = decide_outcome(spec, execution, result)
         result.notes.extend(_advice(submission, execution, limits))
         return read_executed(run)
     finally:
@@ -219,7 +248,9 @@ def _run_pipeline(
             scratch.remove()
 
 
-def decide_outcome(execution: Execution, result: GradingResult) -> tuple[Outcome, str]:
+def decide_outcome(
+    spec: WeekSpec, execution: Execution, result: GradingResult
+) -> tuple[Outcome, str]:
     if execution.status == "runner_error":
         raise GraderError(f"the notebook runner failed: {execution.failure.message}")
     if execution.status != "completed":
@@ -231,8 +262,9 @@ def decide_outcome(execution: Execution, result: GradingResult) -> tuple[Outcome
             )
         where = f" (cell {failure.cell})" if failure and failure.cell else ""
         return outcome, f"{outcome.sentence}{where}"
+    required = {m.variable for m in spec.models if m.required}
     for model in result.models.values():
-        if model.status == "skipped":
+        if model.status == "skipped" or model.variable not in required:
             continue
         if model.status == "missing":
             return Outcome.MODEL_MISSING, f"{Outcome.MODEL_MISSING.sentence} {model.problem}."
@@ -355,9 +387,9 @@ def write_outputs(
     """results.json, report.md and executed.ipynb, written by the grader process alone."""
     result.timings["total"] = round(time.monotonic() - started, 2)
     if result.data.get("test_sha256"):
-        result.provenance["Test data"] = (
-            f"{result.data['dataset']} ({result.data['origin']}) "
-            f"sha256:{result.data['test_sha256'][:16]}"
+        data = result.data
+        result.provenance["Test data"] = _test_data_line(
+            data["dataset"], data["origin"], data["test_sha256"]
         )
     report = render_report(result, course.templates)
     nbformat.write(executed or _explanation(result.summary), out / "executed.ipynb")

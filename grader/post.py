@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -158,18 +158,16 @@ class GitHubClient:
         return url
 
 
-@dataclass(frozen=True)
-class StickyComment:
-    """A student's one comment per week on the week's issue, found again by a hidden marker line."""
+class KeptComment:
+    """A comment the grader keeps up to date on an issue: found again by its hidden first line
+    (`marker`), updated in place, re-created when a human deleted it."""
 
     repo: str  # OWNER/NAME
     issue: int
-    week: str
-    student: str
 
     @property
     def marker(self) -> str:
-        return f"<!-- grader-sticky week={self.week} student={self.student} -->"
+        raise NotImplementedError
 
     def body(self, report: str) -> str:
         head = self.marker + "\n"
@@ -184,10 +182,15 @@ class StickyComment:
     def find(self, github: GitHubClient) -> dict[str, Any] | None:
         return next((c for c in github.comments(self.repo, self.issue) if self.is_this(c)), None)
 
-    def post(self, github: GitHubClient, report: str) -> PostedComment:
-        """Update the student's comment, or create it when there is none (or a human deleted it)."""
+    def post(
+        self, github: GitHubClient, report: str, listed: Mapping[str, dict] | None = None
+    ) -> PostedComment:
+        """Update the comment, or create it when there is none (or a human deleted it).
+
+        `listed` (from `comments_by_marker`) saves listing the issue again for each of many
+        comments posted to it."""
         body = self.body(report)
-        existing = self.find(github)
+        existing = self.find(github) if listed is None else listed.get(self.marker)
         if existing is not None:
             updated = github.update_comment(self.repo, existing["id"], body)
             if updated is not None:
@@ -198,6 +201,42 @@ class StickyComment:
             # GitHub may have created it before the connection broke: look before posting twice.
             created = self.find(github) or github.create_comment(self.repo, self.issue, body)
         return _posted("created", created, github)
+
+
+@dataclass(frozen=True)
+class StickyComment(KeptComment):
+    """A student's one comment per week on the week's issue."""
+
+    repo: str  # OWNER/NAME
+    issue: int
+    week: str
+    student: str
+
+    @property
+    def marker(self) -> str:
+        return f"<!-- grader-sticky week={self.week} student={self.student} -->"
+
+
+@dataclass(frozen=True)
+class LeaderboardComment(KeptComment):
+    """The week's one leaderboard comment on the week's issue."""
+
+    repo: str
+    issue: int
+    week: str
+
+    @property
+    def marker(self) -> str:
+        return f"<!-- grader-leaderboard week={self.week} -->"
+
+
+def comments_by_marker(github: GitHubClient, repo: str, issue: int) -> dict[str, dict[str, Any]]:
+    """Every comment of the issue by its first line (the oldest of equals): one listing of the
+    issue for many `KeptComment.post(..., listed=...)`."""
+    found: dict[str, dict[str, Any]] = {}
+    for comment in github.comments(repo, issue):
+        found.setdefault((comment.get("body") or "").split("\n", 1)[0].strip(), comment)
+    return found
 
 
 def post_report(

@@ -60,11 +60,13 @@ def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -
             table.add_column(column, justify="right" if column == "Points" else "left")
         for check in result.checks:
             table.add_row(
-                "✅" if check.passed else "❌",
+                "⏭️" if check.skipped else "✅" if check.passed else "❌",
                 check.name,
-                check.measured or "—",
+                "skipped" if check.skipped else check.measured or "—",
                 check.required or "—",
-                f"{check.score:g}/{check.points:g}",
+                f"not counted ({check.points:g})"
+                if check.skipped
+                else f"{check.score:g}/{check.points:g}",
             )
         console.print(table)
     if result.execution and result.execution.failure:

@@ -1,0 +1,205 @@
+"""`grader init-ci`: the workflows a course gets are valid GitHub Actions workflows, filled in from
+course.toml, and keep every token away from student code."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from classroom import grader, make_course
+from conftest import REPO
+
+from grader.course import Course
+from grader.course_config import load_course_config
+
+CONFIG = load_course_config(Course(REPO))  # the example course.toml at the repository's root
+WEEKS = list(CONFIG.weeks)
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("classroom")
+    run = grader("init-ci", dest)
+    assert run.returncode == 0, run.stderr
+    return dest / ".github" / "workflows"
+
+
+def load(path: Path) -> dict:
+    workflow = yaml.safe_load(path.read_text())
+    workflow["on"] = workflow.pop(True, workflow.get("on"))  # YAML 1.1 reads `on:` as true
+    return workflow
+
+
+def steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_init_ci_writes_a_grading_workflow_per_week_and_the_instructors_two(written):
+    assert sorted(p.name for p in written.iterdir()) == sorted(
+        [f"grade-{week}.yml" for week in WEEKS] + ["regrade.yml", "release.yml"]
+    )
+
+
+def test_workflows_follow_githubs_workflow_schema(written):
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    if checker is None:
+        pytest.skip("check-jsonschema is not installed (pip install -e '.[test]')")
+    done = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-workflows", *sorted(written.glob("*.yml"))],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
+def test_workflows_pass_actionlint(written):
+    labels = {label for week in CONFIG.weeks.values() for label in week.runs_on}
+    labels |= set(CONFIG.ci.runs_on) | set(CONFIG.ci.batch_runs_on)
+    config = written.parent / "actionlint.yaml"
+    config.write_text(yaml.safe_dump({"self-hosted-runner": {"labels": sorted(labels)}}))
+    done = subprocess.run(
+        ["actionlint", "-config-file", str(config), *map(str, sorted(written.glob("*.yml")))],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_a_push_of_the_weeks_notebook_is_graded_on_the_courses_gpu_runners(written, week):
+    workflow = load(written / f"grade-{week}.yml")
+    settings = CONFIG.weeks[week]
+    assert workflow["on"]["push"]["paths"] == [f"submissions/*/{week}.ipynb"]
+    assert "workflow_dispatch" in workflow["on"]
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == list(settings.runs_on or CONFIG.ci.runs_on)
+    assert job["concurrency"]["cancel-in-progress"] is True
+    group = job["concurrency"]["group"]
+    assert week in group and "github.actor" in group  # one grading per student and week
+    post = steps(workflow)[-1]
+    assert f"issue #{settings.issue}" in post["name"]
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_grading_workflow_keeps_the_token_away_from_student_code(written, week):
+    workflow = load(written / f"grade-{week}.yml")
+    (job,) = workflow["jobs"].values()
+    assert workflow["permissions"] == {}
+    assert job["permissions"] == {"contents": "read", "issues": "write"}
+    by_name = {step.get("name", ""): step for step in job["steps"]}
+    (grade,) = [s for s in job["steps"] if " ci " in f" {s.get('run', '')} "]
+    (post,) = [s for s in job["steps"] if "ci-post" in s.get("run", "")]
+    # The step that runs student code has no token, and grades with the trusted course.
+    assert "env" not in grade and "token" not in grade["run"] and "secrets" not in grade["run"]
+    assert "--course grader" in grade["run"] and "--no-post" in grade["run"]
+    assert "--isolation namespace" in grade["run"]
+    # The step that holds the token runs the grader's own command, no student code.
+    assert post["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    assert post["run"] == "grader --course grader ci-post grader-output"
+    checkouts = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+    assert all(s["with"]["persist-credentials"] is False for s in checkouts)
+    (trusted,) = [s for s in checkouts if s["with"].get("repository")]
+    assert trusted["with"]["repository"] == CONFIG.ci.grader_repository
+    assert trusted["with"]["ref"] == CONFIG.ci.grader_ref
+    assert "!/solutions/*/*.ipynb" in trusted["with"]["sparse-checkout"]  # no solutions there
+    upload = by_name["Upload results, reports and executed notebooks"]
+    uploaded = upload["with"]["path"].split()
+    assert {Path(p).name for p in uploaded} == {
+        "ci.json",
+        "results.json",
+        "report.md",
+        "executed.ipynb",
+    }
+
+
+def test_every_workflow_pins_its_actions_and_keeps_inputs_out_of_shell(written):
+    for path in written.glob("*.yml"):
+        workflow = load(path)
+        assert "pull_request_target" not in workflow["on"], path.name
+        assert "workflow_run" not in workflow["on"], path.name
+        for step in steps(workflow):
+            if "uses" in step:
+                assert PINNED.match(step["uses"]), f"{path.name}: {step['uses']} is not pinned"
+            # Script injection: no event data, input or secret is pasted into a shell line.
+            for token in ("github.event", "inputs.student", "inputs.week", "secrets.", "head_ref"):
+                assert token not in step.get("run", ""), f"{path.name}: {token} in a run line"
+
+
+def test_regrade_batches_each_week_on_the_big_runner_and_posts_the_leaderboard(written):
+    workflow = load(written / "regrade.yml")
+    assert workflow["on"]["schedule"] == [{"cron": CONFIG.ci.schedule}]
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == list(CONFIG.ci.batch_runs_on)
+    assert job["strategy"]["max-parallel"] == CONFIG.ci.max_parallel
+    assert str(WEEKS).replace("'", '"') in job["strategy"]["matrix"]["week"]
+    (grade,) = [
+        s for s in job["steps"] if "batch" in s.get("run", "") and "--no-grade" not in s["run"]
+    ]
+    (post,) = [s for s in job["steps"] if "--post-leaderboard" in s.get("run", "")]
+    assert "env" not in grade
+    assert "--no-grade" in post["run"] and post["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+
+
+def test_release_workflow_fails_when_the_committed_assignments_are_stale(written):
+    workflow = load(written / "release.yml")
+    runs = [step.get("run", "") for step in steps(workflow)]
+    assert "grader release --all" in runs
+    assert any("git status --porcelain -- assignments/" in run and "exit 1" in run for run in runs)
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["jobs"]["release"]["runs-on"] == "ubuntu-latest"
+
+
+def test_course_values_are_filled_in_from_course_toml(tmp_path):
+    course = make_course(
+        tmp_path / "course",
+        """
+[ci]
+runs_on = ["self-hosted", "a100"]
+grader_repository = "prof/grader"
+grader_ref = "0123456789abcdef0123456789abcdef01234567"
+post_token_secret = "COURSE_ISSUES_TOKEN"
+grader_token_secret = "GRADER_READ_TOKEN"
+[submissions]
+pattern = ["week3/*.ipynb", "{week}.ipynb"]
+student = "owner"
+[weeks.week3]
+issue = 12
+""",
+    )
+    run = grader("--course", course, "init-ci", tmp_path / "repo", "--workflow", "grade")
+    assert run.returncode == 0, run.stderr
+    workflow = load(tmp_path / "repo/.github/workflows/grade-week3.yml")
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == ["self-hosted", "a100"]
+    assert workflow["on"]["push"]["paths"] == ["week3/*.ipynb", "week3.ipynb"]
+    trusted = job["steps"][1]["with"]
+    assert (trusted["repository"], trusted["ref"]) == (
+        "prof/grader",
+        "0123456789abcdef0123456789abcdef01234567",
+    )
+    assert trusted["token"] == "${{ secrets.GRADER_READ_TOKEN }}"
+    assert job["steps"][-1]["env"] == {"GITHUB_TOKEN": "${{ secrets.COURSE_ISSUES_TOKEN }}"}
+    assert "issue #12" in job["steps"][-1]["name"]
+
+
+def test_init_ci_keeps_hand_written_workflows_and_check_finds_stale_ones(tmp_path):
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "regrade.yml").write_text("name: mine\n")
+    refused = grader("init-ci", tmp_path, "--workflow", "regrade")
+    assert refused.returncode == 2
+    assert "was not written by `grader init-ci`; pass --force" in refused.stderr
+    assert grader("init-ci", tmp_path, "--workflow", "regrade", "--force").returncode == 0
+    assert grader("init-ci", tmp_path, "--check").returncode == 0
+    again = grader("init-ci", tmp_path, "--workflow", "regrade")
+    assert again.stdout.startswith("unchanged ")
+    (workflows / "regrade.yml").write_text((workflows / "regrade.yml").read_text() + "# edited\n")
+    stale = grader("init-ci", tmp_path, "--check")
+    assert stale.returncode == 1 and "out of date" in stale.stderr
