@@ -120,7 +120,7 @@ def grade_submission(
         )
     try:
         executed = _run_pipeline(
-            result, spec, submission, (dataset, graded_on), profile, options, progress
+            result, spec, submission, (dataset, graded_on), profile, options, progress, out
         )
     except GraderError as error:
         result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
@@ -167,6 +167,7 @@ def _run_pipeline(
     profile,
     options: GradeOptions,
     progress: Progress,
+    out: Path,
 ) -> nbformat.NotebookNode:
     """Stage, execute, capture, re-evaluate and check; returns the executed notebook.
 
@@ -176,7 +177,11 @@ def _run_pipeline(
     isolation = resolve_isolation(options.isolation)
     limits = Limits(memory_mb=options.memory_mb or spec.memory_mb, processes=spec.processes)
     scratch = Scratch.create()
-    sandbox = Sandbox(scratch, isolation, limits)
+    # What the notebook must not read even with a read-only view of the machine: the course's
+    # solutions and graders, the private test split, the grades, and the checkout the grader
+    # runs in (in a classroom repository, the other students' notebooks).
+    hidden = (spec.directory.parent, options.private_data_dir, out, Path.cwd())
+    sandbox = Sandbox(scratch, isolation, limits, tuple(p for p in hidden if p is not None))
     result.provenance["Sandbox"] = sandbox.describe()
     worker = None
     try:

@@ -174,8 +174,10 @@ def resolve_isolation(requested: str) -> str:
     return requested
 
 
-def isolate(command: list[str], isolation: str, scratch: Scratch, cwd: Path) -> list[str]:
-    """`command`, wrapped in the isolation backend."""
+def isolate(
+    command: list[str], isolation: str, scratch: Scratch, cwd: Path, hidden: tuple[Path, ...] = ()
+) -> list[str]:
+    """`command`, wrapped in the isolation backend; `hidden` folders look empty inside."""
     if isolation == "none":
         return command
     wrapper = [
@@ -186,6 +188,7 @@ def isolate(command: list[str], isolation: str, scratch: Scratch, cwd: Path) -> 
         "--ro-bind",
         "/",
         "/",
+        *[arg for folder in _maskable(hidden, scratch) for arg in ("--tmpfs", str(folder))],
         "--dev",
         "/dev",
         "--proc",
@@ -205,19 +208,42 @@ def isolate(command: list[str], isolation: str, scratch: Scratch, cwd: Path) -> 
     return [*wrapper, "--", *command]
 
 
+def _maskable(hidden: tuple[Path, ...], scratch: Scratch) -> list[Path]:
+    """The folders to hide, less any that holds what the sandbox itself needs to run."""
+    needed = [
+        Path(sys.prefix).resolve(),
+        Path(sys.executable).resolve(),
+        Path(__file__).resolve().parent,
+        scratch.root,
+    ]
+    masked = []
+    for folder in hidden:
+        folder = Path(folder).resolve()
+        if (
+            folder.is_dir()
+            and folder != Path("/")
+            and not any(path == folder or folder in path.parents for path in needed)
+        ):
+            masked.append(folder)
+    return masked
+
+
 class Sandbox:
     """How student code runs in one grading: its scratch folder, environment, isolation backend
     and limits. The notebook's runner and the model-evaluation worker both start here."""
 
-    def __init__(self, scratch: Scratch, isolation: str, limits: Limits):
+    def __init__(
+        self, scratch: Scratch, isolation: str, limits: Limits, hidden: tuple[Path, ...] = ()
+    ):
         self.scratch = scratch
         self.isolation = isolation
         self.limits = limits
+        self.hidden = hidden  # folders student code must not read: graders, private data
         self.enforcer = Enforcer(limits)
 
     def spawn(self, command: list[str], cwd: Path, **popen) -> subprocess.Popen:
         return subprocess.Popen(
-            isolate(command, self.isolation, self.scratch, cwd),
+            isolate(command, self.isolation, self.scratch, cwd, self.hidden),
             env=kernel_env(self.scratch),
             cwd=cwd,
             start_new_session=True,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO, grade, write_synthetic_dataset
+from conftest import REPO, grade, write_notebook, write_synthetic_dataset
 
 from grader.limits import Enforcer, Limits
 from grader.sandbox import bubblewrap_works
@@ -238,3 +238,15 @@ def _shifted_images(data: Path) -> bytes:
         pixels.astype(int) + np.random.default_rng(7).integers(-40, 40, pixels.shape), 0, 255
     )
     return raw[:16] + noisy.astype(np.uint8).tobytes()
+
+
+@needs_namespace
+def test_solutions_and_hidden_tests_are_out_of_sight(tmp_path, synthetic_data):
+    solutions = REPO / "solutions"
+    notebook = write_notebook(
+        tmp_path / "peek.ipynb",
+        f"import os\nprint('solutions:', os.listdir({str(solutions)!r}))\nmodel = None",
+    )
+    run = grade(notebook, tmp_path / "out", synthetic_data, "--isolation", "namespace")
+    assert "solutions: []" in (run.out / "executed.ipynb").read_text()
+    assert "week3" in {path.name for path in solutions.iterdir()}  # it is there, outside
