@@ -98,23 +98,16 @@ def print_demo(runs: list, out: Path) -> None:
     for column in ("Week", "Submission", "Outcome", "Points", "Test accuracy"):
         table.add_column(column)
     for run in runs:
-        result = run.result
-        accuracies = (
+        accuracies = run.accuracies
+        measured = (
             ", ".join(
-                f"{m.test_accuracy:.3f}"
-                for m in result.models.values()
-                if m.test_accuracy is not None
+                f"{name} {value:.3f}" if len(accuracies) > 1 else f"{value:.3f}"
+                for name, value in accuracies.items()
             )
             or "—"
         )
         mark = "✅" if run.as_expected else f"❗ expected {run.expected}"
-        table.add_row(
-            run.week,
-            run.title,
-            f"{result.outcome.value} {mark}",
-            f"{result.score:g}/{result.max_score:g}",
-            accuracies,
-        )
+        table.add_row(run.week, run.title, f"{run.outcome} {mark}", run.points, measured)
     console.print(table)
     console.print("Reports (report.md, results.json in Gradescope's schema, executed.ipynb):")
     for run in runs:
