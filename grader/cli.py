@@ -73,6 +73,15 @@ def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: P
             click.echo(f"released {notebook}")
 
 
+_device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where notebooks train and the grader evaluates.",
+)
+
+
 def _grade_options(command):
     options = [
         click.option(
@@ -146,13 +155,7 @@ def _grade_options(command):
     show_default=True,
     help="Folder for results.json, report.md and executed.ipynb.",
 )
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where the notebook trains and the grader evaluates.",
-)
+@_device_option
 @click.option("--student", metavar="LOGIN", help="Whose submission [default: $GITHUB_ACTOR].")
 @_grade_options
 @click.pass_context
@@ -329,13 +332,7 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
 )
 @click.option("--strict", is_flag=True, help="Also fail (exit 1) when a submission does not pass.")
 @click.option("--dry-run", is_flag=True, help="Only print what would be graded.")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where notebooks train and the grader evaluates.",
-)
+@_device_option
 @_grade_options
 @click.pass_context
 @_user_errors
@@ -463,13 +460,7 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also record the grades in this nbgrader gradebook database (e.g. gradebook.db).",
 )
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where notebooks train and the grader evaluates.",
-)
+@_device_option
 @_grade_options
 @click.pass_context
 @_user_errors

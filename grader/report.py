@@ -7,6 +7,7 @@ notebook cannot forge lines of its own report.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
@@ -31,7 +32,9 @@ def render_report(result: GradingResult, templates: Path) -> str:
         )
 
 
-def _render(result: GradingResult, templates: Path, marker: str) -> str:
+def template_environment(templates: Path) -> jinja2.Environment:
+    """Jinja2 for every Markdown view: strict about missing values, and with the filters that
+    escape whatever came from a submission."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates),
         undefined=jinja2.StrictUndefined,
@@ -40,9 +43,19 @@ def _render(result: GradingResult, templates: Path, marker: str) -> str:
         keep_trailing_newline=True,
     )
     environment.filters.update(
-        fenced=fenced, inline=inline, bar=bar, safe_name=safe_name, thin=thin, number=number
+        fenced=fenced,
+        inline=inline,
+        bar=bar,
+        safe_name=safe_name,
+        thin=thin,
+        number=number,
+        utc=utc,
     )
-    template = environment.get_template("report.md.j2")
+    return environment
+
+
+def _render(result: GradingResult, templates: Path, marker: str) -> str:
+    template = template_environment(templates).get_template("report.md.j2")
     groups = [
         (group, [key for key in result.curves or {} if group[:3] in key.lower()])
         for group in ("accuracy", "loss")
@@ -91,3 +104,7 @@ def thin(values: list[float], limit: int = 60) -> list[float]:
 
 def number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+def utc(moment: datetime | None) -> str:
+    return "—" if moment is None else f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
