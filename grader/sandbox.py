@@ -6,7 +6,9 @@ Isolation backends (`--isolation`):
   namespaces: no network but loopback, no view of the runner's other processes (and so of
   their environments and tokens), the whole file system read-only except the run's scratch
   folder, a private /tmp, a minimal /dev (plus the NVIDIA devices), and no capabilities.
-  When the run ends, its PID namespace ends, and every process in it.
+  When the run ends, its PID namespace ends, and every process in it. A grader running as
+  root runs student code as `nobody` (65534): a real unprivileged user, not root mapped into a
+  user namespace, so root-only files of the runner stay unreadable.
 - `none`: the same user and file system as the grader; only the allow-listed environment,
   the limits and the process-tree sweep. For trusted code, or machines without bubblewrap.
 - `auto` (default): `namespace` when bubblewrap works here, else `none` (the report says so).
@@ -174,20 +176,63 @@ def resolve_isolation(requested: str) -> str:
     return requested
 
 
+# Who student code runs as when the grader is root (`namespace` backend): nobody/nogroup.
+SANDBOX_UID = SANDBOX_GID = 65534
+
+# Run inside the namespaces, as root with only CAP_SETUID and CAP_SETGID: become nobody for
+# good (setuid from root clears every capability; bubblewrap's no_new_privs keeps it so), then
+# exec the real command.
+_DROP_PRIVILEGES = (
+    "import os, sys; os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]));"
+    " os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
+def drops_privileges(isolation: str) -> bool:
+    """Whether student code runs as `nobody` rather than as the grader's own user."""
+    return isolation == "namespace" and os.geteuid() == 0
+
+
 def isolate(
     command: list[str], isolation: str, scratch: Scratch, cwd: Path, hidden: tuple[Path, ...] = ()
 ) -> list[str]:
     """`command`, wrapped in the isolation backend; `hidden` folders look empty inside."""
     if isolation == "none":
         return command
+    drop = drops_privileges(isolation)
+    if drop:
+        # No user namespace: in one that root creates, uid 0 (or any uid) inside is root
+        # outside, and can read every root-owned file. Instead root builds the namespaces,
+        # then the command becomes a real unprivileged user (_DROP_PRIVILEGES).
+        unshare = [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+        ]
+        capabilities = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        command = [
+            sys.executable,
+            "-I",
+            "-c",
+            _DROP_PRIVILEGES,
+            str(SANDBOX_UID),
+            str(SANDBOX_GID),
+            *command,
+        ]
+    else:
+        unshare = ["--unshare-all"]
+        capabilities = ["--cap-drop", "ALL"]
     wrapper = [
         shutil.which("bwrap"),
-        "--unshare-all",
+        *unshare,
         "--die-with-parent",
         "--new-session",
         "--ro-bind",
         "/",
         "/",
+        *(_reachable_for_nobody(_needed(scratch), scratch) if drop else []),
         *[arg for folder in _maskable(hidden, scratch) for arg in ("--tmpfs", str(folder))],
         "--dev",
         "/dev",
@@ -198,8 +243,7 @@ def isolate(
         "--bind",
         str(scratch.root),
         str(scratch.root),
-        "--cap-drop",
-        "ALL",
+        *capabilities,
         "--chdir",
         str(cwd),
     ]
@@ -208,14 +252,61 @@ def isolate(
     return [*wrapper, "--", *command]
 
 
+def _needed(scratch: Scratch) -> list[Path]:
+    """What student code needs to reach: Python, its packages, this package, the scratch."""
+    interpreter = Path(sys.executable).resolve().parent
+    prefixes = {Path(prefix).resolve() for prefix in (sys.prefix, sys.base_prefix)}
+    return [*sorted(prefixes), interpreter, Path(__file__).resolve().parent, scratch.root]
+
+
+def _traversable_by_nobody(folder: Path) -> bool:
+    stat = folder.stat()
+    return bool(
+        stat.st_mode & 0o001
+        or (stat.st_uid == SANDBOX_UID and stat.st_mode & 0o100)
+        or (stat.st_gid == SANDBOX_GID and stat.st_mode & 0o010)
+    )
+
+
+def _reachable_for_nobody(needed: list[Path], scratch: Scratch) -> list[str]:
+    """bubblewrap arguments that let `nobody` reach what it needs under a folder it may not
+    enter (Python installed under /root, say): that folder becomes an empty tmpfs, and only
+    what is needed is mounted back into it (read-only; the scratch folder is bound later)."""
+    arguments: list[str] = []
+    made: set[Path] = set()
+    for path in needed:
+        closed = next(
+            (folder for folder in reversed(path.parents) if not _traversable_by_nobody(folder)),
+            None,
+        )
+        if closed is None:
+            continue
+        if closed not in made:
+            arguments += ["--perms", "0755", "--tmpfs", str(closed)]
+            made.add(closed)
+        for folder in reversed(path.parents):
+            if closed in folder.parents and folder not in made:
+                arguments += ["--perms", "0755", "--dir", str(folder)]
+                made.add(folder)
+        if path != scratch.root:
+            arguments += ["--ro-bind", str(path), str(path)]
+    return arguments
+
+
+def _hand_over(scratch: Scratch) -> None:
+    """Give the scratch folders (not the files: the staged data stays the grader's, read-only)
+    to `nobody`, so that student code running as nobody may write there. Their group stays
+    root's, with full rights: bubblewrap, root without capabilities until the command drops
+    them, must still enter them. Links are skipped."""
+    for folder, subfolders, _ in os.walk(scratch.root):
+        os.chown(folder, SANDBOX_UID, -1, follow_symlinks=False)
+        os.chmod(folder, os.stat(folder).st_mode | 0o770)
+        subfolders[:] = [name for name in subfolders if not os.path.islink(Path(folder, name))]
+
+
 def _maskable(hidden: tuple[Path, ...], scratch: Scratch) -> list[Path]:
     """The folders to hide, less any that holds what the sandbox itself needs to run."""
-    needed = [
-        Path(sys.prefix).resolve(),
-        Path(sys.executable).resolve(),
-        Path(__file__).resolve().parent,
-        scratch.root,
-    ]
+    needed = _needed(scratch)
     masked = []
     for folder in hidden:
         folder = Path(folder).resolve()
@@ -242,6 +333,8 @@ class Sandbox:
         self.enforcer = Enforcer(limits)
 
     def spawn(self, command: list[str], cwd: Path, **popen) -> subprocess.Popen:
+        if drops_privileges(self.isolation):
+            _hand_over(self.scratch)
         return subprocess.Popen(
             isolate(command, self.isolation, self.scratch, cwd, self.hidden),
             env=kernel_env(self.scratch),
@@ -253,8 +346,9 @@ class Sandbox:
 
     def describe(self) -> str:
         limits = self.limits
+        user = " as user nobody" if drops_privileges(self.isolation) else ""
         return (
-            f"{self.isolation} isolation; at most {limits.memory_mb:,} MB of memory, "
+            f"{self.isolation} isolation{user}; at most {limits.memory_mb:,} MB of memory, "
             f"{limits.processes} processes, files of {limits.file_size_mb:,} MB "
             f"({self.enforcer.mechanism})"
         )

@@ -4,6 +4,9 @@ can raise its grade, reach a secret or survive the run."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -250,3 +253,34 @@ def test_solutions_and_hidden_tests_are_out_of_sight(tmp_path, synthetic_data):
     run = grade(notebook, tmp_path / "out", synthetic_data, "--isolation", "namespace")
     assert "solutions: []" in (run.out / "executed.ipynb").read_text()
     assert "week3" in {path.name for path in solutions.iterdir()}  # it is there, outside
+
+
+@needs_namespace
+@pytest.mark.skipif(os.geteuid() != 0, reason="the grader drops to nobody only when it is root")
+def test_a_root_grader_runs_student_code_as_nobody(tmp_path, synthetic_data):
+    # A root-only file outside every hidden folder (/tmp is private inside the sandbox): root
+    # mapped into a user namespace could read it; nobody cannot.
+    private = Path(tempfile.mkdtemp(prefix="grader-root-only-", dir="/var/tmp"))
+    try:
+        (private / "token").write_text(SECRET)
+        (private / "token").chmod(0o600)
+        notebook = write_notebook(
+            tmp_path / "whoami.ipynb",
+            "import os\n"
+            "print('uid', os.getuid(), 'gid', os.getgid())\n"
+            "try:\n"
+            f"    print(open({str(private / 'token')!r}).read())\n"
+            "except OSError as error:\n"
+            "    print('refused:', error.strerror)\n"
+            "open('mine.txt', 'w').write('the scratch folder is writable')\n"
+            "model = None",
+        )
+        run = grade(notebook, tmp_path / "out", synthetic_data, "--isolation", "namespace")
+    finally:
+        shutil.rmtree(private)
+    executed = (run.out / "executed.ipynb").read_text()
+    assert "uid 65534 gid 65534" in executed
+    assert "refused: Permission denied" in executed
+    assert SECRET not in _everything_written(run)
+    assert run.outcome == "model_unusable"  # `model = None`: it ran to its end, wrote its file
+    assert "namespace isolation as user nobody" in run.report
