@@ -86,6 +86,13 @@ def _capture_model(
         "parameters": sum(p.numel() for p in parameters),
         "trained_on": str(parameters[0].device) if parameters else "cpu",
     }
+    if any(tensor.is_meta for tensor in [*parameters, *obj.buffers()]):
+        return info | {
+            "status": "unusable",
+            "problem": f"`{variable}` has weights on the `meta` device, which holds no values "
+            "(it was built or moved there, or loaded with `assign=True`): train it on the CPU "
+            "or the GPU",
+        }
     obj.eval()
     attempts = []
     # On the CPU first (portable); on the device it trained on if it only works there.
