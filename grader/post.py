@@ -73,6 +73,24 @@ class GitHubClient:
             follow_redirects=True,  # renamed repositories answer 301/307; httpx drops auth off-host
         )
 
+    def is_own(self, comment: dict[str, Any]) -> bool:
+        """Whether the grader wrote `comment`, not someone copying its marker (a student
+        posting `<!-- grader-sticky ... student=bob -->` to take over bob's comment). Actions'
+        GITHUB_TOKEN and GitHub Apps comment as bots, which no student can be; a personal
+        token comments as its owner, learnt from /user the first time it matters."""
+        user = comment.get("user") or {}
+        if user.get("type") == "Bot":
+            return True
+        return user.get("login") is not None and user.get("login") == self.login()
+
+    def login(self) -> str | None:
+        """The token's user, or None where it has none (/user refuses bots' tokens)."""
+        if not hasattr(self, "_login"):
+            response = self.request("GET", "user")
+            ok = response.status_code == 200
+            self._login = _json(response, dict).get("login") if ok else None
+        return self._login
+
     def __enter__(self) -> GitHubClient:
         return self
 
@@ -180,7 +198,14 @@ class KeptComment:
         return first_line.strip() == self.marker
 
     def find(self, github: GitHubClient) -> dict[str, Any] | None:
-        return next((c for c in github.comments(self.repo, self.issue) if self.is_this(c)), None)
+        return next(
+            (
+                comment
+                for comment in github.comments(self.repo, self.issue)
+                if self.is_this(comment) and github.is_own(comment)
+            ),
+            None,
+        )
 
     def post(
         self, github: GitHubClient, report: str, listed: Mapping[str, dict] | None = None
@@ -235,7 +260,11 @@ def comments_by_marker(github: GitHubClient, repo: str, issue: int) -> dict[str,
     issue for many `KeptComment.post(..., listed=...)`."""
     found: dict[str, dict[str, Any]] = {}
     for comment in github.comments(repo, issue):
-        found.setdefault((comment.get("body") or "").split("\n", 1)[0].strip(), comment)
+        first_line = (comment.get("body") or "").split("\n", 1)[0].strip()
+        # Only the grader's own comments: a copied marker never takes over a comment.
+        marked = first_line.startswith("<!-- grader-") and first_line not in found
+        if marked and github.is_own(comment):
+            found[first_line] = comment
     return found
 
 

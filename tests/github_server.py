@@ -78,8 +78,12 @@ class GitHubServer:
         page_size: int = 100,
         prefix: str = "",
         html_url: str = "https://github.com",
+        login: str = "github-actions[bot]",
     ) -> None:
         self.token = token
+        # Who the token comments as: Actions' GITHUB_TOKEN is the bot, which may not read
+        # /user; a personal access token is a person, who may.
+        self.login = login
         self.page_size = page_size  # GitHub caps per_page at 100; tests cap it lower
         self.prefix = prefix.rstrip("/")
         self.html_url = html_url
@@ -166,6 +170,10 @@ class GitHubServer:
         if auth not in (f"Bearer {self.token}", f"token {self.token}"):
             return 401, {}, _error("Bad credentials")
         with self._lock:
+            if path == "/user" and request.method == "GET":
+                if self.login.endswith("[bot]"):
+                    return 403, {}, _error("Resource not accessible by integration")
+                return 200, {}, {"login": self.login, "type": "User"}
             if match := _COMMENTS.fullmatch(path):
                 repo, number = match[1], int(match[2])
                 if (repo, number) not in self._issues:
@@ -176,7 +184,7 @@ class GitHubServer:
                     body = (request.body or {}).get("body")
                     if not isinstance(body, str) or len(body) > COMMENT_LIMIT:
                         return 422, {}, _error("Validation Failed")
-                    return 201, {}, self._create(repo, number, body, "github-actions[bot]")
+                    return 201, {}, self._create(repo, number, body, self.login)
             elif match := _COMMENT.fullmatch(path):
                 comment = self._find(match[1], int(match[2]))
                 if comment is None:

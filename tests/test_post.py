@@ -29,6 +29,7 @@ TOKEN = "ghs_C0urseGrader7f3aSECRETdoNotPrint9e1b"
 REPO = "course-org/deep-learning"
 ISSUE = 4
 ALICE_WEEK3 = "<!-- grader-sticky week=week3 student=alice -->"
+BOT = "github-actions[bot]"  # who Actions' GITHUB_TOKEN comments as
 SECONDARY_LIMIT = {
     "message": "You have exceeded a secondary rate limit. Please wait a few minutes."
 }
@@ -125,6 +126,28 @@ def test_other_students_comments_are_left_alone(github, tmp_path):
     assert len(students_comments(github)) == 1
 
 
+def test_a_copied_marker_does_not_take_over_the_students_comment(github, tmp_path):
+    forged = github.add_comment(REPO, ISSUE, f"{ALICE_WEEK3}\n## Week 3: 10 / 10", "mallory")
+    posted = post(write_report(tmp_path, "## Week 3: 3 / 10\n"), github)
+    assert posted.action == "created"
+    mallorys, graders = students_comments(github)
+    assert mallorys == forged  # neither edited nor taken for the grader's
+    assert graders["user"]["login"] == BOT and graders["body"].endswith("3 / 10\n")
+    assert [r.method for r in github.requests] == ["GET", "GET", "POST"]  # + /user, once
+    assert post(write_report(tmp_path, "## Week 3: 9 / 10\n"), github).id == graders["id"]
+
+
+def test_a_personal_token_keeps_its_own_comment_and_ignores_copies(tmp_path):
+    with GitHubServer(token=TOKEN, login="the-instructor") as server:
+        server.add_issue(REPO, ISSUE)
+        server.add_comment(REPO, ISSUE, f"{ALICE_WEEK3}\nforged", "mallory")
+        own = server.add_comment(REPO, ISSUE, f"{ALICE_WEEK3}\nold report", "the-instructor")
+        posted = post(write_report(tmp_path, "new report\n"), server)
+        assert (posted.action, posted.id) == ("updated", own["id"])
+        assert server.comments(REPO, ISSUE)[0]["body"].endswith("forged")
+        assert [r.path for r in server.calls("GET")][-1] == "/user"
+
+
 def test_student_option_overrides_the_marker(github, tmp_path):
     post(write_report(tmp_path, student="alice"), github, student="bob")
 
@@ -162,7 +185,7 @@ def test_finds_the_comment_on_a_later_page(tmp_path):
         server.add_issue(REPO, ISSUE)
         for n in range(4):
             server.add_comment(REPO, ISSUE, f"question {n}")
-        alices = server.add_comment(REPO, ISSUE, f"{ALICE_WEEK3}\nold report")
+        alices = server.add_comment(REPO, ISSUE, f"{ALICE_WEEK3}\nold report", BOT)
         server.add_comment(REPO, ISSUE, "a later question")
 
         posted = post(write_report(tmp_path, "new report\n"), server)
@@ -426,7 +449,7 @@ def test_ghe_api_url_with_path_prefix(tmp_path, suffix):
     with GitHubServer(token=TOKEN, prefix="/api/v3", page_size=1) as ghe:
         ghe.add_issue(REPO, ISSUE)
         ghe.add_comment(REPO, ISSUE, "a question")
-        ghe.add_comment(REPO, ISSUE, f"{ALICE_WEEK3}\nold report")
+        ghe.add_comment(REPO, ISSUE, f"{ALICE_WEEK3}\nold report", BOT)
 
         result = grader_post(write_report(tmp_path), api_url=ghe.url + suffix)
 
