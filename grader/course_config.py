@@ -135,6 +135,8 @@ class WeekConfig:
 class CiConfig:
     runs_on: tuple[str, ...] = ("self-hosted", "linux", "gpu")
     batch_runs_on: tuple[str, ...] = ()  # the big runner for `grader batch` [default: runs_on]
+    # Where the jobs that hold the commenting token run: never a machine that ran student code.
+    post_runs_on: tuple[str, ...] = ("ubuntu-latest",)
     grader_repository: str | None = None  # OWNER/NAME of the instructor's trusted grader
     grader_ref: str | None = None  # a commit SHA or tag: never a branch a student could move
     python: str = "python3"
@@ -199,6 +201,7 @@ _KEYS = {
     "ci": {
         "runs_on",
         "batch_runs_on",
+        "post_runs_on",
         "grader_repository",
         "grader_ref",
         "python",
@@ -334,6 +337,7 @@ def _ci(section: _Section) -> CiConfig:
     return CiConfig(
         runs_on=section.get("runs_on", _labels, defaults.runs_on),
         batch_runs_on=section.get("batch_runs_on", _labels, ()),
+        post_runs_on=section.get("post_runs_on", _labels, defaults.post_runs_on),
         grader_repository=section.get("grader_repository", _repository),
         grader_ref=ref,
         python=section.get("python", _string, defaults.python),

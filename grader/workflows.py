@@ -31,7 +31,21 @@ ACTIONS = {
     "checkout": "actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1  # v7.0.1",
     "upload-artifact": "actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f  # v7.0.0",
     "setup-python": "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97  # v7.0.0",
+    "download-artifact": "actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c"
+    "  # v8.0.1",
 }
+# What `grader ci-post` and `grader batch --no-grade --post-leaderboard` import, installed
+# beside `pip install --no-deps` of the grader on the posting machine: no torch, no Jupyter.
+# tests/test_workflows.py runs both with every other dependency made unimportable.
+POST_REQUIREMENTS = (
+    "click>=8.1",
+    "jinja2>=3.1",
+    "httpx>=0.27",
+    "rich>=13",
+    "numpy>=1.26",
+    "nbformat>=5.9",
+    "pytest>=8",  # small; grader.checks, where the pytest graders run, is on the import path
+)
 RELEASE_PATHS = (
     "solutions/**",
     "assignments/**",
@@ -75,6 +89,8 @@ def render_workflows(
         "python": ci.python,
         "isolation": ci.isolation,
         "retention_days": ci.retention_days,
+        "post_runs_on": list(ci.post_runs_on),
+        "post_requirements": " ".join(f"'{requirement}'" for requirement in POST_REQUIREMENTS),
     }
     workflows = []
     if "grade" in which:

@@ -173,14 +173,77 @@ class Classroom:
         return target
 
 
-def grader(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 900):
-    """`grader ARGS…` in a child process with a clean GitHub environment plus `env`."""
+def grader(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 900, light=False):
+    """`grader ARGS…` in a child process with a clean GitHub environment plus `env`. `light`:
+    as the workflows' posting jobs install it, with only POST_REQUIREMENTS: every other
+    dependency (torch, papermill, nbgrader, ...) cannot be imported."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACTIONS_"))}
+    command = [sys.executable, "-m", "grader.cli"]
+    if light:
+        command = [sys.executable, "-c", _NOT_INSTALLED, ",".join(sorted(_not_on_posters()))]
     return subprocess.run(
-        [sys.executable, "-m", "grader.cli", *map(str, args)],
+        [*command, *map(str, args)],
         env={**clean, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
     )
+
+
+# The import name of each of pyproject.toml's dependencies.
+_MODULES = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "numpy": "numpy",
+    "matplotlib": "matplotlib",
+    "pandas": "pandas",
+    "scikit-learn": "sklearn",
+    "click": "click",
+    "jinja2": "jinja2",
+    "nbformat": "nbformat",
+    "nbclient": "nbclient",
+    "papermill": "papermill",
+    "ipykernel": "ipykernel",
+    "nbgrader": "nbgrader",
+    "httpx": "httpx",
+    "rich": "rich",
+    "pytest": "pytest",
+}
+
+
+def _not_on_posters() -> set[str]:
+    """The modules of the dependencies a posting job does not install."""
+    import re
+
+    import tomllib
+
+    from grader.workflows import POST_REQUIREMENTS
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0].lower()
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    installed = {name(requirement) for requirement in POST_REQUIREMENTS}
+    return {_MODULES[name(dep)] for dep in project["dependencies"] if name(dep) not in installed}
+
+
+_NOT_INSTALLED = """
+import sys
+from importlib.abc import MetaPathFinder
+
+MISSING = set(sys.argv[1].split(","))
+
+
+class NotInstalled(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in MISSING:
+            raise ModuleNotFoundError(f"No module named {name!r} (not installed)", name=name)
+
+
+sys.meta_path.insert(0, NotInstalled())
+sys.argv = ["grader", *sys.argv[2:]]
+from grader.cli import main
+
+main()
+"""

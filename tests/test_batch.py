@@ -137,6 +137,15 @@ def test_batch_of_a_class_then_resume_then_regrade_one(tmp_path, synthetic_data)
         (updated,) = github.comments(ORG_REPO, 4)
         assert updated["id"] == comment["id"]
 
+        # The regrade workflow's leaderboard job: no torch or Jupyter there, nothing graded.
+        posted = grader(
+            "--course", course, "batch", "week3", submissions, "--out", out,
+            "--pattern", "{login}/*.ipynb", "--no-grade", "--post-leaderboard",
+            env=env, light=True,
+        )  # fmt: skip
+        assert posted.returncode == 0, posted.stdout + posted.stderr
+        assert [c["id"] for c in github.comments(ORG_REPO, 4)] == [comment["id"]]
+
     # A crash left one grading unfinished, and a student changed a notebook: only those two.
     (out / "crash0" / "results.json").unlink()
     write_notebook(submissions / "untrained0" / "week3.ipynb", *trained(40))

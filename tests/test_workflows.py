@@ -78,37 +78,47 @@ def test_a_push_of_the_weeks_notebook_is_graded_on_the_courses_gpu_runners(writt
     settings = CONFIG.weeks[week]
     assert workflow["on"]["push"]["paths"] == [f"submissions/*/{week}.ipynb"]
     assert "workflow_dispatch" in workflow["on"]
-    (job,) = workflow["jobs"].values()
+    job, post_job = workflow["jobs"]["grade"], workflow["jobs"]["post"]
     assert job["runs-on"] == list(settings.runs_on or CONFIG.ci.runs_on)
     assert job["concurrency"]["cancel-in-progress"] is True
     group = job["concurrency"]["group"]
     assert week in group and "github.actor" in group  # one grading per student and week
-    post = steps(workflow)[-1]
+    assert post_job["needs"] == "grade"
+    assert "needs.grade.outputs.graded == 'true'" in post_job["if"]
+    assert job["outputs"]["graded"] == "${{ steps.graded.outputs.graded }}"
+    post = post_job["steps"][-1]
     assert f"issue #{settings.issue}" in post["name"]
 
 
 @pytest.mark.parametrize("week", WEEKS)
 def test_grading_workflow_keeps_the_token_away_from_student_code(written, week):
     workflow = load(written / f"grade-{week}.yml")
-    (job,) = workflow["jobs"].values()
+    job, post_job = workflow["jobs"]["grade"], workflow["jobs"]["post"]
     assert workflow["permissions"] == {}
-    assert job["permissions"] == {"contents": "read", "issues": "write"}
+    # The job that runs student code gets a token that can only read; the job whose token
+    # may comment runs on another machine, where no student code ran, and runs none.
+    assert job["permissions"] == {"contents": "read"}
+    assert post_job["permissions"] == {"contents": "read", "issues": "write"}
+    assert post_job["runs-on"] == list(CONFIG.ci.post_runs_on) != job["runs-on"]
     by_name = {step.get("name", ""): step for step in job["steps"]}
     (grade,) = [s for s in job["steps"] if " ci " in f" {s.get('run', '')} "]
-    (post,) = [s for s in job["steps"] if "ci-post" in s.get("run", "")]
+    (post,) = [s for s in post_job["steps"] if "ci-post" in s.get("run", "")]
     # The step that runs student code has no token, and grades with the trusted course.
     assert "env" not in grade and "token" not in grade["run"] and "secrets" not in grade["run"]
     assert "--course grader" in grade["run"] and "--no-post" in grade["run"]
     assert "--isolation namespace" in grade["run"]
+    assert not any("ci-post" in s.get("run", "") for s in job["steps"])
     # The step that holds the token runs the grader's own command, no student code.
     assert post["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
     assert post["run"] == "grader --course grader ci-post grader-output"
-    checkouts = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
-    assert all(s["with"]["persist-credentials"] is False for s in checkouts)
-    (trusted,) = [s for s in checkouts if s["with"].get("repository")]
-    assert trusted["with"]["repository"] == CONFIG.ci.grader_repository
-    assert trusted["with"]["ref"] == CONFIG.ci.grader_ref
-    assert "!/solutions/*/*.ipynb" in trusted["with"]["sparse-checkout"]  # no solutions there
+    assert not any(" ci " in f" {s.get('run', '')} " for s in post_job["steps"])
+    for each in (job, post_job):
+        checkouts = [s for s in each["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+        assert all(s["with"]["persist-credentials"] is False for s in checkouts)
+        (trusted,) = [s for s in checkouts if s["with"].get("repository")]
+        assert trusted["with"]["repository"] == CONFIG.ci.grader_repository
+        assert trusted["with"]["ref"] == CONFIG.ci.grader_ref
+        assert "!/solutions/*/*.ipynb" in trusted["with"]["sparse-checkout"]  # no solutions
     upload = by_name["Upload results, reports and executed notebooks"]
     uploaded = upload["with"]["path"].split()
     assert {Path(p).name for p in uploaded} == {
@@ -135,16 +145,21 @@ def test_every_workflow_pins_its_actions_and_keeps_inputs_out_of_shell(written):
 def test_regrade_batches_each_week_on_the_big_runner_and_posts_the_leaderboard(written):
     workflow = load(written / "regrade.yml")
     assert workflow["on"]["schedule"] == [{"cron": CONFIG.ci.schedule}]
-    (job,) = workflow["jobs"].values()
+    job, post_job = workflow["jobs"]["regrade"], workflow["jobs"]["leaderboard"]
     assert job["runs-on"] == list(CONFIG.ci.batch_runs_on)
     assert job["strategy"]["max-parallel"] == CONFIG.ci.max_parallel
     assert str(WEEKS).replace("'", '"') in job["strategy"]["matrix"]["week"]
+    assert post_job["strategy"]["matrix"] == job["strategy"]["matrix"]
     (grade,) = [
         s for s in job["steps"] if "batch" in s.get("run", "") and "--no-grade" not in s["run"]
     ]
-    (post,) = [s for s in job["steps"] if "--post-leaderboard" in s.get("run", "")]
+    (post,) = [s for s in post_job["steps"] if "--post-leaderboard" in s.get("run", "")]
     assert "env" not in grade
     assert "--no-grade" in post["run"] and post["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    assert job["permissions"] == {"contents": "read"}
+    assert post_job["permissions"] == {"contents": "read", "issues": "write"}
+    assert post_job["needs"] == "regrade"
+    assert post_job["runs-on"] == list(CONFIG.ci.post_runs_on)
 
 
 def test_release_workflow_fails_when_the_committed_assignments_are_stale(written):
@@ -176,7 +191,7 @@ issue = 12
     run = grader("--course", course, "init-ci", tmp_path / "repo", "--workflow", "grade")
     assert run.returncode == 0, run.stderr
     workflow = load(tmp_path / "repo/.github/workflows/grade-week3.yml")
-    (job,) = workflow["jobs"].values()
+    job, post_job = workflow["jobs"]["grade"], workflow["jobs"]["post"]
     assert job["runs-on"] == ["self-hosted", "a100"]
     assert workflow["on"]["push"]["paths"] == ["week3/*.ipynb", "week3.ipynb"]
     trusted = job["steps"][1]["with"]
@@ -185,8 +200,9 @@ issue = 12
         "0123456789abcdef0123456789abcdef01234567",
     )
     assert trusted["token"] == "${{ secrets.GRADER_READ_TOKEN }}"
-    assert job["steps"][-1]["env"] == {"GITHUB_TOKEN": "${{ secrets.COURSE_ISSUES_TOKEN }}"}
-    assert "issue #12" in job["steps"][-1]["name"]
+    assert post_job["steps"][0]["with"]["token"] == "${{ secrets.GRADER_READ_TOKEN }}"
+    assert post_job["steps"][-1]["env"] == {"GITHUB_TOKEN": "${{ secrets.COURSE_ISSUES_TOKEN }}"}
+    assert "issue #12" in post_job["steps"][-1]["name"]
 
 
 def test_init_ci_keeps_hand_written_workflows_and_check_finds_stale_ones(tmp_path):
