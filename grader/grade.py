@@ -30,7 +30,7 @@ from grader.evaluate import EvaluatorProcess, read_capture, read_values, reevalu
 from grader.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.limits import Limits
 from grader.report import render_report, safe_name
-from grader.results import Execution, GradingResult, ModelResult, Outcome
+from grader.results import CellFailure, Execution, GradingResult, ModelResult, Outcome
 from grader.sandbox import Sandbox, Scratch, resolve_isolation
 from grader.stage import stage_workdir
 from grader.validate import Submission, SubmissionInvalid, read_submission
@@ -312,12 +312,51 @@ def _advice(submission: Submission, execution: Execution, limits: Limits) -> lis
             f"The notebook tried to start more processes than the grader allows "
             f"({limits.processes}); use fewer DataLoader workers or subprocesses."
         )
+    if failure and _is_a_download(failure):
+        if re.search(
+            r"pretrained\s*=\s*True|weights\s*=|load_state_dict_from_url|hub",
+            (failure.source + failure.traceback),
+        ):
+            advice.append(
+                "The notebook tried to download pretrained weights, and grading has no "
+                "network. The grader stages the weights it has (the runner's offline cache, "
+                "which your instructor fills with `grader prefetch`); these were not there. "
+                "That is not your fault: tell your instructor. The released notebook's "
+                "`pretrained` parameter shows how a notebook runs without them."
+            )
+        else:
+            advice.append(
+                "The notebook tried to download something, and grading has no network. The "
+                "week's data is already in `./data`, where torchvision's `download=True` finds "
+                "it without downloading; anything else must come with the assignment."
+            )
     if failure and failure.error == "SystemExit":
         advice.append(
             "The notebook called sys.exit() or exit(); remove it: a notebook that "
             "stops itself cannot be graded."
         )
     return advice
+
+
+_NETWORK_ERRORS = {
+    "URLError",
+    "HTTPError",
+    "ConnectionError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "ProxyError",
+    "gaierror",
+    "MaxRetryError",
+    "ConnectTimeout",
+    "ConnectError",
+}
+
+
+def _is_a_download(failure: CellFailure) -> bool:
+    return failure.error in _NETWORK_ERRORS or any(
+        sign in failure.message
+        for sign in ("urlopen error", "Connection refused", "Temporary failure in name resolution")
+    )
 
 
 def _not_captured(variable: str, execution: Execution, capture: dict) -> ModelResult:

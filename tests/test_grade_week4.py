@@ -189,3 +189,16 @@ def test_2023_style_notebook_grades_without_edits(tmp_path, synthetic_data, stan
         assert models[name]["input_layout"] == "[N, 1, 28, 28] images"
     assert models["cnn"]["test_accuracy"] > 0.9
     assert "ToTensor(): pixels scaled to [0, 1], as `test_data`'s transform does" in run.report
+
+
+def test_weights_the_runner_lacks_are_the_instructors_to_fetch(tmp_path, synthetic_data):
+    notebook = write_notebook(
+        tmp_path / "mine.ipynb",
+        "from torchvision import models\nmobilenet_pretrained = models.mobilenet_v2(pretrained=True)",
+        week="week4",
+    )
+    run = grade(notebook, tmp_path / "out", synthetic_data, week="week4")
+    assert run.outcome == "cell_error"
+    assert "URLError" in run.report  # the download went nowhere: no network while grading
+    assert "tried to download pretrained weights" in run.report
+    assert "That is not your fault: tell your instructor." in run.report
