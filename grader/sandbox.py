@@ -190,7 +190,49 @@ _DROP_PRIVILEGES = (
 
 def drops_privileges(isolation: str) -> bool:
     """Whether student code runs as `nobody` rather than as the grader's own user."""
-    return isolation == "namespace" and os.geteuid() == 0
+    return isolation == "namespace" and os.geteuid() == 0 and root_can_drop_privileges()
+
+
+@functools.cache
+def root_can_drop_privileges() -> bool:
+    """Whether root may build the namespaces without a user namespace and then become nobody.
+    That needs CAP_SYS_ADMIN, which root lacks in an unprivileged container: there the
+    sandbox falls back to a user namespace (root inside, no capabilities; the report says
+    which)."""
+    bwrap, true = shutil.which("bwrap"), shutil.which("true")
+    if bwrap is None or true is None:
+        return False
+    probe = [
+        bwrap,
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CAP_SETUID",
+        "--cap-add",
+        "CAP_SETGID",
+        "--",
+        sys.executable,
+        "-I",
+        "-c",
+        _DROP_PRIVILEGES,
+        str(SANDBOX_UID),
+        str(SANDBOX_GID),
+        true,
+    ]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def isolate(
@@ -346,7 +388,13 @@ class Sandbox:
 
     def describe(self) -> str:
         limits = self.limits
-        user = " as user nobody" if drops_privileges(self.isolation) else ""
+        user = ""
+        if self.isolation == "namespace" and os.geteuid() == 0:
+            user = (
+                " as user nobody"
+                if drops_privileges(self.isolation)
+                else " as root in a user namespace, without capabilities"
+            )
         return (
             f"{self.isolation} isolation{user}; at most {limits.memory_mb:,} MB of memory, "
             f"{limits.processes} processes, files of {limits.file_size_mb:,} MB "
