@@ -6,6 +6,7 @@ grading run finds it again and updates it instead of adding another.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -81,15 +82,13 @@ class GitHubClient:
         user = comment.get("user") or {}
         if user.get("type") == "Bot":
             return True
-        return user.get("login") is not None and user.get("login") == self.login()
+        return user.get("login") is not None and user.get("login") == self.login
 
+    @functools.cached_property
     def login(self) -> str | None:
         """The token's user, or None where it has none (/user refuses bots' tokens)."""
-        if not hasattr(self, "_login"):
-            response = self.request("GET", "user")
-            ok = response.status_code == 200
-            self._login = _json(response, dict).get("login") if ok else None
-        return self._login
+        response = self.request("GET", "user")
+        return _json(response, dict).get("login") if response.status_code == 200 else None
 
     def __enter__(self) -> GitHubClient:
         return self

@@ -140,12 +140,17 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
 @functools.cache
 def bubblewrap_works() -> bool:
     """Whether `bwrap` is installed and may create namespaces on this machine."""
+    return _bubblewrap_runs(*_IN_USER_NAMESPACE, ["true"])
+
+
+def _bubblewrap_runs(unshare: list[str], capabilities: list[str], command: list[str]) -> bool:
+    """Whether bubblewrap, with these namespaces and capabilities, can run `command` here."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return False
     probe = [
         bwrap,
-        "--unshare-all",
+        *unshare,
         "--ro-bind",
         "/",
         "/",
@@ -153,10 +158,9 @@ def bubblewrap_works() -> bool:
         "/proc",
         "--dev",
         "/dev",
-        "--cap-drop",
-        "ALL",
+        *capabilities,
         "--",
-        "true",
+        *command,
     ]
     try:
         return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
@@ -188,6 +192,23 @@ _DROP_PRIVILEGES = (
 )
 
 
+# The namespaces and capabilities bubblewrap gives each way of running: as the grader's own
+# user, in a user namespace; or, for a root grader, without one, keeping only what it takes
+# to become nobody. In a user namespace that root creates, uid 0 (or any uid) inside is root
+# outside, and can read every root-owned file; so root builds the namespaces and the command
+# then becomes a real unprivileged user (_DROP_PRIVILEGES).
+_IN_USER_NAMESPACE = (["--unshare-all"], ["--cap-drop", "ALL"])
+_AS_NOBODY = (
+    ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"],
+    ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"],
+)
+
+
+def _as_nobody(command: list[str]) -> list[str]:
+    drop = [sys.executable, "-I", "-c", _DROP_PRIVILEGES, str(SANDBOX_UID), str(SANDBOX_GID)]
+    return [*drop, *command]
+
+
 def drops_privileges(isolation: str) -> bool:
     """Whether student code runs as `nobody` rather than as the grader's own user."""
     return isolation == "namespace" and os.geteuid() == 0 and root_can_drop_privileges()
@@ -199,40 +220,8 @@ def root_can_drop_privileges() -> bool:
     That needs CAP_SYS_ADMIN, which root lacks in an unprivileged container: there the
     sandbox falls back to a user namespace (root inside, no capabilities; the report says
     which)."""
-    bwrap, true = shutil.which("bwrap"), shutil.which("true")
-    if bwrap is None or true is None:
-        return False
-    probe = [
-        bwrap,
-        "--unshare-ipc",
-        "--unshare-pid",
-        "--unshare-net",
-        "--ro-bind",
-        "/",
-        "/",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--cap-drop",
-        "ALL",
-        "--cap-add",
-        "CAP_SETUID",
-        "--cap-add",
-        "CAP_SETGID",
-        "--",
-        sys.executable,
-        "-I",
-        "-c",
-        _DROP_PRIVILEGES,
-        str(SANDBOX_UID),
-        str(SANDBOX_GID),
-        true,
-    ]
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    true = shutil.which("true")
+    return true is not None and _bubblewrap_runs(*_AS_NOBODY, _as_nobody([true]))
 
 
 def isolate(
@@ -242,30 +231,9 @@ def isolate(
     if isolation == "none":
         return command
     drop = drops_privileges(isolation)
+    unshare, capabilities = _AS_NOBODY if drop else _IN_USER_NAMESPACE
     if drop:
-        # No user namespace: in one that root creates, uid 0 (or any uid) inside is root
-        # outside, and can read every root-owned file. Instead root builds the namespaces,
-        # then the command becomes a real unprivileged user (_DROP_PRIVILEGES).
-        unshare = [
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-        ]
-        capabilities = ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        command = [
-            sys.executable,
-            "-I",
-            "-c",
-            _DROP_PRIVILEGES,
-            str(SANDBOX_UID),
-            str(SANDBOX_GID),
-            *command,
-        ]
-    else:
-        unshare = ["--unshare-all"]
-        capabilities = ["--cap-drop", "ALL"]
+        command = _as_nobody(command)
     wrapper = [
         shutil.which("bwrap"),
         *unshare,
