@@ -28,8 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from grader.course import find_course  # noqa: E402
-from grader.data import EMBEDDED_ROOT  # noqa: E402
+from grader.course.course import find_course  # noqa: E402
+from grader.data.datasets import EMBEDDED_ROOT  # noqa: E402
 
 
 def throughput(submissions: int, workers: list[int]) -> None:
@@ -86,13 +86,8 @@ def throughput(submissions: int, workers: list[int]) -> None:
 def api(students: int) -> None:
     from github_server import GitHubServer
 
-    from grader.post import (
-        GitHubClient,
-        LeaderboardComment,
-        RetryPolicy,
-        StickyComment,
-        comments_by_marker,
-    )
+    from grader.github.client import GitHubClient, RetryPolicy
+    from grader.github.post import LeaderboardComment, StickyComment, comments_by_marker
 
     repo, issue, token = "course-org/deep-learning", 4, "t"
     logins = [f"student{n:03d}" for n in range(students)]

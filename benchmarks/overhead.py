@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader.course import find_course  # noqa: E402
-from grader.data import EMBEDDED_ROOT, resolve_dataset  # noqa: E402
+from grader.course.course import find_course  # noqa: E402
+from grader.data.datasets import EMBEDDED_ROOT, resolve_dataset  # noqa: E402
 
 
 def timed(command: list[str], cwd: Path) -> float:

@@ -32,8 +32,8 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader.course import find_course  # noqa: E402
-from grader.data import EMBEDDED_ROOT  # noqa: E402
+from grader.course.course import find_course  # noqa: E402
+from grader.data.datasets import EMBEDDED_ROOT  # noqa: E402
 
 TARGETS = {  # (week, model): (test accuracy, training seconds), on one GPU with the full data
     ("week3", "model"): (0.88, 5),

@@ -12,6 +12,7 @@ import click
 
 from grader import __version__, skip_slow_optional_imports
 from grader.errors import GraderError
+from grader.options import GradeOptions, flags
 
 
 def _user_errors(command):
@@ -29,7 +30,7 @@ def _user_errors(command):
 
 
 def _course(ctx: click.Context):
-    from grader.course import find_course
+    from grader.course.course import find_course
 
     return find_course(ctx.obj.get("course"))
 
@@ -61,7 +62,7 @@ def main(ctx: click.Context, course: Path | None) -> None:
 @_user_errors
 def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: Path | None):
     """Generate the student version of WEEKS with nbgrader (solutions and hidden tests removed)."""
-    from grader.release import release_week
+    from grader.course.release import release_week
 
     course = _course(ctx)
     if all_weeks:
@@ -73,76 +74,39 @@ def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: P
             click.echo(f"released {notebook}")
 
 
-_device_option = click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where notebooks train and the grader evaluates.",
-)
+_CLICK_TYPES = {
+    "text": None,
+    "folder": click.Path(file_okay=False, path_type=Path),
+    "integer": int,
+    "positive": click.IntRange(min=1),
+    "seconds": click.FloatRange(min=1),
+    "megabytes": click.IntRange(min=64),
+}
 
 
-def _grade_options(command):
-    options = [
-        click.option(
-            "--data-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="torchvision-style root holding NAME/raw/*-ubyte "
-            "[default: the offline cache, else the embedded subset].",
-        ),
-        click.option(
-            "--private-data-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="GRADER_PRIVATE_DATA_DIR",
-            help="A private test split (ROOT/NAME/raw/t10k-*) that decides the grade "
-            "and is never shown to the notebook [$GRADER_PRIVATE_DATA_DIR].",
-        ),
-        click.option("--profile", help="Threshold profile [default: chosen by the test split]."),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=1),
-            metavar="SECONDS",
-            help="Wall-clock limit for the whole notebook [default: the week's spec].",
-        ),
-        click.option(
-            "--cell-timeout",
-            type=click.IntRange(min=1),
-            metavar="SECONDS",
-            help="Wall-clock limit for one cell [default: the week's spec].",
-        ),
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Seed injected into the notebook.",
-        ),
-        click.option(
-            "--isolation",
-            type=click.Choice(["auto", "namespace", "none"]),
-            default="auto",
-            show_default=True,
-            help="How student code is isolated; auto = namespace when bubblewrap "
-            "works here (see docs/SECURITY.md).",
-        ),
-        click.option(
-            "--memory-limit",
-            "memory_mb",
-            type=click.IntRange(min=64),
-            metavar="MB",
-            help="Memory for the notebook [default: the week's spec, 8192].",
-        ),
-        click.option(
-            "--commit",
-            metavar="SHA",
-            envvar="GITHUB_SHA",
-            help="The submission's commit, recorded in the report [$GITHUB_SHA].",
-        ),
-        click.option("--keep-workdir", is_flag=True, help="Keep the scratch folder to debug."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+def _grade_options(*, without: tuple[str, ...] = ()):
+    """`GradeOptions`' flags (grader.options, the one declaration) as click options, less the
+    fields `without` names (e.g. `--device` for `check`, which always runs on the CPU)."""
+
+    def decorate(command):
+        for name, flag in reversed(flags()):
+            if name in without:
+                continue
+            settings = {
+                "help": flag.help,
+                "metavar": flag.metavar,
+                "envvar": flag.envvar,
+                "show_default": flag.show_default,
+                "default": GradeOptions.__dataclass_fields__[name].default,
+            }
+            if flag.kind == "switch":
+                command = click.option(flag.name, name, is_flag=True, **settings)(command)
+                continue
+            kind = click.Choice(flag.choices) if flag.kind == "choice" else _CLICK_TYPES[flag.kind]
+            command = click.option(flag.name, name, type=kind, **settings)(command)
+        return command
+
+    return decorate
 
 
 @main.command()
@@ -155,9 +119,7 @@ def _grade_options(command):
     show_default=True,
     help="Folder for results.json, report.md and executed.ipynb.",
 )
-@_device_option
-@click.option("--student", metavar="LOGIN", help="Whose submission [default: $GITHUB_ACTOR].")
-@_grade_options
+@_grade_options()
 @click.pass_context
 @_user_errors
 def grade(ctx: click.Context, week: str, notebook: Path, out: Path, **options) -> None:
@@ -166,8 +128,8 @@ def grade(ctx: click.Context, week: str, notebook: Path, out: Path, **options) -
     Exit code 0: every check passed; 1: some check failed (the report says why);
     2: the grader itself could not run.
     """
-    from grader.grade import GradeOptions, grade_submission
-    from grader.terminal import TerminalProgress, print_result
+    from grader.pipeline.grade import grade_submission
+    from grader.views.terminal import TerminalProgress, print_result
 
     with TerminalProgress() as progress:
         result = grade_submission(
@@ -185,7 +147,7 @@ def grade(ctx: click.Context, week: str, notebook: Path, out: Path, **options) -
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the report here [default: a temporary folder].",
 )
-@_grade_options
+@_grade_options(without=("device", "student"))
 @click.pass_context
 @_user_errors
 def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None, **options):
@@ -195,9 +157,9 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
     real grade; what this catches is a notebook that crashes, times out or leaves no usable
     model. Exit code 1 only for those.
     """
-    from grader.grade import GradeOptions, grade_submission
-    from grader.results import Outcome
-    from grader.terminal import TerminalProgress, print_result, week_of
+    from grader.pipeline.grade import grade_submission
+    from grader.states import Outcome
+    from grader.views.terminal import TerminalProgress, print_result, week_of
 
     week = week or week_of(notebook)
     with tempfile.TemporaryDirectory(prefix="grader-check-") as scratch_out:
@@ -233,8 +195,8 @@ def demo(ctx: click.Context, out: Path, weeks: tuple[str, ...]) -> None:
     Uses the embedded Fashion-MNIST subset and the CPU. Exit code 1 if any submission got
     another outcome than the one it should.
     """
-    from grader.demo import run_demo
-    from grader.terminal import TerminalProgress, print_demo
+    from grader.classroom.demo import run_demo
+    from grader.views.terminal import TerminalProgress, print_demo
 
     with TerminalProgress() as progress:
         runs = run_demo(_course(ctx), out, list(weeks) or None, progress)
@@ -257,8 +219,8 @@ def prefetch(ctx: click.Context, data_mirror: str | None, weights_url: str | Non
     Run it where internet exists; runners without internet then grade from the cache
     ($GRADER_CACHE_DIR, default ~/.cache/dl-course-grader). Files already there are kept.
     """
-    from grader.cache import default_cache_dir
-    from grader.cache import prefetch as fill_cache
+    from grader.data.cache import default_cache_dir
+    from grader.data.cache import prefetch as fill_cache
 
     fill_cache(_course(ctx), data_mirror=data_mirror, weights_url=weights_url, say=click.echo)
     click.echo(f"offline cache ready: {default_cache_dir()}")
@@ -280,7 +242,7 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
     Reads GITHUB_TOKEN, honours GITHUB_API_URL, and appends the report to
     GITHUB_STEP_SUMMARY when that is set.
     """
-    from grader.post import post_report
+    from grader.github.post import post_report
 
     result = post_report(
         report,
@@ -332,8 +294,7 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
 )
 @click.option("--strict", is_flag=True, help="Also fail (exit 1) when a submission does not pass.")
 @click.option("--dry-run", is_flag=True, help="Only print what would be graded.")
-@_device_option
-@_grade_options
+@_grade_options(without=("student",))
 @click.pass_context
 @_user_errors
 def ci(
@@ -357,25 +318,24 @@ def ci(
     failing a check is a result, not a CI failure. 2: the grader could not grade one, or a
     comment could not be posted. 1: only with --strict, some submission did not pass.
     """
-    from grader import ci as github_ci
-    from grader.course_config import load_course_config
-    from grader.grade import GradeOptions
+    from grader.course.config import load_course_config
+    from grader.github.grading import grade_plan
+    from grader.github.plan import Event, plan_ci
+    from grader.github.publish import exit_code, publish
 
     course = _course(ctx)
     config = load_course_config(course)
-    event_read = github_ci.Event.read(event, event_name)
-    plan = github_ci.plan_ci(config, checkout, event_read, list(weeks), students)
+    plan = plan_ci(config, checkout, Event.read(event, event_name), list(weeks), students)
     click.echo(f"{len(plan.touched)} submission(s), found by {plan.how}")
     if dry_run:
-        for touched in plan.touched:
-            click.echo(f"  {touched.action:9} {touched.folder}  {' '.join(touched.paths)}")
+        for submission in plan.touched:
+            paths = " ".join(submission.paths)
+            click.echo(f"  {submission.state.value:9} {submission.folder}  {paths}")
         return
-    items = github_ci.grade_plan(
-        course, config, plan, checkout, out, GradeOptions(**options), click.echo
-    )
-    posting = github_ci.publish(course, config, out, repo=repo, post=post, **_github_env())
+    records = grade_plan(course, config, plan, checkout, out, GradeOptions(**options), click.echo)
+    posting = publish(course, config, out, repo=repo, post=post, **_github_env())
     _echo_posting(posting)
-    sys.exit(github_ci.exit_code(items, posting, strict))
+    sys.exit(exit_code(records, posting, strict))
 
 
 @main.command("ci-post")
@@ -398,8 +358,8 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     course's configuration; OUT only supplies the text. Exit code 2 if a comment could not be
     posted.
     """
-    from grader.ci import publish
-    from grader.course_config import load_course_config
+    from grader.course.config import load_course_config
+    from grader.github.publish import publish
 
     course = _course(ctx)
     config = load_course_config(course)
@@ -460,8 +420,7 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also record the grades in this nbgrader gradebook database (e.g. gradebook.db).",
 )
-@_device_option
-@_grade_options
+@_grade_options(without=("student",))
 @click.pass_context
 @_user_errors
 def batch(
@@ -487,11 +446,10 @@ def batch(
     Exit code 0 whatever the students' outcomes; 2 if the grader could not grade a submission
     or a comment could not be posted.
     """
-    from grader.batch import publish_batch, run_batch
-    from grader.course_config import load_course_config
-    from grader.grade import GradeOptions
-    from grader.gradebook import import_into_nbgrader
-    from grader.spawn import stop_children_on_sigterm
+    from grader.classroom.batch import publish_batch, run_batch
+    from grader.classroom.gradebook import import_into_nbgrader
+    from grader.classroom.spawn import stop_children_on_sigterm
+    from grader.course.config import load_course_config
 
     course = _course(ctx)
     config = load_course_config(course)
@@ -532,11 +490,7 @@ def batch(
             leaderboard=post_leaderboard,
             reports=post_reports,
         )
-        for whose, comment in posting.posted:
-            click.echo(f"{comment.action} the comment of {whose}: {comment.url}")
-        for whose, error in posting.failed:
-            click.echo(f"grader: error: the comment of {whose}: {error}", err=True)
-        click.echo(f"{len(posting.posted)} comment(s), {posting.api_calls} GitHub API call(s)")
+        _echo_posting(posting)
         failed = failed or bool(posting.failed)
     sys.exit(2 if failed else 0)
 
@@ -562,8 +516,13 @@ def batch(
 def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool, check: bool):
     """Write the course's GitHub Actions workflows into DEST/.github/workflows/, filled in
     from course.toml: runner labels, the pinned grader, the weeks' issues and patterns."""
-    from grader.course_config import load_course_config
-    from grader.workflows import WORKFLOWS, check_workflows, render_workflows, write_workflows
+    from grader.course.config import load_course_config
+    from grader.github.workflows import (
+        WORKFLOWS,
+        check_workflows,
+        render_workflows,
+        write_workflows,
+    )
 
     course = _course(ctx)
     workflows = render_workflows(course, load_course_config(course), which or WORKFLOWS)
@@ -585,12 +544,13 @@ def _github_env() -> dict[str, str | None]:
 
 
 def _echo_posting(posting) -> None:
+    """One line per comment (`Postings`, from `ci`, `ci-post` and `batch` alike)."""
     if posting is None:
         return
-    for item, comment in posting.posted:
-        click.echo(f"{comment.action} the {item.week} comment of {item.student}: {comment.url}")
-    for item, error in posting.failed:
-        click.echo(f"grader: error: the {item.week} comment of {item.student}: {error}", err=True)
+    for whose, comment in posting.posted:
+        click.echo(f"{comment.action} {whose}: {comment.url}")
+    for whose, error in posting.failed:
+        click.echo(f"grader: error: {whose}: {error}", err=True)
     click.echo(f"{len(posting.posted)} comment(s) posted, {posting.api_calls} GitHub API call(s)")
 
 

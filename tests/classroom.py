@@ -218,7 +218,7 @@ def _not_on_posters() -> set[str]:
 
     import tomllib
 
-    from grader.workflows import POST_REQUIREMENTS
+    from grader.github.workflows import POST_REQUIREMENTS
 
     def name(requirement: str) -> str:
         return re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0].lower()

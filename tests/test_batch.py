@@ -12,11 +12,11 @@ from classroom import CRASHES, NO_MODEL, ORG_REPO, UNTRAINED, grader, make_cours
 from conftest import REPO, write_notebook
 from github_server import GitHubServer
 
-from grader.batch import Gpu, plan_slots
-from grader.course import Course
-from grader.course_config import Lateness
-from grader.gradebook import GradebookRow
-from grader.leaderboard import rank, render_leaderboard
+from grader.classroom.batch import Gpu, plan_slots
+from grader.classroom.gradebook import GradebookRow
+from grader.course.config import Lateness
+from grader.course.course import Course
+from grader.views.leaderboard import rank, render_leaderboard
 
 TOKEN = "ghs_BatchT0kenSECRET"
 LEADERBOARD = "<!-- grader-leaderboard week=week3 -->"
@@ -178,7 +178,7 @@ def test_slots_fit_the_gpus_memory_the_cores_and_the_memory():
 
 
 def test_no_gpu_is_used_when_cuda_visible_devices_is_empty(monkeypatch):
-    from grader.batch import detect_gpus
+    from grader.classroom.batch import detect_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert detect_gpus() == []

@@ -21,10 +21,10 @@ from classroom import (
 from conftest import REPO
 from github_server import GitHubServer
 
-from grader.ci import Event, plan_ci
-from grader.course import Course
-from grader.course_config import LatePolicy, load_course_config
-from grader.spawn import child_environment
+from grader.classroom.spawn import child_environment
+from grader.course.config import LatePolicy, load_course_config
+from grader.course.course import Course
+from grader.github.plan import Event, plan_ci
 
 TOKEN = "ghs_CiJobT0kenSECRETneverInANotebook42"
 ALICE_WEEK3 = "<!-- grader-sticky week=week3 student=alice -->"
@@ -229,7 +229,7 @@ def test_renamed_notebooks_are_graded_where_they_are_now(classroom, course):
     found = plan(course, classroom.checkout(), event)
 
     assert found.how.startswith("`git diff")
-    assert [(t.folder, t.action, t.paths) for t in found.touched] == [
+    assert [(t.folder, t.state, t.paths) for t in found.touched] == [
         ("week3/alice", "grade", ("submissions/alice/week3.ipynb",)),
         ("week3/bob", "withdrawn", ()),
     ]
@@ -245,7 +245,7 @@ def test_forced_push_grades_what_the_rewritten_commit_changed(classroom, course)
     found = plan(course, classroom.checkout(), event)  # the old commit is gone from GitHub
 
     assert "forced push" in found.how
-    assert [(t.folder, t.action) for t in found.touched] == [
+    assert [(t.folder, t.state) for t in found.touched] == [
         ("week3/alice", "grade"),
         ("week3/bob", "grade"),  # the amended commit still adds bob's notebook
     ]
@@ -352,7 +352,7 @@ def test_a_symlinked_notebook_is_never_followed(classroom, course):
 
     (touched,) = plan(course, classroom.checkout(), event).touched
 
-    assert touched.action == "symlink"
+    assert touched.state == "symlink"
 
 
 # --- the job's exit status and its errors ---------------------------------------------------
@@ -381,7 +381,7 @@ def test_ci_post_without_a_token_says_how_to_give_one(course, classroom, tmp_pat
                     {
                         "week": "week3",
                         "student": "alice",
-                        "action": "withdrawn",
+                        "state": "withdrawn",
                         "paths": [],
                         "folder": "week3/alice",
                     }
@@ -416,7 +416,7 @@ def test_a_comment_md_naming_another_student_is_not_posted(course, tmp_path, git
                     {
                         "week": "week3",
                         "student": "alice",
-                        "action": "grade",
+                        "state": "grade",
                         "paths": ["a.ipynb"],
                         "folder": "week3/alice",
                         "outcome": "passed",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_grader, write_notebook
 
-from grader.course import find_course
+from grader.course.course import find_course
 
 WEEK2 = REPO / "solutions" / "week2"
 

@@ -13,7 +13,7 @@ import torch
 import torchvision
 from conftest import REPO, grade, run_grader, write_notebook
 
-from grader.course import load_spec
+from grader.course.spec import load_spec
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, grade, write_notebook, write_synthetic_dataset
 
-from grader.limits import Enforcer, Limits
-from grader.sandbox import bubblewrap_works, root_can_drop_privileges
+from grader.sandbox.isolation import bubblewrap_works, root_can_drop_privileges
+from grader.sandbox.limits import Enforcer, Limits
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ import pytest
 from github_server import GitHubServer, Reply, Reset, Stall
 
 from grader.errors import PostError
-from grader.post import (
+from grader.github.client import RetryPolicy
+from grader.github.post import (
     COMMENT_LIMIT,
     TRUNCATION_NOTE,
     PostedComment,
-    RetryPolicy,
     StickyComment,
     post_report,
 )

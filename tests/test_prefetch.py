@@ -14,9 +14,9 @@ import torch
 import torchvision
 from conftest import REPO, run_grader, write_synthetic_dataset
 
-from grader import cache
-from grader.course import find_course
-from grader.data import resolve_dataset
+from grader.course.course import find_course
+from grader.data import cache
+from grader.data.datasets import resolve_dataset
 from grader.errors import GraderError
 
 
@@ -98,4 +98,6 @@ def test_prefetch_without_internet_is_a_clear_error(cache_dir):
 def test_grading_prefers_the_cache_over_the_embedded_subset(cache_dir, tmp_path):
     write_synthetic_dataset(cache_dir / "data")
     assert resolve_dataset("FashionMNIST", None).origin == "cache"
-    assert resolve_dataset("FashionMNIST", REPO / "grader" / "datasets").origin == "embedded"
+    assert (
+        resolve_dataset("FashionMNIST", REPO / "grader" / "data" / "embedded").origin == "embedded"
+    )

@@ -14,8 +14,8 @@ import yaml
 from classroom import grader, make_course
 from conftest import REPO
 
-from grader.course import Course
-from grader.course_config import load_course_config
+from grader.course.config import load_course_config
+from grader.course.course import Course
 
 CONFIG = load_course_config(Course(REPO))  # the example course.toml at the repository's root
 WEEKS = list(CONFIG.weeks)

@@ -1,0 +1,120 @@
+"""The worker that runs a captured model on the grader's images, in a process of its own.
+
+`python -m grader.child.evaluator DEVICE` imports torch at once (while the notebook still runs),
+says which device it will use (`{"device": "cuda"}`, or `{"error": ...}`), then answers JSON
+requests on stdin, one a line: `{"jobs": [{"model", "inputs", "output"}]}`, with one line of
+replies each, until stdin closes.
+Loading an exported program can run code from the file (torch unpickles parts of it), so this
+never happens in the grader's process: the worker gets the sandbox's environment, no labels, and
+hands back only raw model outputs, from which the grader computes every number itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+
+    device = sys.argv[1] if len(sys.argv) > 1 else "auto"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        _say(
+            {
+                "error": f"--device {device}, but torch {torch.__version__} sees no CUDA device "
+                "on this machine"
+            }
+        )
+        return
+    _say({"device": device})
+    _warm_up()
+    programs: dict[str, Any] = {}
+    for line in sys.stdin:
+        replies = []
+        for job in json.loads(line)["jobs"]:
+            started = time.perf_counter()
+            try:
+                if job["model"] not in programs:
+                    programs[job["model"]] = _load(job["model"], device)
+                inputs = torch.from_numpy(np.load(job["inputs"]))
+                outputs = _run(programs[job["model"]], inputs, device, job.get("batch"))
+                np.save(job["output"], outputs)
+                replies.append({"ok": True, "seconds": round(time.perf_counter() - started, 3)})
+            except Exception as error:  # noqa: BLE001 - every failure is the model's, reported
+                text = str(error).strip().splitlines()
+                replies.append(
+                    {
+                        "ok": False,
+                        "error": f"{type(error).__name__}: {text[0][:400] if text else ''}",
+                    }
+                )
+        _say(replies)
+
+
+def _say(message: Any) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _warm_up() -> None:
+    """Export, save and load a tiny model now, while the notebook still runs: the first load
+    of a program pays seconds of imports and lazy set-up that would otherwise come after it."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    example = (torch.rand(4, 3),)
+    program = torch.export.export(
+        torch.nn.Linear(3, 2),
+        example,
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        strict=False,
+    )
+    torch.export.save(program, buffer)
+    buffer.seek(0)
+    torch.export.load(buffer).module()(*example)
+
+
+def _load(path: str, device: str):
+    import torch
+
+    program = torch.export.load(path)
+    if device != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        program = move_to_device_pass(program, device)
+    return program.module()
+
+
+def _run(module, inputs, device: str, static_batch: int | None):
+    """Outputs for all inputs, a batch at a time. A program exported for a fixed batch size
+    gets exactly that many inputs each time: the last batch is padded, its padding dropped."""
+    import torch
+
+    size = static_batch or 1000
+    bounds = list(range(0, len(inputs), size)) + [len(inputs)]
+    if static_batch is None and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]  # never a batch of one: a dynamic batch dimension starts at 2
+    outputs = []
+    with torch.inference_mode():
+        for start, stop in zip(bounds, bounds[1:], strict=False):
+            batch = inputs[start:stop]
+            if static_batch is not None and len(batch) < static_batch:
+                padding = batch[:1].expand(static_batch - len(batch), *batch.shape[1:])
+                batch = torch.cat([batch, padding])
+            result = module(batch.to(device))
+            if not isinstance(result, torch.Tensor):
+                raise TypeError(f"the model returned a {type(result).__name__}, not a tensor")
+            outputs.append(result.detach().float().cpu()[: stop - start])
+    return torch.cat(outputs).numpy()
+
+
+if __name__ == "__main__":
+    main()

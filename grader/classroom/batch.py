@@ -1,0 +1,379 @@
+"""`grader batch WEEK DIR`: every submission of a week, graded on one machine in parallel.
+
+- **Slots.** One grading runs per slot: a GPU slot (`CUDA_VISIBLE_DEVICES` names its GPU; as
+  many slots per GPU as its memory holds the week's `gpu_memory_mb`), or a share of the CPU
+  cores. Slots never outnumber the cores or what the machine's memory holds at the week's
+  `memory_mb` per grading. `--workers` overrides.
+- **Children.** Each grading is its own `grader grade` process without secrets
+  (`grader.classroom.spawn`): a submission that crashes, hangs or is not a notebook is one row
+  of the gradebook, never the end of the batch.
+- **Resumable.** OUT/LOGIN/ is replaced only when a grading finished, and a results.json whose
+  notebook hash, grader version, spec, graders and test data are the current ones is kept:
+  run the same command again after a crash and only what is missing is graded.
+  `--student LOGIN --force` regrades one student.
+- **Views.** From every student's results.json: the gradebook (CSV, optionally nbgrader's
+  database) with the late policy applied, and the leaderboard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
+from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
+from grader.course.config import CourseConfig, SubmissionPattern, WeekConfig
+from grader.course.course import Course
+from grader.course.submissions import Submission, find_submissions
+from grader.errors import GraderError, PostError
+from grader.github.client import GitHubClient, RetryPolicy
+from grader.github.git import last_commit_time
+from grader.github.post import (
+    POST_PAUSE,
+    LeaderboardComment,
+    Postings,
+    StickyComment,
+    comments_by_marker,
+    post_comments,
+)
+from grader.options import GradeOptions
+from grader.pipeline.provenance import input_provenance
+from grader.states import Outcome
+from grader.views.leaderboard import render_leaderboard
+from grader.views.terminal import BatchProgress
+
+WORK = ".grading"  # OUT/.grading/LOGIN: a grading in progress, moved to OUT/LOGIN when done
+HASH_FILE = "submission.sha256"  # the notebook's hash, taken before it was graded
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: str  # as CUDA_VISIBLE_DEVICES names it
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    env: dict[str, str]
+
+
+@dataclass
+class Batch:
+    week: str
+    rows: list[GradebookRow]
+    runs: list[GradeRun]
+    skipped: list[str]  # students whose results were current
+    slots: list[Slot]
+    seconds: float  # wall-clock time of the gradings
+    gradebook: Path
+    leaderboard: Path
+
+    @property
+    def per_minute(self) -> float:
+        return 60 * len(self.runs) / self.seconds if self.seconds else 0.0
+
+    @property
+    def grader_errors(self) -> list[GradebookRow]:
+        return [row for row in self.rows if row.outcome is Outcome.GRADER_ERROR]
+
+
+def run_batch(
+    course: Course,
+    config: CourseConfig,
+    week: str,
+    root: Path,
+    out: Path,
+    options: GradeOptions,
+    *,
+    patterns: tuple[str, ...] = (),
+    workers: int | None = None,
+    students: tuple[str, ...] = (),
+    force: bool = False,
+    grade: bool = True,
+    console: Console | None = None,
+) -> Batch:
+    """Grade what is not yet current under `out` (of `students` only, when given), then write
+    the gradebook and the leaderboard of every student."""
+    out.mkdir(parents=True, exist_ok=True)
+    settings = config.week(week)
+    if patterns:
+        settings = replace(settings, patterns=tuple(SubmissionPattern(p) for p in patterns))
+    spec = course.week(settings.week)
+    submissions = find_class(settings, root, students)
+    profile = options.profile or settings.profile
+    todo, skipped = [], []
+    if grade:
+        inputs = input_provenance(course, spec.week, replace(options, profile=profile))
+        for submission in submissions:
+            if submission.problem is not None or (students and submission.student not in students):
+                continue
+            if force or not is_current(out / submission.student, submission, inputs, profile):
+                todo.append(submission)
+            else:
+                skipped.append(submission.student)
+    slots = plan_slots(workers, detect_gpus(), settings.gpu_memory_mb, spec.memory_mb)
+    started = time.monotonic()
+    timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
+    with BatchProgress(len(todo), console) as progress:
+        runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress)
+    seconds = round(time.monotonic() - started, 2)
+    rows = [_row(config, settings, submission, out) for submission in submissions]
+    gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
+    leaderboard = out / "leaderboard.md"
+    leaderboard.write_text(render_leaderboard(course, spec, rows), encoding="utf-8")
+    batch = Batch(spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard)
+    if grade:  # --no-grade keeps the record of the run that graded
+        _write_record(batch, out)
+    return batch
+
+
+def publish_batch(
+    batch: Batch,
+    config: CourseConfig,
+    *,
+    repo: str | None,
+    token: str,
+    api_url: str,
+    leaderboard: bool = True,
+    reports: bool = False,
+    retry: RetryPolicy | None = None,
+    pause: float = POST_PAUSE,
+) -> Postings:
+    """Post the leaderboard (and with `reports`, the report of each student graded in this
+    batch) on the week's issue: one listing of the issue, then one request per comment, one
+    after the other with a pause, as GitHub asks of bulk writes."""
+    issue = config.week(batch.week).issue
+    repo = repo or config.issues_repository()
+    if not repo or issue is None:
+        raise PostError(
+            f"where to post: set course.repository (or pass --repo) and weeks.{batch.week}.issue"
+        )
+    if not token.strip():
+        raise PostError("GITHUB_TOKEN is not set; posting needs a token with issues: write")
+
+    def comment(kept, path: Path):
+        return lambda: (kept, path.read_text(encoding="utf-8"))
+
+    todo = []
+    if reports:
+        todo += [
+            (
+                f"the comment of {run.job.student}",
+                comment(
+                    StickyComment(repo, issue, batch.week, run.job.student),
+                    run.job.out / "report.md",
+                ),
+            )
+            for run in batch.runs
+        ]
+    if leaderboard:
+        todo.append(
+            (
+                "the leaderboard",
+                comment(LeaderboardComment(repo, issue, batch.week), batch.leaderboard),
+            )
+        )
+    with GitHubClient(api_url, token.strip(), retry) as github:
+        listed = comments_by_marker(github, repo, issue)
+        return post_comments(github, todo, listed=listed, pause=pause)
+
+
+def find_class(
+    settings: WeekConfig, root: Path, students: tuple[str, ...] = ()
+) -> list[Submission]:
+    """Every student's submission under `root`; `students` must be among them."""
+    if not root.is_dir():
+        raise GraderError(f"{root} is not a folder of submissions")
+    if not all(pattern.has_login for pattern in settings.patterns):
+        raise GraderError(
+            f"{settings.week}'s submission pattern names no student; pass --pattern with "
+            "{login}, e.g. '{login}/" + settings.week + ".ipynb' or 'dl-2025-{login}/*.ipynb'"
+        )
+    found = find_submissions(settings, root)
+    unknown = sorted(set(students) - set(found))
+    if unknown:
+        raise GraderError(
+            f"no {settings.week} submission of {', '.join(unknown)} in {root} "
+            f"(looked for {' or '.join(p.text for p in settings.patterns)})"
+        )
+    return list(found.values())
+
+
+def is_current(
+    folder: Path, submission: Submission, inputs: dict[str, str], profile: str | None
+) -> bool:
+    """Whether `folder` holds a finished grading of this very notebook by this grader, with this
+    spec, these graders and this test data (and this profile, when one is asked for)."""
+    try:
+        grader = json.loads((folder / "results.json").read_text(encoding="utf-8"))["grader"]
+        provenance = grader["provenance"]
+        # A file that is no notebook leaves no Submission line: the hash taken before grading.
+        graded = provenance.get("Submission") or (folder / HASH_FILE).read_text().strip()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return (
+        Outcome.read(grader.get("outcome")) is not Outcome.GRADER_ERROR
+        and str(graded).split(",")[0] == f"sha256:{submission.sha256()}"
+        and all(provenance.get(key) == value for key, value in inputs.items())
+        and (profile is None or grader.get("profile") == profile)
+    )
+
+
+def detect_gpus() -> list[Gpu]:
+    """The GPUs this process may use (CUDA_VISIBLE_DEVICES, else all nvidia-smi lists)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return []
+    try:
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    memory = {}
+    for line in listed.splitlines():
+        index, _, total = line.partition(",")
+        if index.strip().isdigit() and total.strip().isdigit():
+            memory[index.strip()] = int(total)
+    if not memory:
+        return []
+    names = [n.strip() for n in visible.split(",")] if visible else sorted(memory, key=int)
+    return [Gpu(name, memory.get(name, min(memory.values()))) for name in names if name]
+
+
+def plan_slots(
+    workers: int | None,
+    gpus: list[Gpu],
+    gpu_memory_mb: int,
+    memory_mb: int,
+    cores: int | None = None,
+    host_memory_mb: int | None = None,
+) -> list[Slot]:
+    """One slot per grading that fits: in GPU memory (one kernel per slot, slots spread over
+    the GPUs), in CPU cores, and in the machine's memory at `memory_mb` per grading."""
+    cores = cores or os.cpu_count() or 1
+    fits_memory = max(1, (host_memory_mb or _host_memory_mb()) // max(memory_mb, 1))
+    per_gpu = [max(1, gpu.memory_mb // max(gpu_memory_mb, 1)) for gpu in gpus]
+    gpu_slots: list[Gpu] = []  # spread over the GPUs: gpu0, gpu1, gpu0, gpu1, …
+    for depth in range(max(per_gpu, default=0)):
+        gpu_slots += [gpu for gpu, count in zip(gpus, per_gpu, strict=True) if depth < count]
+    fits = min(len(gpu_slots), cores) if gpus else max(1, cores // 2)
+    count = workers or min(fits, fits_memory)
+    threads = str(max(1, cores // count))
+    slots = []
+    for number in range(count):
+        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        name = f"cpu{number}"
+        if gpu_slots:
+            gpu = gpu_slots[number % len(gpu_slots)]
+            env["CUDA_VISIBLE_DEVICES"] = gpu.index
+            name = f"gpu{gpu.index}"
+        slots.append(Slot(name, env))
+    return slots
+
+
+def _grade_all(
+    course: Course,
+    settings: WeekConfig,
+    todo: list[Submission],
+    out: Path,
+    options: GradeOptions,
+    slots: list[Slot],
+    timeout: float,
+    progress: BatchProgress,
+) -> list[GradeRun]:
+    free: queue.Queue[Slot] = queue.Queue()
+    for slot in slots:
+        free.put(slot)
+
+    def grade_one(submission: Submission) -> GradeRun:
+        slot = free.get()
+        try:
+            work = out / WORK / submission.student
+            shutil.rmtree(work, ignore_errors=True)
+            job = GradeJob(
+                settings.week,
+                submission.student,
+                submission.notebook,
+                work,
+                profile=settings.profile,
+                env=slot.env,
+            )
+            progress.started(submission.student, slot.name)
+            digest = submission.sha256()
+            run = grade_in_child(course, job, options, timeout, log=work / "grader.log")
+            (work / HASH_FILE).write_text(f"sha256:{digest}\n")
+            final = out / submission.student
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(work, final)  # whole, or not at all: a crash never leaves half a result
+            run = replace(run, job=replace(job, out=final))
+            progress.finished(submission.student, run.outcome, run.seconds)
+            return run
+        finally:
+            free.put(slot)
+
+    (out / WORK).mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="grading") as pool:
+        runs = list(pool.map(grade_one, todo))  # threads only wait: each grading is a process
+    shutil.rmtree(out / WORK, ignore_errors=True)
+    return runs
+
+
+def _row(
+    config: CourseConfig, settings: WeekConfig, submission: Submission, out: Path
+) -> GradebookRow:
+    if submission.problem:
+        return GradebookRow.not_graded(submission.student, settings.week, submission.problem)
+    notebook = submission.paths[0]
+    try:
+        results = json.loads(
+            (out / submission.student / "results.json").read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError):
+        why = "the grader wrote no results.json; see grader.log"
+        return GradebookRow.not_graded(
+            submission.student, settings.week, why, notebook=notebook, outcome=Outcome.GRADER_ERROR
+        )
+    lateness = config.late.apply(last_commit_time(submission.root, notebook), settings.due)
+    return GradebookRow.from_results(results, notebook=notebook, lateness=lateness)
+
+
+def _write_record(batch: Batch, out: Path) -> None:
+    """batch.json: what this run did and how fast, for throughput measurements."""
+    record: dict[str, Any] = {
+        "week": batch.week,
+        "graded": len(batch.runs),
+        "skipped": len(batch.skipped),
+        "students": len(batch.rows),
+        "workers": len(batch.slots),
+        "slots": [slot.name for slot in batch.slots],
+        "seconds": batch.seconds,
+        "per_minute": round(batch.per_minute, 2),
+        "runs": [
+            {"student": run.job.student, "outcome": run.outcome, "seconds": run.seconds}
+            for run in batch.runs
+        ],
+    }
+    (out / "batch.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def _host_memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError):
+        return 8192

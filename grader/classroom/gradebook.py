@@ -1,0 +1,194 @@
+"""The gradebook: one row per student and week, read from the results.json `grader grade` wrote
+(its numbers are the grader's own), with the course's late policy applied. Written as CSV and,
+optionally, into nbgrader's gradebook database."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from grader.course.config import Lateness
+from grader.states import Outcome
+
+NOT_GRADED = "not_graded"  # no results.json: the grader could not start, or nothing to grade
+
+
+@dataclass(frozen=True)
+class GradebookRow:
+    student: str
+    week: str
+    outcome: Outcome | Literal["not_graded"]
+    score: float
+    max_score: float
+    accuracies: dict[str, float | None]  # model variable → test accuracy the grader measured
+    lateness: Lateness
+    notebook: str = ""
+    submission: str = ""  # "sha256:…" of the notebook graded
+    graded_at: str = ""
+    summary: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.outcome != NOT_GRADED and not isinstance(self.outcome, Outcome):
+            object.__setattr__(self, "outcome", Outcome.read(self.outcome))
+
+    @classmethod
+    def from_results(
+        cls, results: dict[str, Any], *, notebook: str, lateness: Lateness
+    ) -> GradebookRow:
+        grader = results["grader"]
+        return cls(
+            student=grader["student"],
+            week=grader["week"],
+            outcome=Outcome.read(grader.get("outcome")),
+            score=float(results.get("score", 0)),
+            max_score=float(results.get("max_score", 0)),
+            accuracies={
+                name: model.get("test_accuracy") for name, model in grader.get("models", {}).items()
+            },
+            lateness=lateness,
+            notebook=notebook,
+            submission=str(grader.get("provenance", {}).get("Submission", "")).split(",")[0],
+            graded_at=grader.get("graded_at", ""),
+            summary=grader.get("summary", ""),
+            checks=results.get("tests", []),
+        )
+
+    @classmethod
+    def not_graded(
+        cls,
+        student: str,
+        week: str,
+        why: str,
+        *,
+        notebook: str = "",
+        outcome: Outcome | Literal["not_graded"] = NOT_GRADED,
+    ) -> GradebookRow:
+        lateness = Lateness(None, None)
+        return cls(student, week, outcome, 0.0, 0.0, {}, lateness, notebook, summary=why)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def final_score(self) -> float:
+        """The score after the late penalty."""
+        return round(self.score * (1 - self.lateness.penalty), 4)
+
+
+def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
+    models = sorted({name for row in rows for name in row.accuracies})
+    columns = [
+        "student",
+        "week",
+        "outcome",
+        "passed",
+        "score",
+        "max_score",
+        "late_days",
+        "late_penalty",
+        "final_score",
+        *[f"{m} test_accuracy" for m in models],
+        "submitted_at",
+        "due",
+        "graded_at",
+        "notebook",
+        "submission",
+        "summary",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, columns)
+        writer.writeheader()
+        for row in sorted(rows, key=lambda r: (r.week, r.student.lower())):
+            late = row.lateness
+            writer.writerow(
+                {
+                    "student": row.student,
+                    "week": row.week,
+                    "outcome": str(row.outcome),
+                    "passed": "yes" if row.passed else "no",
+                    "score": f"{row.score:g}",
+                    "max_score": f"{row.max_score:g}",
+                    "late_days": late.days,
+                    "late_penalty": f"{late.penalty:g}",
+                    "final_score": f"{row.final_score:g}",
+                    **{f"{m} test_accuracy": _accuracy(row.accuracies.get(m)) for m in models},
+                    "submitted_at": _iso(late.submitted_at),
+                    "due": _iso(late.due),
+                    "graded_at": row.graded_at,
+                    "notebook": row.notebook,
+                    "submission": row.submission,
+                    "summary": row.summary,
+                }
+            )
+    return path
+
+
+def import_into_nbgrader(rows: list[GradebookRow], database: Path, week: str) -> int:
+    """Record each row in nbgrader's gradebook database (created when missing): assignment
+    `week`, one notebook `week` with one auto-graded cell `grader` worth the week's points,
+    the submission time, and the late penalty in points. Returns the rows recorded."""
+    from nbgrader.api import Gradebook
+
+    graded = [row for row in rows if row.max_score > 0]
+    if not graded:
+        return 0
+    due = next((row.lateness.due for row in graded if row.lateness.due), None)
+    points = max(row.max_score for row in graded)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        warnings.catch_warnings(),  # nbgrader 0.9's own SQLAlchemy warnings, not ours to act on
+        _alembic_on_path(),
+        Gradebook(f"sqlite:///{database.resolve()}") as gradebook,
+    ):
+        warnings.simplefilter("ignore")
+        gradebook.update_or_create_assignment(week, duedate=_naive_utc(due))
+        gradebook.update_or_create_notebook(week, week)
+        gradebook.update_or_create_grade_cell(
+            "grader", week, week, max_score=points, cell_type="code"
+        )
+        for row in graded:
+            gradebook.update_or_create_student(row.student)
+            submitted = _naive_utc(row.lateness.submitted_at)
+            gradebook.update_or_create_submission(week, row.student, timestamp=submitted)
+            grade = gradebook.find_grade("grader", week, week, row.student)
+            grade.auto_score = row.score
+            notebook = gradebook.find_submission_notebook(week, week, row.student)
+            notebook.late_submission_penalty = round(row.score - row.final_score, 4)
+        gradebook.db.commit()
+    return len(graded)
+
+
+@contextlib.contextmanager
+def _alembic_on_path() -> Iterator[None]:
+    """nbgrader runs `alembic` from PATH to stamp a new database: let it find the one installed
+    beside this Python, also when the grader runs as .venv/bin/grader without an activated venv."""
+    path = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), path])
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = path
+
+
+def _accuracy(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _iso(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """nbgrader stores times as naive UTC."""
+    return None if moment is None else moment.astimezone(timezone.utc).replace(tzinfo=None)

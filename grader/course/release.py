@@ -1,0 +1,55 @@
+"""`grader release`: nbgrader's generate_assignment, from `solutions/WEEK/` to `assignments/WEEK/`.
+
+Solution regions are replaced by `# YOUR CODE HERE`, hidden tests are stripped, outputs cleared.
+The grading spec, the graders and the example submissions stay behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from grader.course.course import Course
+from grader.errors import ReleaseError
+
+# Instructor-only files in a week's folder: never copied into the student's release.
+INSTRUCTOR_ONLY = ["spec.toml", "graders", "examples", "private"]
+
+
+def release_week(course: Course, week: str, dest: Path | None = None) -> list[Path]:
+    """Release one week into `dest` (default: the course's assignments/). Returns the notebooks."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    spec = course.week(week)
+    release_root = (dest or course.assignments).resolve()
+    config = Config()
+    config.CourseDirectory.root = str(course.root)
+    config.CourseDirectory.source_directory = str(course.solutions)
+    config.CourseDirectory.release_directory = str(release_root)
+    config.CourseDirectory.ignore = [
+        ".ipynb_checkpoints",
+        "*.pyc",
+        "__pycache__",
+        "feedback",
+        *INSTRUCTOR_ONLY,
+    ]
+    config.GenerateAssignment.no_database = True  # what `--no-db` does: no gradebook.db,
+    config.SaveCells.enabled = False  # so no alembic migrations either
+    config.NbGrader.logfile = ""
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    api.log.setLevel(logging.ERROR)
+    target = release_root / spec.week
+    if target.exists():
+        shutil.rmtree(target)  # a clean release: files removed from the source go too
+    outcome = api.generate_assignment(spec.week, force=True, create=False)
+    if not outcome["success"]:
+        detail = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()[-5:]
+        raise ReleaseError(f"nbgrader could not release {spec.week}: " + " | ".join(detail))
+    notebooks = sorted(target.glob("*.ipynb"))
+    if not notebooks:
+        raise ReleaseError(f"nbgrader released no notebook for {spec.week} into {target}")
+    return notebooks

@@ -1,0 +1,402 @@
+"""A week's spec.toml: what the grader captures from the notebook, how it runs it, and the
+thresholds each check is held to, one profile per data set.
+
+It is read strictly, like course.toml: an unknown key, a value of the wrong type or a threshold
+no model could meet is a SpecError naming the file, the line and the key. The spec comes from
+the grader's trusted course folder, never from a submission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.course import toml
+from grader.errors import SpecError
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A hard limit (a minimum, or a maximum for errors), and optionally the value at which a
+    check earns full marks. In between, points scale linearly (as CMU 11-785 grades models)."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    full_marks_at: float | None = None
+
+    def passes(self, measured: float) -> bool:
+        if self.minimum is not None:
+            return measured >= self.minimum
+        return measured <= self.maximum
+
+    def fraction(self, measured: float) -> float:
+        if not self.passes(measured):
+            return 0.0
+        limit = self.minimum if self.minimum is not None else self.maximum
+        full = self.full_marks_at
+        if full is None or (measured >= full if self.minimum is not None else measured <= full):
+            return 1.0
+        return (measured - limit) / (full - limit)
+
+    def describe(self) -> str:
+        text = f"≥ {self.minimum:g}" if self.minimum is not None else f"≤ {self.maximum:g}"
+        if self.full_marks_at is not None:
+            text += f" (full marks at {self.full_marks_at:g})"
+        return text
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Thresholds for one data set, chosen by the size of the grader's test split."""
+
+    name: str
+    test_images: int | None
+    thresholds: dict[str, Threshold]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A trained model the grader captures from the kernel and re-evaluates itself.
+
+    `task` says on what: "classify-images" (the grader's copy of `dataset`) or
+    "classify-points" (points that `data`, a function in the week's folder, generates with a
+    seed the grader draws).
+    """
+
+    variable: str
+    task: str
+    inputs: list[list[int]]  # per-example shapes to call it with, tried in order
+    outputs: list[int]  # accepted numbers of outputs (classes; 1 or 2 for a binary classifier)
+    dataset: str | None = None
+    data: str | None = None  # "FILE.py:FUNCTION" in the week's folder
+    threshold: str | None = None  # the profile threshold its test accuracy is held to
+    requires: str | None = None  # the name of pretrained weights it needs
+    required: bool = True  # False: shown in the report when present, never failing the run
+
+
+@dataclass(frozen=True)
+class ValueSpec:
+    """Numbers the grader takes from the kernel as plain arrays (e.g. fitted coefficients)."""
+
+    variable: str
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """A pretrained file from the offline cache (torchvision's TORCH_HOME layout), staged
+    read-only for the kernel. The notebook learns whether it is there from `parameter`."""
+
+    name: str
+    file: str  # torchvision's official file name, e.g. mobilenet_v2-b0353104.pth
+    url: str
+    parameter: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """A submission kept with the week, graded by `grader demo`, with the outcome it must get."""
+
+    notebook: Path
+    title: str
+    expect: str
+
+
+@dataclass(frozen=True)
+class WeekSpec:
+    week: str
+    title: str
+    directory: Path
+    notebook: str
+    issue: int | None
+    models: list[ModelSpec]
+    curves: str | None
+    parameters: dict[str, Any]
+    smoke_parameters: dict[str, Any]
+    cell_timeout: int
+    timeout: int
+    memory_mb: int
+    processes: int
+    profiles: dict[str, Profile]
+    sha256: str
+    examples: list[Example] = field(default_factory=list)
+    values: list[ValueSpec] = field(default_factory=list)
+    weights: list[WeightsSpec] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # from the week's folder into the kernel's ./
+
+    @property
+    def source_notebook(self) -> Path:
+        return self.directory / self.notebook
+
+    @property
+    def graders(self) -> Path:
+        return self.directory / "graders"
+
+    @property
+    def dataset(self) -> str | None:
+        return next((model.dataset for model in self.models if model.dataset), None)
+
+    def profile_for(self, test_images: int | None, name: str | None = None) -> Profile:
+        if name is not None:
+            if name not in self.profiles:
+                raise SpecError(
+                    f"{self.week} has no profile {name!r}; its profiles are "
+                    f"{', '.join(sorted(self.profiles))}"
+                )
+            return self.profiles[name]
+        for profile in self.profiles.values():
+            if profile.test_images == test_images:
+                return profile
+        sizes = ", ".join(f"{p.name} ({p.test_images} test images)" for p in self.profiles.values())
+        raise SpecError(
+            f"no {self.week} profile matches a test split of {test_images} images "
+            f"(profiles: {sizes}); pass --profile NAME or add one to {self.directory}/spec.toml"
+        )
+
+
+TASKS = ("classify-images", "classify-points")
+DATASETS = ("FashionMNIST", "MNIST")
+# The outcomes an example submission may be expected to get (grader.pipeline.results.Outcome).
+EXPECTED_OUTCOMES = (
+    "passed", "below_threshold", "cell_error", "cell_timeout", "total_timeout", "out_of_memory",
+    "kernel_died", "model_missing", "model_unusable", "submission_invalid",
+)  # fmt: skip
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEYS = {
+    "": {
+        "title", "notebook", "issue", "curves", "execution", "parameters", "smoke", "models",
+        "profiles", "examples", "values", "weights", "files",
+    },
+    "execution": {"cell_timeout", "timeout", "memory_mb", "processes"},
+    "smoke": {"parameters"},
+    "models": {
+        "variable", "task", "inputs", "outputs", "dataset", "data", "threshold", "requires",
+        "required",
+    },
+    "profile": {"description", "test_images", "thresholds", "parameters"},
+    "threshold": {"minimum", "maximum", "full_marks_at"},
+    "examples": {"notebook", "title", "expect"},
+    "values": {"variable"},
+    "weights": {"name", "file", "url", "parameter"},
+}  # fmt: skip
+
+
+def load_spec(path: Path) -> WeekSpec:
+    """The week's spec, checked; a SpecError with file, line and key for anything wrong."""
+    raw, where = toml.read_toml(path, SpecError)
+    top = toml.Section.of(raw, "", where, _KEYS[""])
+    week_dir = path.parent
+    execution = top.table("execution", _KEYS["execution"])
+    weights = [_weights(section) for section in top.tables("weights", _KEYS["weights"])]
+    profiles = _profiles(top)
+    models = [_model(section, week_dir) for section in top.tables("models", _KEYS["models"])]
+    _check_references(top, models, profiles, weights)
+    cell_timeout = execution.get("cell_timeout", toml.integer, 600, 1)
+    timeout = execution.get("timeout", toml.integer, 1800, 1)
+    if cell_timeout > timeout:
+        raise execution.error(
+            "cell_timeout", f"{cell_timeout} s is longer than the whole notebook's {timeout} s"
+        )
+    return WeekSpec(
+        week=week_dir.name,
+        title=top.require("title", toml.text),
+        directory=week_dir,
+        notebook=top.require("notebook", _file_in, week_dir),
+        issue=top.get("issue", toml.integer, None, 1),
+        models=models,
+        curves=top.get("curves", _identifier),
+        parameters=top.get("parameters", _parameters, {}),
+        smoke_parameters=top.table("smoke", _KEYS["smoke"]).get("parameters", _parameters, {}),
+        cell_timeout=cell_timeout,
+        timeout=timeout,
+        memory_mb=execution.get("memory_mb", toml.integer, 8192, 64),
+        processes=execution.get("processes", toml.integer, 256, 1),
+        profiles=profiles,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        examples=[
+            Example(
+                week_dir / section.require("notebook", _file_in, week_dir),
+                section.require("title", toml.text),
+                section.require("expect", toml.choice, EXPECTED_OUTCOMES),
+            )
+            for section in top.tables("examples", _KEYS["examples"])
+        ],
+        values=[
+            ValueSpec(section.require("variable", _identifier))
+            for section in top.tables("values", _KEYS["values"])
+        ],
+        weights=weights,
+        files=[
+            _file_in(name, "files", where, week_dir) for name in top.get("files", toml.strings, [])
+        ],
+    )
+
+
+def _model(section: toml.Section, week_dir: Path) -> ModelSpec:
+    task = section.require("task", toml.choice, TASKS)
+    model = ModelSpec(
+        variable=section.require("variable", _identifier),
+        task=task,
+        inputs=section.require("inputs", _shapes),
+        outputs=section.require("outputs", _outputs),
+        dataset=section.get("dataset", toml.choice, None, DATASETS),
+        data=section.get("data", _generator, None, week_dir),
+        threshold=section.get("threshold", toml.text),
+        requires=section.get("requires", toml.text),
+        required=section.get("required", toml.boolean, True),
+    )
+    if task == "classify-images" and model.dataset is None:
+        raise section.error("dataset", f"is missing: a {task} model needs one of {DATASETS}")
+    if task == "classify-points" and model.data is None:
+        raise section.error("data", f"is missing: a {task} model needs 'FILE.py:FUNCTION'")
+    return model
+
+
+def _profiles(top: toml.Section) -> dict[str, Profile]:
+    table = top.table("profiles", None)
+    if not table.values:
+        raise top.error("profiles", "is missing: a spec needs at least one [profiles.NAME]")
+    profiles, sizes = {}, {}
+    for name in table.values:
+        section = table.table(name, _KEYS["profile"])
+        thresholds = section.table("thresholds", None)
+        test_images = section.get("test_images", toml.integer, None, 1)
+        if test_images is not None and test_images in sizes:
+            raise section.error(
+                "test_images",
+                f"{test_images} is also profile {sizes[test_images]!r}'s: the grader could "
+                "not tell them apart",
+            )
+        sizes[test_images] = name
+        profiles[name] = Profile(
+            name=name,
+            test_images=test_images,
+            thresholds={
+                key: _threshold(thresholds.table(key, _KEYS["threshold"]))
+                for key in thresholds.values
+            },
+            parameters=section.get("parameters", _parameters, {}),
+            description=section.get("description", toml.string, ""),
+        )
+    return profiles
+
+
+def _threshold(section: toml.Section) -> Threshold:
+    threshold = Threshold(
+        minimum=section.get("minimum", toml.number),
+        maximum=section.get("maximum", toml.number),
+        full_marks_at=section.get("full_marks_at", toml.number),
+    )
+    if (threshold.minimum is None) == (threshold.maximum is None):
+        raise section.error("", "needs exactly one of minimum and maximum")
+    full = threshold.full_marks_at
+    if full is not None and threshold.minimum is not None and full < threshold.minimum:
+        raise section.error(
+            "full_marks_at", f"{full:g} is below the minimum {threshold.minimum:g}: unreachable"
+        )
+    if full is not None and threshold.maximum is not None and full > threshold.maximum:
+        raise section.error(
+            "full_marks_at", f"{full:g} is above the maximum {threshold.maximum:g}: unreachable"
+        )
+    return threshold
+
+
+def _check_references(
+    top: toml.Section,
+    models: list[ModelSpec],
+    profiles: dict[str, Profile],
+    weights: list[WeightsSpec],
+) -> None:
+    """What one part of the spec names must exist in another, and accuracies lie in [0, 1]."""
+    names = {w.name for w in weights}
+    for index, model in enumerate(models):
+        key = f"models[{index}]"
+        if model.requires is not None and model.requires not in names:
+            known = ", ".join(sorted(names)) or "none"
+            raise top.error(
+                f"{key}.requires", f"no [[weights]] is named {model.requires!r} ({known})"
+            )
+        if model.threshold is None:
+            continue
+        for profile in profiles.values():
+            threshold = profile.thresholds.get(model.threshold)
+            where = f"profiles.{profile.name}.thresholds.{model.threshold}"
+            if threshold is None:
+                raise top.error(
+                    f"{key}.threshold",
+                    f"profile {profile.name!r} has no threshold {model.threshold!r}",
+                )
+            values = (threshold.minimum, threshold.maximum, threshold.full_marks_at)
+            if any(v is not None and not 0 <= v <= 1 for v in values):
+                raise top.error(where, "is an accuracy: its limits must lie between 0 and 1")
+    variables = [m.variable for m in models]
+    for variable in set(variables):
+        if variables.count(variable) > 1:
+            raise top.error("models", f"{variable!r} is declared more than once")
+
+
+def _weights(section: toml.Section) -> WeightsSpec:
+    return WeightsSpec(
+        name=section.require("name", toml.text),
+        file=section.require("file", toml.text),
+        url=section.require("url", toml.text),
+        parameter=section.require("parameter", _identifier),
+    )
+
+
+def _identifier(value: Any, key: str, where: toml.Where) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise where.error(key, f"must be a Python variable name, not {value!r}")
+    return value
+
+
+def _parameters(value: Any, key: str, where: toml.Where) -> dict[str, Any]:
+    parameters = toml.any_table(value, key, where)
+    for name in parameters:
+        _identifier(name, f"{key}.{name}", where)
+    return parameters
+
+
+def _shapes(value: Any, key: str, where: toml.Where) -> list[list[int]]:
+    ok = isinstance(value, list) and value and all(
+        isinstance(shape, list) and shape
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+        for shape in value
+    )  # fmt: skip
+    if not ok:
+        raise where.error(
+            key, f"must list input shapes without the batch size, like [[1, 28, 28]], not {value!r}"
+        )
+    return [list(shape) for shape in value]
+
+
+def _outputs(value: Any, key: str, where: toml.Where) -> list[int]:
+    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in values)
+    ):
+        raise where.error(key, f"must be a number of outputs or a list of them, not {value!r}")
+    return list(values)
+
+
+def _generator(value: Any, key: str, where: toml.Where, week_dir: Path) -> str:
+    filename, _, function = toml.text(value, key, where).partition(":")
+    if not filename.endswith(".py") or not _IDENTIFIER.fullmatch(function):
+        raise where.error(key, f"must be 'FILE.py:FUNCTION' in the week's folder, not {value!r}")
+    _file_in(filename, key, where, week_dir)
+    return value
+
+
+def _file_in(value: Any, key: str, where: toml.Where, week_dir: Path) -> str:
+    name = toml.text(value, key, where)
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise where.error(key, f"{name!r} must be a path inside the week's folder")
+    if not (week_dir / name).is_file():
+        raise where.error(key, f"{name!r} does not exist in {week_dir}")
+    return name

@@ -1,0 +1,205 @@
+"""Run a week's pytest graders, in the grader's process, on the facts the grader measured.
+
+The graders live with the week under `solutions/` (the grader's trusted checkout). pytest runs
+with a fixed rootdir and config, no auto-loaded plugins, no conftest.py from anywhere else, and
+no cache: nothing a submission writes can change which checks run or how they score.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.course.spec import Profile, WeekSpec
+from grader.errors import SpecError
+from grader.pipeline.results import CheckResult, Execution, ModelResult
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the graders may look at: numbers the grader measured itself, and plain values it
+    took from the kernel (which graders check against what they compute themselves)."""
+
+    models: dict[str, ModelResult]
+    execution: Execution
+    profile: Profile
+    curves: dict[str, list[float]] | None
+    values: dict[str, Any] = field(default_factory=dict)  # arrays, or why one is missing
+    missing_weights: dict[str, str] = field(default_factory=dict)  # name -> reason
+    week_dir: Path | None = None  # the week's folder in the course (its data files)
+
+
+class Check:
+    """Records a check's measured and required values, and its share of the points."""
+
+    def __init__(self, profile: Profile):
+        self._profile = profile
+        self.measured = ""
+        self.required = ""
+        self.fraction = 1.0
+
+    def meets(self, key: str, measured: float | None, what: str) -> None:
+        """Pass when `measured` is within the profile's threshold `key` (a minimum, or a
+        maximum for errors); points scale up to its full-marks value."""
+        try:
+            threshold = self._profile.thresholds[key]
+        except KeyError:
+            raise SpecError(f"profile {self._profile.name!r} has no threshold {key!r}") from None
+        self.required = threshold.describe()
+        if measured is None:
+            self.measured = "not measured"
+            pytest.fail(f"{what} could not be measured", pytrace=False)
+        self.measured = f"{measured:.3g}" if 0 < abs(measured) < 1e-3 else f"{measured:.4f}"
+        self.fraction = threshold.fraction(measured)
+        if not threshold.passes(measured):
+            kind, limit = (
+                ("minimum", threshold.minimum)
+                if threshold.minimum is not None
+                else ("maximum", threshold.maximum)
+            )
+            pytest.fail(
+                f"{what} is {self.measured}, outside the required {kind} of {limit:g}",
+                pytrace=False,
+            )
+
+    def record(self, measured: str, required: str) -> None:
+        self.measured, self.required = measured, required
+
+
+class _GradingPlugin:
+    def __init__(self, facts: Facts):
+        self._facts = facts  # not `facts`: pytest would take the attribute for the fixture
+        self.results: list[CheckResult] = []
+        self._checks: dict[str, Check] = {}
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "points(n): what the check is worth")
+        config.addinivalue_line("markers", "visibility(v): Gradescope visibility of the check")
+
+    @pytest.fixture
+    def facts(self) -> Facts:
+        return self._facts
+
+    @pytest.fixture
+    def models(self) -> dict[str, ModelResult]:
+        return self._facts.models
+
+    @pytest.fixture
+    def execution(self) -> Execution:
+        return self._facts.execution
+
+    @pytest.fixture
+    def values(self) -> dict[str, Any]:
+        return self._facts.values
+
+    @pytest.fixture
+    def week_dir(self) -> Path | None:
+        return self._facts.week_dir
+
+    @pytest.fixture
+    def check(self, request: pytest.FixtureRequest) -> Check:
+        return self._checks.setdefault(request.node.nodeid, Check(self._facts.profile))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.results.append(self._result(item, call, report))
+        return report
+
+    def _result(self, item: pytest.Item, call: pytest.CallInfo, report) -> CheckResult:
+        points_marker = item.get_closest_marker("points")
+        points = float(points_marker.args[0]) if points_marker else 1.0
+        visibility_marker = item.get_closest_marker("visibility")
+        check = self._checks.get(item.nodeid, Check(self._facts.profile))
+        message = ""
+        if call.excinfo is not None:
+            error = call.excinfo.value
+            message = getattr(error, "msg", None) or str(error) or call.excinfo.exconly()
+            if isinstance(error, SpecError):
+                raise error
+        return CheckResult(
+            name=_check_name(item),
+            points=points,
+            score=round(points * check.fraction, 4) if report.passed else 0.0,
+            passed=report.passed,
+            message=message.strip(),
+            measured=check.measured,
+            required=check.required,
+            visibility=visibility_marker.args[0] if visibility_marker else "visible",
+            skipped=report.skipped,
+        )
+
+
+def _check_name(item: pytest.Item) -> str:
+    doc = getattr(item, "function", None).__doc__ if hasattr(item, "function") else None
+    if doc and doc.strip():
+        return doc.strip().splitlines()[0]
+    return re.sub(r"^test_", "", item.name).replace("_", " ").capitalize()
+
+
+def run_graders(spec: WeekSpec, facts: Facts) -> list[CheckResult]:
+    if not spec.graders.is_dir():
+        raise SpecError(f"{spec.week} has no graders folder at {spec.graders}")
+    plugin = _GradingPlugin(facts)
+    with tempfile.TemporaryDirectory(prefix="grader-pytest-") as config_dir, _pytest_environment():
+        ini = Path(config_dir) / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        args = [
+            str(spec.graders),
+            "-c",
+            str(ini),
+            "--rootdir",
+            str(spec.graders),
+            "--confcutdir",
+            str(spec.graders),
+            "--import-mode=importlib",
+            "--assert=plain",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "-q",
+            "--no-header",
+            "-o",
+            "python_files=test_*.py",
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",
+        ]
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            code = pytest.main(args, plugins=[plugin])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not plugin.results:
+        raise SpecError(
+            f"the graders in {spec.graders} did not run (pytest exit code "
+            f"{int(code)}):\n{output.getvalue()[-2000:]}"
+        )
+    return plugin.results
+
+
+@contextlib.contextmanager
+def _pytest_environment():
+    """No plugin auto-loading and no options from the environment, restored afterwards."""
+    saved: dict[str, Any] = {
+        key: os.environ.get(key)
+        for key in ("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")
+    }
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ.pop("PYTEST_PLUGINS", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

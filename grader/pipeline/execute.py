@@ -1,0 +1,263 @@
+"""Execute a staged notebook with papermill in a child process, within wall-clock limits, and
+say how it ended: completed, or the cell, the error and the last lines it printed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader.pipeline.results import CellFailure, Execution
+from grader.pipeline.stage import StagedRun
+from grader.sandbox.isolation import Sandbox
+from grader.sandbox.processes import become_subreaper, kill_descendants
+from grader.states import ExecutionStatus
+
+CellProgress = Callable[[int, int], None]  # (index of the cell starting, cells in all)
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_GRACE_SECONDS = 5
+
+
+def execute_notebook(
+    run: StagedRun,
+    sandbox: Sandbox,
+    *,
+    parameters: dict[str, Any],
+    cell_timeout: int,
+    timeout: float,
+    progress: CellProgress | None = None,
+    keep_alive: set[int] = frozenset(),
+) -> Execution:
+    """Run the notebook; never raises for anything the notebook does."""
+    become_subreaper()
+    read_fd, write_fd = os.pipe()
+    command = [
+        sys.executable, "-m", "grader.child.runner", str(run.notebook), str(run.executed),
+        "--cwd", str(run.scratch.work), "--cell-timeout", str(cell_timeout),
+        "--parameters", json.dumps(parameters), "--events", str(write_fd),
+    ]  # fmt: skip
+    started = time.monotonic()
+    with open(run.scratch.run / "kernel.log", "wb") as log:
+        runner = sandbox.spawn(
+            command, run.scratch.work, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+        )  # fmt: skip
+    os.close(write_fd)
+    done, stopped = _follow_events(
+        read_fd, started + timeout, progress, lambda: sandbox.enforcer.check(runner.pid)
+    )
+    if stopped:
+        _stop(runner)
+    runner.wait()
+    kill_descendants(keep=set(keep_alive))
+    index = (done or {}).get("index")
+    limits = sandbox.limits
+    if stopped == "timeout":
+        done = {
+            "status": ExecutionStatus.TOTAL_TIMEOUT,
+            "index": index,
+            "message": f"the whole notebook may run for at most {timeout:g} s",
+        }
+    elif sandbox.enforcer.out_of_memory():
+        done = {
+            "status": ExecutionStatus.OUT_OF_MEMORY,
+            "index": index,
+            "message": f"the notebook used more than {limits.memory_mb:,} MB of memory",
+        }
+    elif sandbox.enforcer.tripped == "processes":
+        done = {
+            "status": ExecutionStatus.KERNEL_DIED,
+            "index": index,
+            "message": f"the notebook started more than {limits.processes} processes",
+        }
+    elif done is None:
+        done = {
+            "status": ExecutionStatus.KERNEL_DIED,
+            "index": index,
+            "message": f"the notebook runner exited with code {runner.returncode}",
+        }
+    return _describe(run, done, time.monotonic() - started)
+
+
+def _follow_events(
+    fd: int, deadline: float, progress: CellProgress | None, within_limits: Callable[[], bool]
+) -> tuple[dict | None, str | None]:
+    """Read the runner's JSON events until it closes the pipe; stop early at the deadline
+    ("timeout") or when the watchdog finds the run over its limits ("limit")."""
+    done, buffer = None, b""
+    with os.fdopen(fd, "rb", buffering=0) as stream:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return done, "timeout"
+            if not within_limits():
+                return done, "limit"
+            ready, _, _ = select.select([stream], [], [], min(remaining, 0.25))
+            if not ready:
+                continue
+            chunk = stream.read(65536)
+            if not chunk:
+                return done, None
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                event = json.loads(line)
+                if event["event"] == "cell" and progress:
+                    progress(event["index"], event["total"])
+                elif event["event"] == "done":
+                    done = event
+
+
+def _stop(runner: subprocess.Popen) -> None:
+    """SIGTERM lets the runner kill its kernel's tree; SIGKILL if it does not go in time."""
+    try:
+        os.killpg(runner.pid, signal.SIGTERM)
+        runner.wait(_GRACE_SECONDS)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(runner.pid, signal.SIGKILL)
+
+
+def _describe(run: StagedRun, done: dict[str, Any], seconds: float) -> Execution:
+    nb = read_executed(run)
+    student_cells = [c for c in nb.cells if "cell" in c.metadata.get("grader", {})]
+    status = _status(done)
+    if status is ExecutionStatus.COMPLETED and not _captured(nb):
+        done = _stopped_early(student_cells, done)
+        status = ExecutionStatus.CELL_ERROR
+    ran = sum(1 for c in student_cells if c.get("execution_count") is not None)
+    execution = Execution(
+        status=status,
+        seconds=round(seconds, 2),
+        cells_run=ran,
+        cells_total=len(student_cells),
+    )
+    if status is not ExecutionStatus.COMPLETED:
+        execution.failure = _failure(nb, {**done, "status": status})
+    return execution
+
+
+def _status(done: dict[str, Any]) -> ExecutionStatus:
+    """The runner's word for how the run ended; anything else is the runner's own failure."""
+    try:
+        return ExecutionStatus(done["status"])
+    except (KeyError, ValueError):
+        done.setdefault("message", f"the runner reported {done.get('status')!r}")
+        return ExecutionStatus.RUNNER_ERROR
+
+
+def _captured(nb: nbformat.NotebookNode) -> bool:
+    return any(
+        c.metadata.get("grader", {}).get("injected") == "capture"
+        and c.get("execution_count") is not None
+        for c in nb.cells
+    )
+
+
+def _stopped_early(cells: list[nbformat.NotebookNode], done: dict[str, Any]) -> dict[str, Any]:
+    """papermill counts `sys.exit(0)` as success and runs no further cell: for grading, the
+    notebook stopped at that cell."""
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                message = output.get("evalue") or ""
+                if output.get("ename") == "SystemExit":
+                    message = f"the notebook called sys.exit({message})"
+                return {
+                    **done,
+                    "status": ExecutionStatus.CELL_ERROR,
+                    "error": output.get("ename", "Error"),
+                    "message": message,
+                    "traceback": output.get("traceback", []),
+                }
+    return {
+        **done,
+        "status": ExecutionStatus.CELL_ERROR,
+        "error": "stopped",
+        "message": "the notebook stopped before its last cell",
+    }
+
+
+def read_executed(run: StagedRun) -> nbformat.NotebookNode:
+    """The executed notebook, or the staged one if the run never got to save it."""
+    for path in (run.executed, run.notebook):
+        try:
+            return nbformat.read(path, as_version=4)
+        except Exception:  # noqa: BLE001 - a half-written file is the student's own doing
+            continue
+    return nbformat.v4.new_notebook()
+
+
+def _failed_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """The cell papermill marked as failed or left running. (After a cell error the runner's
+    index will not do: papermill adds banner cells above the failure.)"""
+    for cell in nb.cells:
+        state = cell.metadata.get("papermill", {})
+        if state.get("exception") or state.get("status") in ("failed", "running"):
+            return cell
+    return next(
+        (c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
+        None,
+    )
+
+
+def _failure(nb: nbformat.NotebookNode, done: dict[str, Any]) -> CellFailure:
+    index = done.get("index")
+    if (
+        done["status"] is not ExecutionStatus.CELL_ERROR
+        and isinstance(index, int)
+        and 0 <= index < len(nb.cells)
+    ):
+        cell = nb.cells[index]  # the cell that was running when the run was stopped
+    else:
+        cell = _failed_cell(nb)
+    meta = cell.metadata.get("grader", {}) if cell is not None else {}
+    failure = CellFailure(
+        cell=meta.get("cell"),
+        execution_count=done.get("execution_count") or (cell or {}).get("execution_count"),
+        error=done.get("error") or str(done["status"]).replace("_", " "),
+        message=_plain(str(done.get("message") or "")),
+    )
+    if cell is not None:
+        failure.source = cell.source
+        failure.last_output = last_output_lines(cell)
+        failure.traceback = _plain("\n".join(done.get("traceback") or []))
+        if meta.get("injected") == "capture":
+            failure.cell = None
+    return failure
+
+
+def last_output_lines(cell: nbformat.NotebookNode, limit: int = 15) -> list[str]:
+    text = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            text.append(output.get("text", ""))
+        elif output.get("output_type") in ("execute_result", "display_data"):
+            text.append(output.get("data", {}).get("text/plain", ""))
+    lines = _plain("".join(text)).splitlines()
+    return [line[:300] for line in lines[-limit:]]
+
+
+def _plain(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def kernel_log_tail(run: StagedRun, limit: int = 20) -> list[str]:
+    path: Path = run.scratch.run / "kernel.log"
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line[:300] for line in lines[-limit:]]

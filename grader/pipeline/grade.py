@@ -1,0 +1,266 @@
+"""The grading pipeline for one submission:
+
+validate ─ stage ─ execute ─ capture ─ re-evaluate ─ pytest graders ─ results.json + report.md +
+executed.ipynb. Whatever the submission does, the three files are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import nbformat
+
+from grader.course.course import Course
+from grader.course.spec import Profile, WeekSpec
+from grader.data.cache import find_weights
+from grader.data.datasets import ImageDataset
+from grader.errors import GraderError
+from grader.options import GradeOptions
+from grader.pipeline.capture import captured_model, read_capture, read_values
+from grader.pipeline.checks import Facts, run_graders
+from grader.pipeline.evaluate import EvaluatorProcess, reevaluate_models
+from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
+from grader.pipeline.outcome import advice, decide_outcome
+from grader.pipeline.provenance import graded_datasets, provenance, test_data_line
+from grader.pipeline.results import GradingResult, ModelResult
+from grader.pipeline.stage import stage_workdir
+from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
+from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
+from grader.sandbox.limits import Limits
+from grader.states import ExecutionStatus, ModelStatus, Outcome
+from grader.views.markdown import safe_name
+from grader.views.report import render_report
+
+
+class GradingProgress(Protocol):
+    """Where a grading says what it is doing (a terminal's status line, or nothing)."""
+
+    def step(self, text: str) -> None: ...
+    def cell(self, index: int, total: int) -> None: ...
+
+
+class _Quiet:
+    def step(self, text: str) -> None:
+        pass
+
+    def cell(self, index: int, total: int) -> None:
+        pass
+
+
+def grade_submission(
+    course: Course,
+    week: str,
+    notebook: Path,
+    out: Path,
+    options: GradeOptions | None = None,
+    progress: GradingProgress | None = None,
+) -> GradingResult:
+    """Grade one notebook into `out`. Raises GraderError (after writing what it can) only when
+    the grader itself cannot run; everything the submission does ends up in the result."""
+    options = options or GradeOptions()
+    progress = progress or _Quiet()
+    started = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    student = options.student or os.environ.get("GITHUB_ACTOR") or "student"
+    try:
+        spec = course.week(week)
+        dataset, graded_on = graded_datasets(spec, options)
+        test_images = graded_on.count("test") if graded_on else None
+        profile = spec.profile_for(test_images, options.profile)
+    except GraderError as error:
+        result = _bare_result(week, week, student, Outcome.GRADER_ERROR, str(error))
+        write_outputs(result, out, course, executed=None, started=started)
+        raise
+    result = _bare_result(spec.week, spec.title, student, Outcome.GRADER_ERROR, "")
+    result.profile = profile.name
+    if graded_on is not None:
+        result.data = {
+            "dataset": graded_on.name,
+            "origin": graded_on.origin,
+            "test_images": test_images,
+            "test_sha256": graded_on.fingerprint("test"),
+        }
+    result.provenance = provenance(spec)
+    progress.step(f"Reading {notebook.name}")
+    try:
+        submission = read_submission(notebook)
+    except SubmissionInvalid as error:
+        result.outcome, result.summary = Outcome.SUBMISSION_INVALID, str(error)
+        write_outputs(result, out, course, executed=_explanation(str(error)), started=started)
+        return result
+    commit = options.commit or os.environ.get("GITHUB_SHA")
+    result.provenance = {
+        "Submission": f"sha256:{submission.sha256}" + (f", commit {commit}" if commit else ""),
+        **result.provenance,
+    }
+    result.notes.extend(submission.notes)
+    declared = submission.notebook.metadata.get("grader", {}).get("week")
+    if declared and declared != spec.week:
+        result.notes.append(
+            f"This notebook says it is the {declared} assignment, but it was "
+            f"graded as {spec.week}: was it pushed to the wrong place?"
+        )
+    try:
+        executed = _run_pipeline(
+            result, spec, submission, (dataset, graded_on), profile, options, progress, out
+        )
+    except GraderError as error:
+        result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
+        write_outputs(result, out, course, executed=None, started=started)
+        raise
+    write_outputs(result, out, course, executed=executed, started=started)
+    return result
+
+
+def _run_pipeline(
+    result: GradingResult,
+    spec: WeekSpec,
+    submission: SubmittedNotebook,
+    datasets: tuple[ImageDataset | None, ImageDataset | None],
+    profile: Profile,
+    options: GradeOptions,
+    progress: GradingProgress,
+    out: Path,
+) -> nbformat.NotebookNode:
+    """Stage, execute, capture, re-evaluate and check; returns the executed notebook.
+
+    `datasets` is (what the notebook gets in ./data, what the grader evaluates on): the same
+    data set, unless an instructor configured a private test split."""
+    staged, graded_on = datasets
+    isolation = resolve_isolation(options.isolation)
+    limits = Limits(memory_mb=options.memory_mb or spec.memory_mb, processes=spec.processes)
+    scratch = Scratch.create()
+    # What the notebook must not read even with a read-only view of the machine: the course's
+    # solutions and graders, the private test split, the grades, and the checkout the grader
+    # runs in (in a classroom repository, the other students' notebooks).
+    hidden = (spec.directory.parent, options.private_data_dir, out, Path.cwd())
+    sandbox = Sandbox(scratch, isolation, limits, tuple(p for p in hidden if p is not None))
+    result.provenance["Sandbox"] = sandbox.describe()
+    worker = None
+    try:
+        progress.step("Staging a scratch folder and the data")
+        weights = [find_weights(w) for w in spec.weights]
+        missing = {found.spec.name: found.reason for found in weights if found.path is None}
+        skipped = {m.variable: missing[m.requires] for m in spec.models if m.requires in missing}
+        result.provenance.update(
+            {
+                f"Weights {found.spec.name}": found.describe()
+                for found in weights
+                if found.path is not None
+            }
+        )
+        run = stage_workdir(submission.notebook, spec, staged, weights, scratch, options.seed)
+        worker = EvaluatorProcess(sandbox, options.device)
+        if options.device == "cuda":
+            worker.device()  # fail now, not after a long run, when there is no CUDA device
+        parameters = {
+            **spec.parameters, **profile.parameters,
+            **(spec.smoke_parameters if options.smoke else {}),
+            "data_dir": "./data", "device": options.device, "seed": options.seed,
+            **{found.spec.parameter: found.path is not None for found in weights},
+        }  # fmt: skip
+        progress.step("Running the notebook")
+        execution = execute_notebook(
+            run, sandbox, parameters=parameters,
+            cell_timeout=options.cell_timeout or spec.cell_timeout,
+            timeout=options.timeout or spec.timeout, progress=progress.cell,
+            keep_alive={worker.process.pid},
+        )  # fmt: skip
+        result.execution = execution
+        result.timings["notebook"] = execution.seconds
+        capture = read_capture(scratch)
+        result.curves = _clean_curves(capture.get("curves"))
+        completed = execution.status is ExecutionStatus.COMPLETED and bool(capture)
+        ready = []
+        for model in spec.models:
+            if model.variable in skipped:
+                result.models[model.variable] = ModelResult(
+                    model.variable, ModelStatus.SKIPPED, problem=skipped[model.variable]
+                )
+            elif (problem := captured_model(model, capture, execution)) is not None:
+                result.models[model.variable] = problem
+            else:
+                ready.append(model)
+        if completed and ready:
+            progress.step("Re-evaluating the models on the grader's own data")
+            evaluating = time.monotonic()
+            result.device = worker.device()
+            evaluated, drawn = reevaluate_models(
+                spec, ready, capture, graded_on, profile, worker, scratch
+            )
+            result.models.update(evaluated)
+            result.provenance.update({key: str(value) for key, value in drawn.items()})
+            result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
+        result.models = {m.variable: result.models[m.variable] for m in spec.models}
+        if completed:
+            result.values = read_values(capture, scratch)
+        else:
+            result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
+        died = (ExecutionStatus.KERNEL_DIED, ExecutionStatus.OUT_OF_MEMORY)
+        if execution.failure and execution.status in died:
+            execution.failure.last_output = execution.failure.last_output or kernel_log_tail(run)
+        progress.step("Running the graders")
+        facts = Facts(
+            result.models, execution, profile, result.curves, result.values, missing, spec.directory
+        )
+        result.checks = run_graders(spec, facts)
+        result.outcome, result.summary = decide_outcome(
+            spec, execution, result.models, result.checks
+        )
+        result.notes.extend(advice(submission, execution, limits))
+        return read_executed(run)
+    finally:
+        if worker is not None:
+            worker.close()
+        sandbox.close()
+        if not options.keep_workdir:
+            scratch.remove()
+
+
+def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary: str):
+    return GradingResult(
+        week=week,
+        title=title,
+        student=student,
+        outcome=outcome,
+        summary=summary,
+        graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _clean_curves(curves: dict | None) -> dict[str, list[float]] | None:
+    if not curves:
+        return None
+    return {safe_name(key): [float(v) for v in values][:500] for key, values in curves.items()}
+
+
+def _explanation(text: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"**This submission was not run.** {text}"))
+    return nb
+
+
+def write_outputs(
+    result: GradingResult,
+    out: Path,
+    course: Course,
+    executed: nbformat.NotebookNode | None,
+    started: float,
+) -> None:
+    """results.json, report.md and executed.ipynb, written by the grader process alone."""
+    result.timings["total"] = round(time.monotonic() - started, 2)
+    if result.data.get("test_sha256"):
+        data = result.data
+        result.provenance["Test data"] = test_data_line(
+            data["dataset"], data["origin"], data["test_sha256"]
+        )
+    report = render_report(result, course.templates)
+    nbformat.write(executed or _explanation(result.summary), out / "executed.ipynb")
+    (out / "report.md").write_text(report)
+    payload = json.dumps(result.to_gradescope(report), indent=2, ensure_ascii=False)
+    (out / "results.json").write_text(payload + "\n")

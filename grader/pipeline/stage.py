@@ -1,0 +1,119 @@
+"""Prepare one run: the scratch folders, `./data` for the notebook, a pinned kernel, and the
+notebook with the grader's two cells added (seeds first, model capture last)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader.course.spec import WeekSpec
+from grader.data.cache import CachedWeights, stage_weights
+from grader.data.datasets import ImageDataset
+from grader.sandbox.isolation import Scratch
+
+INJECTED = "grader-injected"
+
+
+@dataclass(frozen=True)
+class StagedRun:
+    scratch: Scratch
+    notebook: Path  # the notebook the runner executes
+    executed: Path  # where the runner writes it as it ran
+
+
+def stage_workdir(
+    submission: nbformat.NotebookNode,
+    spec: WeekSpec,
+    dataset: ImageDataset | None,
+    weights: list[CachedWeights],
+    scratch: Scratch,
+    seed: int,
+) -> StagedRun:
+    if dataset is not None:
+        dataset.stage(scratch.work / "data")
+    for name in spec.files:  # what the release ships beside the notebook (a CSV, a helper)
+        target = scratch.work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(spec.directory / name, target)
+        target.chmod(0o444)
+    for found in weights:
+        if found.path is not None:
+            stage_weights(found, scratch.work / ".torch")
+    _pin_kernel(scratch)
+    notebook = scratch.run / "input.ipynb"
+    missing = {found.spec.name for found in weights if found.path is None}
+    nbformat.write(with_grader_cells(submission, spec, scratch, seed, missing), notebook)
+    return StagedRun(scratch, notebook, scratch.run / "executed.ipynb")
+
+
+def with_grader_cells(
+    submission: nbformat.NotebookNode,
+    spec: WeekSpec,
+    scratch: Scratch,
+    seed: int,
+    missing_weights: set[str] = frozenset(),
+) -> nbformat.NotebookNode:
+    """The submission with every cell numbered as the student sees it, plus our two cells."""
+    nb = copy.deepcopy(submission)
+    for number, cell in enumerate(nb.cells, start=1):
+        cell.metadata["grader"] = {"cell": number}  # replaces anything a student put there
+        if INJECTED in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != INJECTED]
+    capture_spec: dict[str, Any] = {
+        "out": str(scratch.capture),
+        "models": [
+            {
+                "variable": m.variable,
+                "inputs": m.inputs,
+                "outputs": m.outputs,
+                "images": m.task == "classify-images",
+            }
+            for m in spec.models
+            if m.requires not in missing_weights
+        ],
+        "values": [v.variable for v in spec.values],
+        "probe_transform": any(m.task == "classify-images" for m in spec.models),
+        "curves": spec.curves,
+    }
+    prologue = _injected_cell(
+        "# Added by the grader: fixed seeds, so that this run can be reproduced.\n"
+        f"from grader.child.inkernel import prologue as _grader_prologue\n_grader_prologue({seed})",
+        "prologue",
+    )
+    capture = _injected_cell(
+        "# Added by the grader: hand the trained model over, to be evaluated on the grader's "
+        "own test data.\n"
+        "from grader.child.inkernel import capture as _grader_capture\n"
+        f"_grader_capture({capture_spec!r}, globals())",
+        "capture",
+    )
+    nb.cells = [prologue, *nb.cells, capture]
+    return nb
+
+
+def _injected_cell(source: str, role: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [INJECTED]
+    cell.metadata["grader"] = {"injected": role}
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    return cell
+
+
+def _pin_kernel(scratch: Scratch) -> None:
+    """Run the kernel with the grader's own interpreter, whatever kernels the machine has."""
+    spec_dir = scratch.home / ".local/share/jupyter/kernels/python3"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    kernel = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (grader)",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(kernel))

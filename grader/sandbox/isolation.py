@@ -1,0 +1,373 @@
+"""What student code runs inside: a scratch folder, an allow-listed environment, an isolation
+backend, and a process tree that is torn down completely when the run ends.
+
+Isolation backends (`--isolation`):
+- `namespace`: bubblewrap (`bwrap`) runs the notebook in new user, PID, network, IPC and UTS
+  namespaces: no network but loopback, no view of the runner's other processes (and so of
+  their environments and tokens), the whole file system read-only except the run's scratch
+  folder, a private /tmp, a minimal /dev (plus the NVIDIA devices), and no capabilities.
+  When the run ends, its PID namespace ends, and every process in it. A grader running as
+  root runs student code as `nobody` (65534): a real unprivileged user, not root mapped into a
+  user namespace, so root-only files of the runner stay unreadable.
+- `none`: the same user and file system as the grader; only the allow-listed environment,
+  the limits and the process-tree sweep. For trusted code, or machines without bubblewrap.
+- `auto` (default): `namespace` when bubblewrap works here, else `none` (the report says so).
+See docs/SECURITY.md for what each guarantees and how to set up a runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import GraderError
+from grader.sandbox.limits import Enforcer, Limits
+
+# Passed through to the kernel when set; everything else (tokens, CI secrets, cloud
+# credentials, the grader's own settings) is dropped. An allow-list, never a deny-list.
+PASSED_THROUGH = (
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "CUDA_HOME",
+    "LD_LIBRARY_PATH",
+    "OMP_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """The folders of one run. Only `work` is the notebook's; the rest is the grader's."""
+
+    root: Path
+
+    @property
+    def work(self) -> Path:  # the kernel's working directory, with ./data staged in it
+        return self.root / "work"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def run(self) -> Path:  # the runner's input, executed notebook and log
+        return self.root / "run"
+
+    @property
+    def capture(self) -> Path:  # what the capture cell hands over
+        return self.root / "capture"
+
+    @property
+    def eval(self) -> Path:  # the evaluator's inputs and outputs, written after the kernel died
+        return self.root / "eval"
+
+    @classmethod
+    def create(cls) -> Scratch:
+        scratch = cls(Path(tempfile.mkdtemp(prefix="grader-")).resolve())
+        for folder in (
+            scratch.work,
+            scratch.home,
+            scratch.run,
+            scratch.capture,
+            scratch.eval,
+            scratch.home / "tmp",
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        return scratch
+
+    def remove(self) -> None:
+        for path in self.root.rglob("*"):  # staged data is read-only
+            with contextlib.suppress(OSError):
+                path.chmod(0o700 if path.is_dir() else 0o600)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def kernel_env(scratch: Scratch) -> dict[str, str]:
+    """The whole environment student code sees."""
+    env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
+    home = scratch.home
+    env.update(
+        PATH=os.pathsep.join(
+            [str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]
+        ),
+        HOME=str(home),
+        TMPDIR=str(home / "tmp"),
+        LANG=env.get("LANG", "C.UTF-8"),
+        PYTHONNOUSERSITE="1",
+        PYTHONUNBUFFERED="1",
+        IPYTHONDIR=str(home / ".ipython"),
+        JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+        JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"),
+        JUPYTER_RUNTIME_DIR=str(home / ".local/share/jupyter/runtime"),
+        JUPYTER_PLATFORM_DIRS="1",
+        MPLCONFIGDIR=str(home / ".config/matplotlib"),
+        TORCH_HOME=str(scratch.work / ".torch"),
+        # No index for pip, and a dead proxy for everything else: a `!pip install` or a
+        # download fails at once with a clear message instead of hanging on a runner
+        # that has no internet.
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        http_proxy="http://127.0.0.1:9",
+        https_proxy="http://127.0.0.1:9",
+        NO_PROXY="",
+    )
+    # OpenMP threads spin while they wait for work: on a shared CPU (grader batch, a busy
+    # runner) thousands of small steps then take 10-20 times longer. Passive waiting costs
+    # nothing measurable on big tensors.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+@functools.cache
+def bubblewrap_works() -> bool:
+    """Whether `bwrap` is installed and may create namespaces on this machine."""
+    return _bubblewrap_runs(*_IN_USER_NAMESPACE, ["true"])
+
+
+def _bubblewrap_runs(unshare: list[str], capabilities: list[str], command: list[str]) -> bool:
+    """Whether bubblewrap, with these namespaces and capabilities, can run `command` here."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False
+    probe = [
+        bwrap,
+        *unshare,
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        *capabilities,
+        "--",
+        *command,
+    ]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def resolve_isolation(requested: str) -> str:
+    if requested == "auto":
+        return "namespace" if bubblewrap_works() else "none"
+    if requested == "namespace" and not bubblewrap_works():
+        raise GraderError(
+            "--isolation namespace needs bubblewrap, which is missing or may not create "
+            "namespaces here (apt-get install bubblewrap; in a container, allow user "
+            "namespaces); or pass --isolation none for trusted code"
+        )
+    return requested
+
+
+# Who student code runs as when the grader is root (`namespace` backend): nobody/nogroup.
+SANDBOX_UID = SANDBOX_GID = 65534
+
+# Run inside the namespaces, as root with only CAP_SETUID and CAP_SETGID: become nobody for
+# good (setuid from root clears every capability; bubblewrap's no_new_privs keeps it so), then
+# exec the real command.
+_DROP_PRIVILEGES = (
+    "import os, sys; os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]));"
+    " os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
+# The namespaces and capabilities bubblewrap gives each way of running: as the grader's own
+# user, in a user namespace; or, for a root grader, without one, keeping only what it takes
+# to become nobody. In a user namespace that root creates, uid 0 (or any uid) inside is root
+# outside, and can read every root-owned file; so root builds the namespaces and the command
+# then becomes a real unprivileged user (_DROP_PRIVILEGES).
+_IN_USER_NAMESPACE = (["--unshare-all"], ["--cap-drop", "ALL"])
+_AS_NOBODY = (
+    ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"],
+    ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"],
+)
+
+
+def _as_nobody(command: list[str]) -> list[str]:
+    drop = [sys.executable, "-I", "-c", _DROP_PRIVILEGES, str(SANDBOX_UID), str(SANDBOX_GID)]
+    return [*drop, *command]
+
+
+def drops_privileges(isolation: str) -> bool:
+    """Whether student code runs as `nobody` rather than as the grader's own user."""
+    return isolation == "namespace" and os.geteuid() == 0 and root_can_drop_privileges()
+
+
+@functools.cache
+def root_can_drop_privileges() -> bool:
+    """Whether root may build the namespaces without a user namespace and then become nobody.
+    That needs CAP_SYS_ADMIN, which root lacks in an unprivileged container: there the
+    sandbox falls back to a user namespace (root inside, no capabilities; the report says
+    which)."""
+    true = shutil.which("true")
+    return true is not None and _bubblewrap_runs(*_AS_NOBODY, _as_nobody([true]))
+
+
+def isolate(
+    command: list[str], isolation: str, scratch: Scratch, cwd: Path, hidden: tuple[Path, ...] = ()
+) -> list[str]:
+    """`command`, wrapped in the isolation backend; `hidden` folders look empty inside."""
+    if isolation == "none":
+        return command
+    drop = drops_privileges(isolation)
+    unshare, capabilities = _AS_NOBODY if drop else _IN_USER_NAMESPACE
+    if drop:
+        command = _as_nobody(command)
+    wrapper = [
+        shutil.which("bwrap"),
+        *unshare,
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        *(_reachable_for_nobody(_needed(scratch), scratch) if drop else []),
+        *[arg for folder in _maskable(hidden, scratch) for arg in ("--tmpfs", str(folder))],
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(scratch.root),
+        str(scratch.root),
+        *capabilities,
+        "--chdir",
+        str(cwd),
+    ]
+    for device in sorted(glob.glob("/dev/nvidia*")) + ["/dev/dri"]:  # CUDA keeps working
+        wrapper += ["--dev-bind-try", device, device]
+    return [*wrapper, "--", *command]
+
+
+def _needed(scratch: Scratch) -> list[Path]:
+    """What student code needs to reach: Python, its packages, this package, the scratch."""
+    interpreter = Path(sys.executable).resolve().parent
+    prefixes = {Path(prefix).resolve() for prefix in (sys.prefix, sys.base_prefix)}
+    return [*sorted(prefixes), interpreter, Path(__file__).resolve().parents[1], scratch.root]
+
+
+def _traversable_by_nobody(folder: Path) -> bool:
+    stat = folder.stat()
+    return bool(
+        stat.st_mode & 0o001
+        or (stat.st_uid == SANDBOX_UID and stat.st_mode & 0o100)
+        or (stat.st_gid == SANDBOX_GID and stat.st_mode & 0o010)
+    )
+
+
+def _reachable_for_nobody(needed: list[Path], scratch: Scratch) -> list[str]:
+    """bubblewrap arguments that let `nobody` reach what it needs under a folder it may not
+    enter (Python installed under /root, say): that folder becomes an empty tmpfs, and only
+    what is needed is mounted back into it (read-only; the scratch folder is bound later)."""
+    arguments: list[str] = []
+    made: set[Path] = set()
+    for path in needed:
+        closed = next(
+            (folder for folder in reversed(path.parents) if not _traversable_by_nobody(folder)),
+            None,
+        )
+        if closed is None:
+            continue
+        if closed not in made:
+            arguments += ["--perms", "0755", "--tmpfs", str(closed)]
+            made.add(closed)
+        for folder in reversed(path.parents):
+            if closed in folder.parents and folder not in made:
+                arguments += ["--perms", "0755", "--dir", str(folder)]
+                made.add(folder)
+        if path != scratch.root:
+            arguments += ["--ro-bind", str(path), str(path)]
+    return arguments
+
+
+def _hand_over(scratch: Scratch) -> None:
+    """Give the scratch folders (not the files: the staged data stays the grader's, read-only)
+    to `nobody`, so that student code running as nobody may write there. Their group stays
+    root's, with full rights: bubblewrap, root without capabilities until the command drops
+    them, must still enter them. Links are skipped."""
+    for folder, subfolders, _ in os.walk(scratch.root):
+        os.chown(folder, SANDBOX_UID, -1, follow_symlinks=False)
+        os.chmod(folder, os.stat(folder).st_mode | 0o770)
+        subfolders[:] = [name for name in subfolders if not os.path.islink(Path(folder, name))]
+
+
+def _maskable(hidden: tuple[Path, ...], scratch: Scratch) -> list[Path]:
+    """The folders to hide, less any that holds what the sandbox itself needs to run."""
+    needed = _needed(scratch)
+    masked = []
+    for folder in hidden:
+        folder = Path(folder).resolve()
+        if (
+            folder.is_dir()
+            and folder != Path("/")
+            and not any(path == folder or folder in path.parents for path in needed)
+        ):
+            masked.append(folder)
+    return masked
+
+
+class Sandbox:
+    """How student code runs in one grading: its scratch folder, environment, isolation backend
+    and limits. The notebook's runner and the model-evaluation worker both start here."""
+
+    def __init__(
+        self, scratch: Scratch, isolation: str, limits: Limits, hidden: tuple[Path, ...] = ()
+    ):
+        self.scratch = scratch
+        self.isolation = isolation
+        self.limits = limits
+        self.hidden = hidden  # folders student code must not read: graders, private data
+        self.enforcer = Enforcer(limits)
+
+    def spawn(self, command: list[str], cwd: Path, **popen) -> subprocess.Popen:
+        if drops_privileges(self.isolation):
+            _hand_over(self.scratch)
+        return subprocess.Popen(
+            isolate(command, self.isolation, self.scratch, cwd, self.hidden),
+            env=kernel_env(self.scratch),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=self.enforcer.preexec,
+            **popen,
+        )
+
+    def describe(self) -> str:
+        limits = self.limits
+        user = ""
+        if self.isolation == "namespace" and os.geteuid() == 0:
+            user = (
+                " as user nobody"
+                if drops_privileges(self.isolation)
+                else " as root in a user namespace, without capabilities"
+            )
+        return (
+            f"{self.isolation} isolation{user}; at most {limits.memory_mb:,} MB of memory, "
+            f"{limits.processes} processes, files of {limits.file_size_mb:,} MB "
+            f"({self.enforcer.mechanism})"
+        )
+
+    def close(self) -> None:
+        self.enforcer.close()

@@ -1,0 +1,60 @@
+"""The week's leaderboard: every student's test accuracy as the grader measured it, best first,
+and who passed. `grader batch` writes it to leaderboard.md and keeps it as one comment on the
+week's issue (`LeaderboardComment`), updated by every batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from grader.classroom.gradebook import GradebookRow
+from grader.course.course import Course
+from grader.course.spec import WeekSpec
+from grader.views.markdown import render
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rank: int
+    row: GradebookRow
+
+
+def rank(
+    spec: WeekSpec, rows: list[GradebookRow]
+) -> tuple[str | None, list[Ranked], list[GradebookRow]]:
+    """(the model ranked by, the rows that have its accuracy best first, the others)."""
+    graded = [model.variable for model in spec.models if model.threshold]
+    metric = next(iter(graded or [model.variable for model in spec.models]), None)
+    scored = sorted(
+        (row for row in rows if row.accuracies.get(metric) is not None),
+        key=lambda row: (-row.accuracies[metric], row.student.lower()),
+    )
+    ranked, previous = [], None
+    for position, row in enumerate(scored, start=1):
+        accuracy = round(row.accuracies[metric], 4)
+        ranked.append(Ranked(ranked[-1].rank if accuracy == previous else position, row))
+        previous = accuracy
+    ranked_ids = {id(row) for row in scored}
+    others = sorted((r for r in rows if id(r) not in ranked_ids), key=lambda r: r.student.lower())
+    return metric, ranked, others
+
+
+def render_leaderboard(course: Course, spec: WeekSpec, rows: list[GradebookRow]) -> str:
+    metric, ranked, others = rank(spec, rows)
+    models = [
+        m.variable
+        for m in spec.models
+        if any(r.accuracies.get(m.variable) is not None for r in rows)
+    ]
+    return render(
+        course.templates,
+        "leaderboard.md.j2",
+        title=spec.title,
+        metric=metric,
+        others_models=[m for m in models if m != metric],
+        ranked=ranked,
+        unranked=others,
+        passed=sum(row.passed for row in rows),
+        total=len(rows),
+        updated=datetime.now(timezone.utc),
+    )

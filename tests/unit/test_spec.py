@@ -1,0 +1,122 @@
+"""spec.toml is read as strictly as course.toml: a mistake names the file, the line and the key."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.course.spec import load_spec
+from grader.errors import SpecError
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
+
+
+@pytest.fixture
+def week3(tmp_path) -> Path:
+    """A copy of week 3's folder, its spec.toml to be edited by the test."""
+    folder = tmp_path / "week3"
+    shutil.copytree(SOLUTIONS / "week3", folder)
+    return folder
+
+
+def _edit(folder: Path, old: str, new: str) -> Path:
+    spec = folder / "spec.toml"
+    text = spec.read_text()
+    assert old in text, old
+    spec.write_text(text.replace(old, new, 1))
+    return spec
+
+
+def _line(spec: Path, text: str) -> int:
+    return next(n for n, line in enumerate(spec.read_text().splitlines(), 1) if text in line)
+
+
+@pytest.mark.parametrize("week", ["week2", "week3", "week4"])
+def test_the_courses_own_specs_load(week):
+    spec = load_spec(SOLUTIONS / week / "spec.toml")
+    assert spec.week == week and spec.models and spec.profiles
+
+
+def test_a_misspelt_key_is_named_with_its_line_and_a_suggestion(week3):
+    spec = _edit(week3, "timeout = 1800", "timeot = 1800")
+    with pytest.raises(SpecError) as raised:
+        load_spec(spec)
+    line = _line(spec, "timeot")
+    assert str(raised.value) == (
+        f"{spec} line {line}: execution.timeot: unknown key; did you mean 'timeout'?"
+    )
+
+
+def test_a_value_of_the_wrong_type_is_refused(week3):
+    spec = _edit(week3, "cell_timeout = 900", 'cell_timeout = "15 minutes"')
+    with pytest.raises(
+        SpecError, match=r"line \d+: execution.cell_timeout: must be a whole number"
+    ):
+        load_spec(spec)
+
+
+def test_a_key_inside_an_array_of_tables_is_named_by_its_index(week3):
+    spec = _edit(week3, 'task = "classify-images"', 'task = "classify-image"')
+    with pytest.raises(SpecError) as raised:
+        load_spec(spec)
+    assert re.search(
+        rf"line {_line(spec, 'classify-image')}: models\[0\]\.task: must be one of",
+        str(raised.value),
+    )
+
+
+def test_full_marks_below_the_minimum_are_unreachable(week3):
+    spec = _edit(
+        week3, "minimum = 0.80, full_marks_at = 0.82", "minimum = 0.80, full_marks_at = 0.78"
+    )
+    with pytest.raises(
+        SpecError, match="profiles.subset.thresholds.test_accuracy.full_marks_at: 0.78 is below"
+    ):
+        load_spec(spec)
+
+
+def test_an_accuracy_above_one_is_impossible(week3):
+    spec = _edit(week3, "minimum = 0.85, full_marks_at = 0.88", "minimum = 85, full_marks_at = 88")
+    with pytest.raises(SpecError, match="profiles.full.thresholds.test_accuracy: is an accuracy"):
+        load_spec(spec)
+
+
+def test_a_threshold_a_profile_lacks_is_refused(week3):
+    spec = _edit(week3, 'threshold = "test_accuracy"', 'threshold = "accuracy"')
+    with pytest.raises(
+        SpecError, match="models\\[0\\].threshold: profile 'full' has no threshold 'accuracy'"
+    ):
+        load_spec(spec)
+
+
+def test_two_profiles_for_the_same_test_split_are_refused(week3):
+    spec = _edit(week3, "test_images = 4443", "test_images = 10000")
+    with pytest.raises(SpecError, match="test_images: 10000 is also profile 'full'"):
+        load_spec(spec)
+
+
+def test_a_missing_example_notebook_is_refused(week3):
+    (week3 / "examples" / "crashes-mid-way.ipynb").unlink()
+    with pytest.raises(
+        SpecError, match=r"examples\[1\]\.notebook: 'examples/crashes-mid-way.ipynb' does not exist"
+    ):
+        load_spec(week3 / "spec.toml")
+
+
+def test_an_example_expecting_an_unknown_outcome_is_refused(week3):
+    spec = _edit(week3, 'expect = "cell_error"', 'expect = "crashes"')
+    with pytest.raises(SpecError, match=r"examples\[1\]\.expect: must be one of"):
+        load_spec(spec)
+
+
+def test_a_missing_required_key_is_named(week3):
+    spec = _edit(week3, 'title = "Week 3', '# title = "Week 3')
+    with pytest.raises(SpecError, match=": title: is missing"):
+        load_spec(spec)
+
+
+def test_broken_toml_names_the_file(week3):
+    spec = _edit(week3, "[execution]", "[execution")
+    with pytest.raises(SpecError, match=str(spec)):
+        load_spec(spec)
