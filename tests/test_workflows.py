@@ -3,6 +3,7 @@ course.toml, and keep every token away from student code."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -137,9 +138,43 @@ def test_every_workflow_pins_its_actions_and_keeps_inputs_out_of_shell(written):
         for step in steps(workflow):
             if "uses" in step:
                 assert PINNED.match(step["uses"]), f"{path.name}: {step['uses']} is not pinned"
-            # Script injection: no event data, input or secret is pasted into a shell line.
-            for token in ("github.event", "inputs.student", "inputs.week", "secrets.", "head_ref"):
-                assert token not in step.get("run", ""), f"{path.name}: {token} in a run line"
+            # Script injection: no expression (event data, input, matrix value derived from
+            # one, secret) is pasted into a shell script; values come in through env, quoted.
+            assert "${{" not in step.get("run", ""), f"{path.name}: {step['run']}"
+
+
+def test_regrade_week_is_a_choice_and_reaches_the_shell_only_quoted(written, tmp_path):
+    workflow = load(written / "regrade.yml")
+    week = workflow["on"]["workflow_dispatch"]["inputs"]["week"]
+    assert (week["type"], week["options"], week["default"]) == ("choice", ["all", *WEEKS], "all")
+    job = workflow["jobs"]["regrade"]
+    # The matrix takes the input only when it is one of the weeks: never pasted into JSON.
+    matrix = (
+        "${{ fromJSON((!inputs.week || inputs.week == 'all') && 'WEEKS' "
+        "|| contains(fromJSON('WEEKS'), inputs.week) && format('[\"{0}\"]', inputs.week) "
+        "|| '[]') }}"
+    )
+    assert job["strategy"]["matrix"]["week"] == matrix.replace("WEEKS", json.dumps(WEEKS))
+    (step,) = [s for s in job["steps"] if "batch" in s.get("run", "")]
+    assert step["env"] == {"WEEK": "${{ matrix.week }}", "FORCE": "${{ inputs.force }}"}
+    # The script itself, with a week that is a shell command: grader gets it as one argument.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "grader").write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGUMENTS"\n')
+    (bin_dir / "grader").chmod(0o755)
+    for force, extra in (("true", ["--force"]), ("false", [])):
+        env = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "ARGUMENTS": str(tmp_path / "arguments"),
+            "WEEK": "week3; touch pwned",
+            "FORCE": force,
+        }
+        subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
+        assert (tmp_path / "arguments").read_text().splitlines() == [
+            *("--course", "grader", "batch", "week3; touch pwned", "submissions"),
+            *("--out", "gradebook/week3; touch pwned", "--isolation", "namespace", *extra),
+        ]
+        assert not (tmp_path / "pwned").exists()
 
 
 def test_regrade_batches_each_week_on_the_big_runner_and_posts_the_leaderboard(written):
@@ -154,8 +189,9 @@ def test_regrade_batches_each_week_on_the_big_runner_and_posts_the_leaderboard(w
         s for s in job["steps"] if "batch" in s.get("run", "") and "--no-grade" not in s["run"]
     ]
     (post,) = [s for s in post_job["steps"] if "--post-leaderboard" in s.get("run", "")]
-    assert "env" not in grade
-    assert "--no-grade" in post["run"] and post["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    assert set(grade["env"]) == {"WEEK", "FORCE"}  # no token where student code runs
+    assert "--no-grade" in post["run"] and '"$WEEK"' in post["run"]
+    assert post["env"] == {"WEEK": "${{ matrix.week }}", "GITHUB_TOKEN": "${{ github.token }}"}
     assert job["permissions"] == {"contents": "read"}
     assert post_job["permissions"] == {"contents": "read", "issues": "write"}
     assert post_job["needs"] == "regrade"
