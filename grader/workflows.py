@@ -104,6 +104,8 @@ def render_workflows(
                 "paths": [pattern.path_filter(week.week) for pattern in week.patterns],
                 "runs_on": list(week.runs_on or ci.runs_on),
                 "timeout_minutes": math.ceil(spec.timeout / 60) + SETUP_MINUTES,
+                # Every run grades the same submission: what decides its concurrency group.
+                "one_student": not any(pattern.has_login for pattern in week.patterns),
             }
             text = environment.get_template("grade-week.yml.j2").render(**common, **context)
             workflows.append(Workflow(f".github/workflows/grade-{week.week}.yml", text))

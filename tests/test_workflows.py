@@ -4,6 +4,7 @@ course.toml, and keep every token away from student code."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +22,21 @@ from grader.course_config import load_course_config
 CONFIG = load_course_config(Course(REPO))  # the example course.toml at the repository's root
 WEEKS = list(CONFIG.weeks)
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+# GitHub Classroom's layout: one repository per student, the notebook at its root.
+ONE_STUDENT_TOML = """
+[course]
+repository = "course-org/deep-learning"
+[submissions]
+pattern = "{week}.ipynb"
+student = "repository"
+repository_prefix = "dl-2025-"
+[ci]
+runs_on = ["self-hosted", "linux", "gpu"]
+grader_repository = "course-org/dl-course-grader"
+grader_ref = "v0.1.0"
+[weeks.week3]
+issue = 4
+"""
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +45,21 @@ def written(tmp_path_factory) -> Path:
     run = grader("init-ci", dest)
     assert run.returncode == 0, run.stderr
     return dest / ".github" / "workflows"
+
+
+@pytest.fixture(scope="module")
+def one_student(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("one-student")
+    course = make_course(root / "course", ONE_STUDENT_TOML)
+    run = grader("--course", course, "init-ci", root / "classroom")
+    assert run.returncode == 0, run.stderr
+    return root / "classroom" / ".github" / "workflows"
+
+
+@pytest.fixture(params=["written", "one_student"], ids=["one-classroom", "one-repo-per-student"])
+def layout(request) -> Path:
+    """The workflows of either layout: a classroom repository of every student, or one each."""
+    return request.getfixturevalue(request.param)
 
 
 def load(path: Path) -> dict:
@@ -81,9 +112,6 @@ def test_a_push_of_the_weeks_notebook_is_graded_on_the_courses_gpu_runners(writt
     assert "workflow_dispatch" in workflow["on"]
     job, post_job = workflow["jobs"]["grade"], workflow["jobs"]["post"]
     assert job["runs-on"] == list(settings.runs_on or CONFIG.ci.runs_on)
-    assert job["concurrency"]["cancel-in-progress"] is True
-    group = job["concurrency"]["group"]
-    assert week in group and "github.actor" in group  # one grading per student and week
     assert post_job["needs"] == "grade"
     assert "needs.grade.outputs.graded == 'true'" in post_job["if"]
     assert job["outputs"]["graded"] == "${{ steps.graded.outputs.graded }}"
@@ -143,6 +171,60 @@ def test_every_workflow_pins_its_actions_and_keeps_inputs_out_of_shell(written):
             assert "${{" not in step.get("run", ""), f"{path.name}: {step['run']}"
 
 
+def test_in_a_classroom_repository_a_push_is_never_cancelled_by_another_push(written):
+    # A teaching assistant pushes alice's notebook, then bob's: the second run grades only bob's
+    # (what its push changed), so the first must run to the end. Only a dispatch, which grades
+    # one student (or everyone) as the branch has them now, gives way to the same dispatch.
+    group = (
+        "grade-WEEK-${{ github.repository }}-${{ github.event_name == 'workflow_dispatch' "
+        "&& format('{0}-{1}', github.ref, inputs.student || '*') || github.run_id }}"
+    )
+    for week in WEEKS:
+        job = load(written / f"grade-{week}.yml")["jobs"]["grade"]
+        assert job["concurrency"] == {
+            "group": group.replace("WEEK", week),
+            "cancel-in-progress": True,
+        }
+
+
+def test_in_a_students_own_repository_a_newer_push_cancels_the_older_grading(one_student):
+    # Every run grades the one student's notebook as the branch has it now.
+    job = load(one_student / "grade-week3.yml")["jobs"]["grade"]
+    assert job["concurrency"] == {
+        "group": "grade-week3-${{ github.repository }}-${{ github.ref }}",
+        "cancel-in-progress": True,
+    }
+
+
+def test_posts_wait_only_for_runs_that_post_to_the_same_students(layout, tmp_path):
+    workflow = load(layout / "grade-week3.yml")
+    job, post_job = workflow["jobs"]["grade"], workflow["jobs"]["post"]
+    # GitHub keeps one run waiting per group and cancels the older one waiting: only one that
+    # writes the very same comments may replace it.
+    assert post_job["concurrency"] == {
+        "group": "post-week3-${{ github.repository }}-${{ needs.grade.outputs.students }}",
+        "cancel-in-progress": False,
+    }
+    assert job["outputs"]["students"] == "${{ steps.graded.outputs.students }}"
+    (step,) = [s for s in job["steps"] if s.get("id") == "graded"]
+
+    def outputs(*students: str) -> dict[str, str]:
+        (tmp_path / "grader-output").mkdir(exist_ok=True)
+        manifest = {"items": [{"week": "week3", "student": login} for login in students]}
+        (tmp_path / "grader-output" / "ci.json").write_text(json.dumps(manifest))
+        github_output = tmp_path / "github-output"
+        github_output.write_text("")
+        python = Path(sys.executable).parent  # the runner's grader venv: `python` is its own
+        env = {**os.environ, "GITHUB_OUTPUT": str(github_output), "PATH": f"{python}:/usr/bin:/bin"}
+        subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
+        return dict(line.split("=", 1) for line in github_output.read_text().splitlines())
+
+    alice_and_bob = outputs("alice", "bob")
+    assert alice_and_bob["graded"] == "true"
+    assert alice_and_bob["students"] == outputs("bob", "alice")["students"]
+    assert alice_and_bob["students"] != outputs("alice")["students"]
+
+
 def test_regrade_week_is_a_choice_and_reaches_the_shell_only_quoted(written, tmp_path):
     workflow = load(written / "regrade.yml")
     week = workflow["on"]["workflow_dispatch"]["inputs"]["week"]
@@ -192,6 +274,12 @@ def test_regrade_batches_each_week_on_the_big_runner_and_posts_the_leaderboard(w
     assert set(grade["env"]) == {"WEEK", "FORCE"}  # no token where student code runs
     assert "--no-grade" in post["run"] and '"$WEEK"' in post["run"]
     assert post["env"] == {"WEEK": "${{ matrix.week }}", "GITHUB_TOKEN": "${{ github.token }}"}
+    # Regrades (and leaderboard posts) of one week take turns; other weeks never wait for them.
+    assert "${{ matrix.week }}" in job["concurrency"]["group"]
+    assert "${{ matrix.week }}" in post_job["concurrency"]["group"]
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert post_job["concurrency"]["cancel-in-progress"] is False
+    assert "concurrency" not in workflow
     assert job["permissions"] == {"contents": "read"}
     assert post_job["permissions"] == {"contents": "read", "issues": "write"}
     assert post_job["needs"] == "regrade"
