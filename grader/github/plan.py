@@ -110,6 +110,9 @@ def plan_ci(
     if event.input("week"):
         selected = [w for w in selected if w.week == config.week(event.input("week")).week]
     students = students or tuple(filter(None, [event.input("student")]))
+    for login in students:  # a dispatch's free text: say so rather than quietly grade nobody
+        if not re.fullmatch(LOGIN, login):
+            raise EventError(f"{login!r} is not a GitHub login: name one student, or none for all")
     commit = event.after or read_git(checkout, "rev-parse", "HEAD")
     if event.is_push and event.payload.get("deleted"):
         return Plan(event.name, commit, "the push deleted a branch: nothing to grade", [])

@@ -5,7 +5,8 @@ course.toml's values.
   student's comment;
 - `regrade.yml`, for the same repository: `grader batch` every week, post the leaderboards;
 - `release.yml`, for the instructor's course repository: `grader release --all` and check that
-  the committed assignments/ are current.
+  the committed assignments/ are current;
+- `.github/actionlint.yaml` beside the first two: the course's runner labels, for actionlint.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def render_workflows(
                 "paths": [pattern.path_filter(week.week) for pattern in week.patterns],
                 "runs_on": list(week.runs_on or ci.runs_on),
                 "timeout_minutes": math.ceil(spec.timeout / 60) + SETUP_MINUTES,
+                # Every run grades the same submission: what decides its concurrency group.
+                "one_student": not any(pattern.has_login for pattern in week.patterns),
             }
             text = environment.get_template("grade-week.yml.j2").render(**common, **context)
             workflows.append(Workflow(f".github/workflows/grade-{week.week}.yml", text))
@@ -108,6 +111,13 @@ def render_workflows(
         }
         text = environment.get_template("regrade.yml.j2").render(**common, **context)
         workflows.append(Workflow(".github/workflows/regrade.yml", text))
+    if "grade" in which or "regrade" in which:
+        labels = {*ci.runs_on, *ci.batch_runs_on, *ci.post_runs_on}
+        labels.update(label for week in config.weeks.values() for label in week.runs_on)
+        text = environment.get_template("actionlint.yaml.j2").render(
+            **common, labels=sorted(labels)
+        )
+        workflows.append(Workflow(".github/actionlint.yaml", text))
     if "release" in which:
         text = environment.get_template("release.yml.j2").render(
             **common, release_paths=RELEASE_PATHS
