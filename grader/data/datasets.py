@@ -115,9 +115,6 @@ class ImageDataset:
                     digest.update(chunk)
         return digest.hexdigest()
 
-    def describe(self) -> str:
-        return f"{self.name} from {self.origin} ({self.root})"
-
     def stage(self, dest_root: Path) -> None:
         """Copy the raw files, decompressed and read-only, to `dest_root/NAME/raw/`.
 

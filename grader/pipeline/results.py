@@ -52,7 +52,6 @@ class ModelResult:
     hint: str | None = None
     parameters: int | None = None
     export_seconds: float | None = None
-    evaluate_seconds: float | None = None
 
 
 @dataclass

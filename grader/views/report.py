@@ -13,7 +13,6 @@ import jinja2
 from grader.pipeline.results import GradingResult
 from grader.views.markdown import inline, safe_name, template_environment
 
-GITHUB_COMMENT_LIMIT = 65_536
 REPORT_BUDGET = 60_000  # leaves room for the sticky marker and a truncation note
 MARKER = "<!-- grader-report week={week} student={student} -->"
 
