@@ -82,7 +82,7 @@ def grade_reference(week: str, seed: int, args: argparse.Namespace, out: Path) -
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode == 2 or not (out / "results.json").exists():
         sys.exit(f"grader grade {week} failed:\n{done.stderr[-2000:]}")
-    return json.loads((out / "results.json").read_text())["grader"]
+    return json.loads((out / "results.json").read_text())["extra_data"]["grader"]
 
 
 def row(week: str, model: str, seed: int, result: dict, seconds: float | None, machine: str) -> str:

@@ -99,7 +99,7 @@ class GraderRun:
 
     @property
     def outcome(self) -> str:
-        return self.results["grader"]["outcome"]
+        return self.results["extra_data"]["grader"]["outcome"]
 
     @property
     def executed(self) -> nbformat.NotebookNode:

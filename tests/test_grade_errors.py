@@ -27,7 +27,7 @@ def test_json_that_is_not_a_notebook_is_named_as_such(tmp_path, synthetic_data):
     notebook.write_text(json.dumps({"hello": "world"}))
     run = grade(notebook, tmp_path / "out", synthetic_data)
     assert run.outcome == "submission_invalid"
-    assert "is JSON but not a Jupyter notebook" in run.results["grader"]["summary"]
+    assert "is JSON but not a Jupyter notebook" in run.results["extra_data"]["grader"]["summary"]
 
 
 def test_unknown_week_exits_2_with_one_line(tmp_path, synthetic_data):
@@ -37,7 +37,7 @@ def test_unknown_week_exits_2_with_one_line(tmp_path, synthetic_data):
         "grader: error: unknown week 'week9'; this course has: "
         + ", ".join(sorted(p.parent.name for p in WEEK3.parent.glob("*/spec.toml")))
     ]
-    assert run.results["grader"]["outcome"] == "grader_error"
+    assert run.results["extra_data"]["grader"]["outcome"] == "grader_error"
     assert _outputs_written(tmp_path / "out")
 
 

@@ -101,8 +101,11 @@ def test_grade_reference_solution_passes(reference):
     assert reference.code == 0, reference.report
     assert reference.outcome == "passed"
     results = reference.results
-    assert results["score"] == results["max_score"] == 10
-    models, values = results["grader"]["models"], results["grader"]["values"]
+    assert results["score"] == results["extra_data"]["grader"]["max_score"] == 10
+    models, values = (
+        results["extra_data"]["grader"]["models"],
+        results["extra_data"]["grader"]["values"],
+    )
     assert models["two_layer"]["test_accuracy"] >= 0.95
     assert models["two_layer"]["test_images"] == 4000
     assert models["one_layer"]["test_accuracy"] < 0.7  # measured and shown, never graded
@@ -113,7 +116,7 @@ def test_grade_reference_solution_passes(reference):
 @pytest.mark.slow
 def test_report_compares_the_fit_and_the_two_classifiers(reference):
     report = reference.report
-    models = reference.results["grader"]["models"]
+    models = reference.results["extra_data"]["grader"]["models"]
     one, two = (f"{models[name]['test_accuracy']:.4f}" for name in ("one_layer", "two_layer"))
     assert "| your `w`, `b` | 8.4674 | 1.3954 | -202.9936 |" in report
     assert f"| `one_layer` | **{one}** |" in report and f"| `two_layer` | **{two}** |" in report
@@ -130,14 +133,17 @@ def test_stored_answers_cannot_pass_on_points_the_grader_draws(stored_answers, r
     assert run.outcome == "below_threshold"
     printed = "".join(o.get("text", "") for c in run.executed.cells for o in c.get("outputs", []))
     assert "two_layer accuracy 1.000" in printed  # perfect on the notebook's own points
-    assert run.results["grader"]["models"]["two_layer"]["test_accuracy"] < 0.6
+    assert run.results["extra_data"]["grader"]["models"]["two_layer"]["test_accuracy"] < 0.6
     assert check_named(run, "Accuracy of `two_layer`")["status"] == "failed"
     # Coefficients of a fixed CSV are a fixed answer: copying them passes those checks.
     assert check_named(run, "`w`")["status"] == check_named(run, "`b`")["status"] == "passed"
     assert run.results["score"] == 6
     # Each run draws its own points: no stored table can know them in advance.
     seed = "two_layer points seed"
-    provenance = run.results["grader"]["provenance"], reference.results["grader"]["provenance"]
+    provenance = (
+        run.results["extra_data"]["grader"]["provenance"],
+        reference.results["extra_data"]["grader"]["provenance"],
+    )
     assert provenance[0][seed] != provenance[1][seed]
     assert f"(seed {provenance[0][seed]})" in run.report
 
@@ -162,7 +168,7 @@ def test_2023_style_notebook_grades_without_edits(tmp_path):
     notebook = write_notebook(tmp_path / "mine.ipynb", *COURSE_2023_STYLE, week="week2")
     run = grade_week2(notebook, tmp_path / "out")
     assert run.code == 0, run.report
-    two_layer = run.results["grader"]["models"]["two_layer"]
+    two_layer = run.results["extra_data"]["grader"]["models"]["two_layer"]
     assert two_layer["output_kind"] == "logits"  # two scores per point, for CrossEntropyLoss
     assert two_layer["test_accuracy"] >= 0.95
     assert run.results["score"] == 10
@@ -180,7 +186,7 @@ def test_two_layer_without_an_activation_is_a_straight_line_and_the_report_says_
     )
     run = grade_week2(notebook, tmp_path / "out")
     assert run.outcome == "below_threshold"
-    assert run.results["grader"]["models"]["two_layer"]["test_accuracy"] < 0.76
+    assert run.results["extra_data"]["grader"]["models"]["two_layer"]["test_accuracy"] < 0.76
     assert "`two_layer` does no better than a straight line could" in run.report
 
 

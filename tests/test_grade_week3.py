@@ -54,8 +54,8 @@ def test_grade_reference_solution_passes(reference):
     assert reference.code == 0, reference.stderr
     assert reference.outcome == "passed"
     results = reference.results
-    assert results["score"] == results["max_score"] == 10
-    accuracy = results["grader"]["models"]["model"]["test_accuracy"]
+    assert results["score"] == results["extra_data"]["grader"]["max_score"] == 10
+    accuracy = results["extra_data"]["grader"]["models"]["model"]["test_accuracy"]
     assert accuracy > 0.9  # synthetic data is easy
     assert "✅" in reference.report.splitlines()[1]
     assert f"{accuracy:.4f}" in reference.report
@@ -63,15 +63,14 @@ def test_grade_reference_solution_passes(reference):
 
 def test_results_json_follows_gradescope_schema(reference):
     results = reference.results
-    assert set(results) >= {
+    assert set(results) == {
         "score",
-        "max_score",
         "execution_time",
         "output",
         "output_format",
         "tests",
         "leaderboard",
-        "grader",
+        "extra_data",
     }
     assert results["output_format"] == "md"
     assert results["output"] == reference.report
@@ -79,7 +78,7 @@ def test_results_json_follows_gradescope_schema(reference):
         assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
         assert test["status"] in ("passed", "failed")
     assert results["leaderboard"][0]["name"] == "model test accuracy"
-    provenance = results["grader"]["provenance"]
+    provenance = results["extra_data"]["grader"]["provenance"]
     assert provenance["Submission"].startswith("sha256:")
     assert "torch" in provenance["Software"]
 
@@ -108,7 +107,7 @@ def test_untrained_model_printing_99_percent_fails(tmp_path, synthetic_data):
     run = grade(notebook, tmp_path, synthetic_data)
     assert run.code == 1
     assert run.outcome == "below_threshold"
-    measured = run.results["grader"]["models"]["model"]["test_accuracy"]
+    measured = run.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"]
     assert measured < 0.5
     assert "0.99" not in f"{measured:.4f}"
     assert f"test accuracy **{measured:.4f}**" in run.report
@@ -118,7 +117,7 @@ def test_notebook_that_raises_mid_way_reports_cell_error_and_output(tmp_path, sy
     run = grade(WEEK3 / "examples" / "crashes-mid-way.ipynb", tmp_path, synthetic_data)
     assert run.code == 1
     assert run.outcome == "cell_error"
-    failure = run.results["grader"]["execution"]["failure"]
+    failure = run.results["extra_data"]["grader"]["execution"]["failure"]
     assert failure["cell"] == 13 and failure["error"] == "RuntimeError"
     assert "mat1 and mat2 shapes cannot be multiplied" in failure["message"]
     assert "**Cell 13**" in run.report and "mat1 and mat2" in run.report
@@ -131,7 +130,7 @@ def test_2023_style_notebook_grades_without_edits(tmp_path, synthetic_data):
     notebook = write_notebook(tmp_path / "mine.ipynb", *COURSE_2023_STYLE)
     run = grade(notebook, tmp_path / "out", synthetic_data)
     assert run.code == 0, run.report
-    model = run.results["grader"]["models"]["model"]
+    model = run.results["extra_data"]["grader"]["models"]["model"]
     assert model["input_layout"] == "[N, 784] flattened images"
     assert "[N, 784] flattened images" in run.report
     assert "ToTensor(): pixels scaled to [0, 1], as `test_data`'s transform does" in run.report
@@ -172,7 +171,7 @@ for step in range(150):
     )
     run = grade(notebook, tmp_path / "out", synthetic_data)
     assert run.code == 1
-    model = run.results["grader"]["models"]["model"]
+    model = run.results["extra_data"]["grader"]["models"]["model"]
     assert model["alternatives"]["raw pixel values 0-255, not scaled"] > 0.9
     assert "raw pixel values 0-255" in model["hint"]
     assert "give the test set the same transform as training" in run.report
@@ -225,16 +224,16 @@ def test_grader_check_runs_a_short_cpu_smoke_run(tmp_path, synthetic_data):
     )
     assert run.code == 0, run.stderr
     assert "A short run" in run.stdout
-    history = run.results["grader"]["curves"]["val_acc"]
+    history = run.results["extra_data"]["grader"]["curves"]["val_acc"]
     assert len(history) <= 2  # the week's smoke parameters: epochs = 2
 
 
 def test_reference_passes_and_untrained_fails_on_the_real_subset(tmp_path, shared_data):
     reference = grade(WEEK3 / "week3.ipynb", tmp_path / "reference", shared_data)
     assert reference.code == 0, reference.report
-    assert reference.results["grader"]["profile"] == "subset"
+    assert reference.results["extra_data"]["grader"]["profile"] == "subset"
     untrained = grade(
         WEEK3 / "examples" / "untrained-claims-99.ipynb", tmp_path / "untrained", shared_data
     )
     assert untrained.code == 1
-    assert untrained.results["grader"]["models"]["model"]["test_accuracy"] < 0.3
+    assert untrained.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"] < 0.3

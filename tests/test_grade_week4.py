@@ -113,8 +113,10 @@ def test_reference_solution_passes_with_pretrained_checks_skipped(reference):
     assert reference.code == 0, reference.report
     assert reference.outcome == "passed"
     results = reference.results
-    assert results["score"] == results["max_score"] == 9  # 4 points skipped, not counted
-    models = results["grader"]["models"]
+    assert (
+        results["score"] == results["extra_data"]["grader"]["max_score"] == 9
+    )  # 4 points skipped, not counted
+    models = results["extra_data"]["grader"]["models"]
     assert models["cnn"]["test_accuracy"] > 0.9  # synthetic data is easy
     assert models["mobilenet_scratch"]["status"] == "evaluated"
     assert models["mobilenet_pretrained"]["status"] == "skipped"
@@ -151,7 +153,7 @@ def test_pretrained_weights_from_the_cache_are_loaded_and_graded(
         env=standin_weights,
     )
     assert run.code == 0, run.report
-    grader = run.results["grader"]
+    grader = run.results["extra_data"]["grader"]
     assert grader["models"]["mobilenet_pretrained"]["status"] == "evaluated"
     assert grader["models"]["mobilenet_pretrained"]["input_layout"] == "[N, 1, 28, 28] images"
     check = next(test for test in run.results["tests"] if test["name"] == PRETRAINED_ACCURACY)
@@ -172,10 +174,10 @@ def test_example_submission_gets_its_expected_outcome(
     assert run.outcome == example.expect, run.report
     if example.expect == "below_threshold":  # untrained, whatever the notebook prints
         for name in ("cnn", "mobilenet_scratch"):
-            measured = run.results["grader"]["models"][name]["test_accuracy"]
+            measured = run.results["extra_data"]["grader"]["models"][name]["test_accuracy"]
             assert measured < 0.5 and f"test accuracy **{measured:.4f}**" in run.report
     if example.expect == "cell_error":
-        failure = run.results["grader"]["execution"]["failure"]
+        failure = run.results["extra_data"]["grader"]["execution"]["failure"]
         assert failure["error"] == "RuntimeError" and "3 channels" in failure["message"]
 
 
@@ -183,7 +185,7 @@ def test_2023_style_notebook_grades_without_edits(tmp_path, synthetic_data, stan
     notebook = write_notebook(tmp_path / "mine.ipynb", *COURSE_2023_STYLE, week="week4")
     run = grade(notebook, tmp_path / "out", synthetic_data, week="week4", env=standin_weights)
     assert run.code in (0, 1), run.stderr
-    models = run.results["grader"]["models"]
+    models = run.results["extra_data"]["grader"]["models"]
     for name in ("cnn", "mobilenet_pretrained", "mobilenet_scratch"):
         assert models[name]["status"] == "evaluated", models[name]["problem"]
         assert models[name]["input_layout"] == "[N, 1, 28, 28] images"

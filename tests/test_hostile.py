@@ -132,7 +132,7 @@ def test_pip_install_fails_fast_with_a_clear_message(tmp_path, synthetic_data):
     assert run.outcome == "cell_error"
     assert "No module named 'leftpad'" in run.report
     assert "`pip install` does nothing while grading: the grader has no network." in run.report
-    assert run.results["grader"]["timings"]["notebook"] < 60
+    assert run.results["extra_data"]["grader"]["timings"]["notebook"] < 60
 
 
 @needs_namespace
@@ -152,16 +152,16 @@ def test_submission_cannot_write_its_grade_or_tamper_with_the_graders(tmp_path, 
     )
     assert run.code == 1
     assert run.outcome == "below_threshold"
-    assert run.results["score"] < run.results["max_score"]
+    assert run.results["score"] < run.results["extra_data"]["grader"]["max_score"]
     assert "could not reach the graders" in (run.out / "executed.ipynb").read_text()
     assert sorted((REPO / "solutions" / "week3" / "graders").iterdir()) == graders_before
-    measured = run.results["grader"]["models"]["model"]["test_accuracy"]
+    measured = run.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"]
     assert measured < 0.5  # the grader's own labels, not the zeroed staged copy
 
 
 def test_model_memorising_the_public_test_split_fails_on_a_private_split(tmp_path, synthetic_data):
     public = hostile("memorises-public-test.ipynb", tmp_path / "public", synthetic_data)
-    assert public.results["grader"]["models"]["model"]["test_accuracy"] == 1.0
+    assert public.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"] == 1.0
     private = write_synthetic_dataset(tmp_path / "private", train=10, test=400)
     (private / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(
         _shifted_images(synthetic_data)
@@ -174,8 +174,8 @@ def test_model_memorising_the_public_test_split_fails_on_a_private_split(tmp_pat
         private,
     )
     assert run.code == 1
-    assert run.results["grader"]["data"]["origin"] == "private"
-    assert run.results["grader"]["models"]["model"]["test_accuracy"] < 0.8
+    assert run.results["extra_data"]["grader"]["data"]["origin"] == "private"
+    assert run.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"] < 0.8
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,7 @@ def grading(step: dict[str, Any], folder: Path) -> dict[str, Any] | None:
     if not (folder / "results.json").exists():
         return None
     results = json.loads((folder / "results.json").read_text())
-    grader = results["grader"]
+    grader = results["extra_data"]["grader"]
     trained = training(folder / "executed.ipynb")
     models = {}
     for name, measured in grader.get("models", {}).items():
@@ -190,7 +190,7 @@ def grading(step: dict[str, Any], folder: Path) -> dict[str, Any] | None:
         "week": grader["week"],
         "outcome": grader["outcome"],
         "score": results.get("score"),
-        "max_score": results.get("max_score"),
+        "max_score": grader.get("max_score"),
         "profile": grader.get("profile"),
         "device": grader.get("device"),
         "test_images": data.get("test_images"),

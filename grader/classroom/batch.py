@@ -48,6 +48,7 @@ from grader.github.post import (
 )
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
+from grader.pipeline.results import grader_section
 from grader.states import Outcome
 from grader.views.leaderboard import render_leaderboard
 from grader.views.terminal import BatchProgress
@@ -216,7 +217,7 @@ def is_current(
     """Whether `folder` holds a finished grading of this very notebook by this grader, with this
     spec, these graders and this test data (and this profile, when one is asked for)."""
     try:
-        grader = json.loads((folder / "results.json").read_text(encoding="utf-8"))["grader"]
+        grader = grader_section(json.loads((folder / "results.json").read_text(encoding="utf-8")))
         provenance = grader["provenance"]
         # A file that is no notebook leaves no Submission line: the hash taken before grading.
         graded = provenance.get("Submission") or (folder / HASH_FILE).read_text().strip()

@@ -21,6 +21,7 @@ from grader.course.release import release_week
 from grader.course.spec import Example
 from grader.data.datasets import EMBEDDED_ROOT
 from grader.options import GradeOptions
+from grader.pipeline.results import grader_section
 from grader.states import Outcome
 
 if TYPE_CHECKING:
@@ -49,11 +50,11 @@ class DemoRun:
     @property
     def points(self) -> str:
         results = self.run.results or {}
-        return f"{results.get('score', 0):g}/{results.get('max_score', 0):g}"
+        return f"{results.get('score', 0):g}/{grader_section(results).get('max_score', 0):g}"
 
     @property
     def accuracies(self) -> dict[str, float]:
-        models = (self.run.results or {}).get("grader", {}).get("models", {})
+        models = grader_section(self.run.results).get("models", {})
         return {
             name: model["test_accuracy"]
             for name, model in models.items()

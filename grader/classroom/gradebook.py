@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from grader.course.config import Lateness
+from grader.pipeline.results import grader_section
 from grader.states import Outcome
 
 NOT_GRADED = "not_graded"  # no results.json: the grader could not start, or nothing to grade
@@ -44,13 +45,13 @@ class GradebookRow:
     def from_results(
         cls, results: dict[str, Any], *, notebook: str, lateness: Lateness
     ) -> GradebookRow:
-        grader = results["grader"]
+        grader = grader_section(results)
         return cls(
             student=grader["student"],
             week=grader["week"],
             outcome=Outcome.read(grader.get("outcome")),
             score=float(results.get("score", 0)),
-            max_score=float(results.get("max_score", 0)),
+            max_score=float(grader.get("max_score", 0)),
             accuracies={
                 name: model.get("test_accuracy") for name, model in grader.get("models", {}).items()
             },

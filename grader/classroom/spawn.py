@@ -22,6 +22,7 @@ from typing import Any
 
 from grader.course.course import Course
 from grader.options import GradeOptions
+from grader.pipeline.results import grader_section
 from grader.states import Outcome
 
 # The grader's own settings and what the machine needs; never a token, key or secret.
@@ -89,7 +90,7 @@ class GradeRun:
     def outcome(self) -> Outcome:
         if not self.results:
             return Outcome.GRADER_ERROR
-        return Outcome.read(self.results["grader"].get("outcome"))
+        return Outcome.read(grader_section(self.results).get("outcome"))
 
 
 def grade_in_child(
@@ -166,7 +167,7 @@ def _read_results(path: Path) -> dict[str, Any] | None:
         results = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return results if isinstance(results, dict) and "grader" in results else None
+    return results if grader_section(results) else None
 
 
 def _last_line(log: Path | None) -> str:

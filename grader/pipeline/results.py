@@ -105,7 +105,8 @@ class GradingResult:
         return self.outcome is Outcome.PASSED
 
     def to_gradescope(self, report_markdown: str) -> dict[str, Any]:
-        """Gradescope's autograder results schema, plus the grader's own measurements."""
+        """Gradescope's autograder results format; everything else the grader measured goes in
+        `extra_data.grader` (read it back with `grader_section`)."""
         leaderboard = [
             {
                 "name": f"{model.variable} test accuracy",
@@ -118,31 +119,43 @@ class GradingResult:
         return _strict_json(
             {
                 "score": self.score,
-                "max_score": self.max_score,
                 "execution_time": round(self.timings.get("total", 0.0)),
                 "output": report_markdown,
                 "output_format": "md",
                 "tests": [_gradescope_test(check) for check in self.checks],
                 "leaderboard": leaderboard,
-                "grader": {
-                    "week": self.week,
-                    "student": self.student,
-                    "outcome": self.outcome.value,
-                    "summary": self.summary,
-                    "profile": self.profile,
-                    "device": self.device,
-                    "data": self.data,
-                    "models": {name: asdict(model) for name, model in self.models.items()},
-                    "values": {name: _plain(value) for name, value in self.values.items()},
-                    "execution": asdict(self.execution) if self.execution else None,
-                    "curves": self.curves,
-                    "timings": self.timings,
-                    "provenance": self.provenance,
-                    "notes": self.notes,
-                    "graded_at": self.graded_at,
+                "extra_data": {
+                    "grader": {
+                        "week": self.week,
+                        "student": self.student,
+                        "outcome": self.outcome.value,
+                        "summary": self.summary,
+                        "score": self.score,
+                        "max_score": self.max_score,
+                        "profile": self.profile,
+                        "device": self.device,
+                        "data": self.data,
+                        "models": {name: asdict(model) for name, model in self.models.items()},
+                        "values": {name: _plain(value) for name, value in self.values.items()},
+                        "execution": asdict(self.execution) if self.execution else None,
+                        "curves": self.curves,
+                        "timings": self.timings,
+                        "provenance": self.provenance,
+                        "notes": self.notes,
+                        "graded_at": self.graded_at,
+                    }
                 },
             }
         )
+
+
+def grader_section(results: Any) -> dict[str, Any]:
+    """The grader's own record in a results.json (`extra_data.grader`): outcome, score and
+    max_score, models, provenance, …; {} when `results` holds none (not written by us)."""
+    if not isinstance(results, dict):
+        return {}
+    section = (results.get("extra_data") or {}).get("grader")
+    return section if isinstance(section, dict) else {}
 
 
 def _gradescope_test(check: CheckResult) -> dict[str, Any]:
