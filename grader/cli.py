@@ -420,6 +420,12 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also record the grades in this nbgrader gradebook database (e.g. gradebook.db).",
 )
+@click.option(
+    "--similarity",
+    "similarity_report",
+    is_flag=True,
+    help="Also write OUT/similarity/ (`grader similarity`): for instructors only, never posted.",
+)
 @_grade_options(without=("student",))
 @click.pass_context
 @_user_errors
@@ -437,6 +443,7 @@ def batch(
     post_reports: bool,
     repo: str | None,
     nbgrader_db: Path | None,
+    similarity_report: bool,
     **options,
 ) -> None:
     """Grade every WEEK submission in SUBMISSIONS, in parallel, and write the gradebook and the
@@ -476,6 +483,21 @@ def batch(
     if nbgrader_db is not None:
         recorded = import_into_nbgrader(result.rows, nbgrader_db, result.week)
         click.echo(f"nbgrader: {recorded} grades in {nbgrader_db}")
+    if similarity_report:
+        from grader.classroom.similarity import run_similarity
+
+        _echo_similarity(
+            *run_similarity(
+                course,
+                config,
+                week,
+                submissions,
+                out / "similarity",
+                graded=out,
+                options=GradeOptions(**options),
+                patterns=patterns,
+            )
+        )
     failed = bool(result.grader_errors)
     for row in result.grader_errors:
         click.echo(f"grader: error: {row.student}: {row.summary}", err=True)
@@ -493,6 +515,90 @@ def batch(
         _echo_posting(posting)
         failed = failed or bool(posting.failed)
     sys.exit(2 if failed else 0)
+
+
+@main.command()
+@click.argument("week")
+@click.argument("submissions", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--graded",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The `grader batch` output folder of these submissions: its LOGIN/predictions.npz "
+    "give the behaviour signal [default: code only].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("similarity"),
+    show_default=True,
+    help="Folder for similarity.md and similarity.csv.",
+)
+@click.option(
+    "--pattern",
+    "patterns",
+    multiple=True,
+    help="Where a student's notebook is under SUBMISSIONS [default: course.toml's pattern].",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Pairs shown in similarity.md (the CSV has all).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The data the submissions were graded on, as for `grader batch`.",
+)
+@click.option(
+    "--private-data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="GRADER_PRIVATE_DATA_DIR",
+    help="The private test split they were graded on.",
+)
+@click.pass_context
+@_user_errors
+def similarity(
+    ctx: click.Context,
+    week: str,
+    submissions: Path,
+    graded: Path | None,
+    out: Path,
+    patterns: tuple[str, ...],
+    top: int,
+    data_dir: Path | None,
+    private_data_dir: Path | None,
+) -> None:
+    """For instructors only: rank every pair of WEEK submissions in SUBMISSIONS by how similar
+    their own code is (the released template left out) and, with --graded, how alike their
+    models' mistakes on the grader's test images are. Writes similarity.md and similarity.csv;
+    never posts anything."""
+    from grader.classroom.similarity import run_similarity
+    from grader.course.config import load_course_config
+
+    course = _course(ctx)
+    result, markdown, table = run_similarity(
+        course,
+        load_course_config(course),
+        week,
+        submissions,
+        out,
+        graded=graded,
+        options=GradeOptions(data_dir=data_dir, private_data_dir=private_data_dir),
+        patterns=patterns,
+        top=top,
+    )
+    _echo_similarity(result, markdown, table)
+
+
+def _echo_similarity(result, markdown: Path, table: Path) -> None:
+    top = result.pairs[0] if result.pairs else None
+    click.echo(
+        f"{result.week}: {len(result.students)} notebooks, {len(result.pairs):,} pairs compared"
+        + (f"; most similar: {top.a} and {top.b}" if top else "")
+    )
+    click.echo(f"similarity report (instructors only): {markdown}\nevery pair: {table}")
 
 
 @main.command("init-ci")

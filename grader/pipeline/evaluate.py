@@ -203,6 +203,7 @@ def _evaluate(job: Evaluation, worker: EvaluatorProcess, scratch: Scratch) -> Mo
     if job.spec.task == "classify-images":
         result.per_class_accuracy = metrics["per_class_accuracy"]
         result.confusion = metrics["confusion"]
+        result.predictions = metrics["predictions"].astype(np.int16)
     if metrics["non_finite"]:
         result.hint = (
             f"{metrics['non_finite']} inputs got NaN or infinite scores; they count as wrong"

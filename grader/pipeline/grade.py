@@ -26,6 +26,7 @@ from grader.pipeline.checks import Facts, run_graders
 from grader.pipeline.evaluate import EvaluatorProcess, reevaluate_models
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.outcome import advice, decide_outcome
+from grader.pipeline.predictions import write_predictions
 from grader.pipeline.provenance import graded_datasets, provenance, test_data_line
 from grader.pipeline.results import GradingResult, ModelResult
 from grader.pipeline.stage import stage_workdir
@@ -264,3 +265,7 @@ def write_outputs(
     (out / "report.md").write_text(report)
     payload = json.dumps(result.to_gradescope(report), indent=2, ensure_ascii=False)
     (out / "results.json").write_text(payload + "\n")
+    predicted = {
+        name: m.predictions for name, m in result.models.items() if m.predictions is not None
+    }
+    write_predictions(out, result.data.get("test_sha256"), predicted)

@@ -31,6 +31,7 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, classes: int)
         "per_class_accuracy": [round(float(a), 4) for a in per_class],
         "confusion": confusion.tolist(),
         "non_finite": int((~finite).sum()),
+        "predictions": predictions,
     }
 
 

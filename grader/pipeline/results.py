@@ -52,6 +52,9 @@ class ModelResult:
     hint: str | None = None
     parameters: int | None = None
     export_seconds: float | None = None
+    # The predicted class of each test image (-1: non-finite scores), for `grader similarity`:
+    # written to predictions.npz beside results.json, never into results.json or a report.
+    predictions: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -135,7 +138,9 @@ class GradingResult:
                         "profile": self.profile,
                         "device": self.device,
                         "data": self.data,
-                        "models": {name: asdict(model) for name, model in self.models.items()},
+                        "models": {
+                            name: _model_record(model) for name, model in self.models.items()
+                        },
                         "values": {name: _plain(value) for name, value in self.values.items()},
                         "execution": asdict(self.execution) if self.execution else None,
                         "curves": self.curves,
@@ -156,6 +161,12 @@ def grader_section(results: Any) -> dict[str, Any]:
         return {}
     section = (results.get("extra_data") or {}).get("grader")
     return section if isinstance(section, dict) else {}
+
+
+def _model_record(model: ModelResult) -> dict[str, Any]:
+    record = asdict(model)
+    del record["predictions"]
+    return record
 
 
 def _gradescope_test(check: CheckResult) -> dict[str, Any]:
