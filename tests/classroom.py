@@ -208,6 +208,8 @@ _MODULES = {
     "nbgrader": "nbgrader",
     "httpx": "httpx",
     "rich": "rich",
+    "copydetect": "copydetect",
+    "scipy": "scipy",
     "pytest": "pytest",
 }
 

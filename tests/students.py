@@ -143,11 +143,12 @@ def _rename(code: str, rng: np.random.Generator) -> str:
         "break", "and", "or", "not", "is", "def", "return", "class", "import", "from", "while",
         "elif", "with", "as", "DataLoader", "TensorDataset", "lambda",
     }  # fmt: skip
-    names = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*(?:,\s*[a-z_][a-z0-9_]*\s*)*=[^=]", code))
-    names |= set(re.findall(r"\bfor\s+([a-z_][a-z0-9_]*)", code))
+    targets = re.findall(r"^\s*([a-z_][\w, ]*?)\s*[-+]?=(?!=)", code, flags=re.MULTILINE)
+    names = {name.strip() for target in targets for name in target.split(",")}
+    names |= set(re.findall(r"\bfor\s+([a-z_]\w*)", code))
     names -= keep
     for name in sorted(names):
-        code = re.sub(rf"(?<![.\w]){name}\b", f"{name}_{int(rng.integers(10, 99))}", code)
+        code = re.sub(rf"(?<![.\w'\"]){name}\b(?!['\"])", f"{name}_{int(rng.integers(10, 99))}", code)
     return re.sub(r"#.*", "# (rewritten)", code)
 
 
