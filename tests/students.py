@@ -148,7 +148,9 @@ def _rename(code: str, rng: np.random.Generator) -> str:
     names |= set(re.findall(r"\bfor\s+([a-z_]\w*)", code))
     names -= keep
     for name in sorted(names):
-        code = re.sub(rf"(?<![.\w'\"]){name}\b(?!['\"])", f"{name}_{int(rng.integers(10, 99))}", code)
+        code = re.sub(
+            rf"(?<![.\w'\"]){name}\b(?!['\"])", f"{name}_{int(rng.integers(10, 99))}", code
+        )
     return re.sub(r"#.*", "# (rewritten)", code)
 
 
