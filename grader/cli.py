@@ -601,6 +601,78 @@ def _echo_similarity(result, markdown: Path, table: Path) -> None:
     click.echo(f"similarity report (instructors only): {markdown}\nevery pair: {table}")
 
 
+@main.group()
+def gradebook() -> None:
+    """The term's gradebook, from the output folders of `grader batch`."""
+
+
+@gradebook.command("export")
+@click.argument(
+    "gradebooks",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["canvas", "moodle", "csv"]),
+    required=True,
+    help="canvas: Canvas's gradebook import CSV; moodle: Moodle's grade import CSV; csv: plain.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The file to write (logins without LMS ids go to FILE.unknown.csv).",
+)
+@click.option(
+    "--ids",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV of GitHub logins and LMS ids: login,name,canvas_id,sis_user_id,sis_login_id,"
+    "section,email,idnumber,username (login and the LMS's ids required).",
+)
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="WEEK=NAME",
+    help="The LMS's name of a week's column, e.g. 'week3=Week 3 (1234)' for Canvas's "
+    "assignment 1234 [default: the week].",
+)
+@_user_errors
+def gradebook_export(
+    gradebooks: tuple[Path, ...],
+    format_: str,
+    out: Path,
+    ids: Path | None,
+    columns: tuple[str, ...],
+) -> None:
+    """Write the term's grades (points per week, late penalties applied) from GRADEBOOKS, the
+    output folders of `grader batch` (one per week), in the import format of Canvas or Moodle.
+
+    Exit code 1 when a login has grades but no LMS id (listed, and written to
+    FILE.unknown.csv) or a grading did not finish: the file is written, but incomplete.
+    """
+    from grader.classroom.export import export_gradebook
+
+    renamed = {}
+    for column in columns:
+        week, equals, name = column.partition("=")
+        if not equals or not week or not name:
+            raise click.BadParameter(f"{column!r} is not WEEK=NAME", param_hint="--column")
+        renamed[week] = name
+    done = export_gradebook(format_, list(gradebooks), out, ids, renamed)
+    click.echo(f"{done.path}: {done.students} students, {format_} format")
+    for login in done.unknown:
+        click.echo(f"grader: warning: {login} has grades but no LMS id in --ids", err=True)
+    for login, week, outcome in done.unfinished:
+        click.echo(f"grader: warning: {login} {week}: {outcome}, exported without points", err=True)
+    if done.unknown_file is not None:
+        click.echo(f"{len(done.unknown)} login(s) without LMS ids: {done.unknown_file}", err=True)
+    sys.exit(1 if done.unknown or done.unfinished else 0)
+
+
 @main.command("init-ci")
 @click.argument(
     "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), required=False
