@@ -673,6 +673,53 @@ def gradebook_export(
     sys.exit(1 if done.unknown or done.unfinished else 0)
 
 
+@main.command()
+@click.argument("week")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("autograder.zip"),
+    show_default=True,
+    help="The zip to upload as the assignment's autograder.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The data set to grade on (ROOT/NAME/raw/*) [default: the subset embedded in the grader].",
+)
+@click.option(
+    "--isolation",
+    type=click.Choice(["auto", "namespace", "none"]),
+    default="auto",
+    show_default=True,
+    help="On Gradescope: auto uses bubblewrap where the container allows it, else none.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where notebooks train on Gradescope.",
+)
+@click.pass_context
+@_user_errors
+def gradescope(
+    ctx: click.Context, week: str, out: Path, data_dir: Path | None, isolation: str, device: str
+) -> None:
+    """Write WEEK's Gradescope autograder: setup.sh, run_autograder, the grader, the week's spec,
+    graders and released notebook (never the solution), and the data, so that a course on
+    Gradescope grades with the same pipeline and gets the same report."""
+    from grader.classroom.gradescope import build_bundle
+
+    bundle = build_bundle(
+        _course(ctx), week, out, data_dir=data_dir, isolation=isolation, device=device
+    )
+    click.echo(
+        f"{bundle.path}: {bundle.bytes / 2**20:.1f} MB, {bundle.files} files; data: {bundle.data}"
+        + (f"; pretrained: {', '.join(bundle.weights)}" if bundle.weights else "")
+    )
+
+
 @main.command("init-ci")
 @click.argument(
     "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), required=False
