@@ -67,6 +67,8 @@ def test_code_only_report_ranks_copies_first_and_the_template_never_counts(tmp_p
     notebooks = planted_class(tmp_path / "class")
     (tmp_path / "class" / "eve").mkdir()
     (tmp_path / "class" / "eve" / "week3.ipynb").write_text('{"cells": [\n<<<<<<< HEAD\n')
+    (tmp_path / "class" / "oscar").mkdir()  # hands in a link to alice's notebook
+    (tmp_path / "class" / "oscar" / "week3.ipynb").symlink_to(notebooks["alice"])
     course = released_course(tmp_path / "course")
 
     done = grader(
@@ -90,6 +92,7 @@ def test_code_only_report_ranks_copies_first_and_the_template_never_counts(tmp_p
     report = (tmp_path / "report" / "similarity.md").read_text()
     assert "For instructors only" in report
     assert "## Not compared" in report and "eve" in report and "not valid JSON" in report
+    assert "oscar" in report and "symbolic link" in report
     # Each pair links both notebooks, relative to the report; the copy is shown side by side.
     for target in re.findall(r"\]\(([^)]+\.ipynb)\)", report):
         assert (tmp_path / "report" / target).resolve().is_file()

@@ -85,11 +85,6 @@ class Pair:
     left: list[tuple[int, str]] = field(default_factory=list)  # a's matching (cell, line)
     right: list[tuple[int, str]] = field(default_factory=list)
 
-    @property
-    def suspicion(self) -> float:
-        """What pairs are ranked by: the stronger of the two signals, both on [0, 1]."""
-        return max(self.code or 0.0, self.excess)
-
 
 @dataclass
 class Similarity:
@@ -128,15 +123,16 @@ def run_similarity(
     if patterns:
         settings = replace(settings, patterns=tuple(SubmissionPattern(p) for p in patterns))
     spec = course.week(settings.week)
-    submissions = [s for s in find_class(settings, root) if s.problem is None]
+    found = find_class(settings, root)
     similarity = compare_class(
         course,
         spec,
-        {s.student: s.notebook for s in submissions},
+        {s.student: s.notebook for s in found if s.problem is None},
         graded,
         options or GradeOptions(),
         top,
     )
+    similarity.not_compared.update({s.student: s.problem for s in found if s.problem})
     out.mkdir(parents=True, exist_ok=True)
     markdown = out / "similarity.md"
     markdown.write_text(render_similarity(similarity, course.templates, out, top), "utf-8")
