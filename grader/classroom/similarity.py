@@ -427,9 +427,7 @@ def rank_pairs(
         baseline = baselines[model]
         rate = matrix[upper_a, upper_b]
         above = np.clip((rate - baseline.limit) / max(1 - baseline.limit, 1e-9), 0, 1)
-        better = np.isfinite(rate) & ~(
-            np.nan_to_num(rate, nan=-1) <= np.nan_to_num(best_rate, nan=-1)
-        )
+        better = np.nan_to_num(rate, nan=-1) > np.nan_to_num(best_rate, nan=-1)
         best_rate = np.where(better, rate, best_rate)
         best_model = np.where(better, model, best_model)
         excess = np.maximum(excess, np.nan_to_num(above))
