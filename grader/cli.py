@@ -450,6 +450,7 @@ def batch(
     from grader.classroom.gradebook import import_into_nbgrader
     from grader.classroom.spawn import stop_children_on_sigterm
     from grader.course.config import load_course_config
+    from grader.views.terminal import outcome_counts
 
     course = _course(ctx)
     config = load_course_config(course)
@@ -472,6 +473,7 @@ def batch(
         f"{len(result.rows)} students, in {result.seconds:.0f} s with {len(result.slots)} "
         f"worker(s): {result.per_minute:.1f} submissions/minute"
     )
+    click.echo(f"outcomes: {outcome_counts(result.rows)}")
     click.echo(f"gradebook: {result.gradebook}\nleaderboard: {result.leaderboard}")
     if nbgrader_db is not None:
         recorded = import_into_nbgrader(result.rows, nbgrader_db, result.week)
