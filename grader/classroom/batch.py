@@ -11,6 +11,7 @@
   notebook hash, grader version, spec, graders and test data are the current ones is kept:
   run the same command again after a crash and only what is missing is graded.
   `--student LOGIN --force` regrades one student.
+- **A history.** batch.json keeps every run; one that graded nothing hides none that did.
 - **Views.** From every student's results.json: the gradebook (CSV, optionally nbgrader's
   database) with the late policy applied, and the leaderboard.
 """
@@ -25,6 +26,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,7 @@ class Batch:
     seconds: float  # wall-clock time of the gradings
     gradebook: Path
     leaderboard: Path
+    started_at: str = ""
 
     @property
     def per_minute(self) -> float:
@@ -124,6 +127,7 @@ def run_batch(
             else:
                 skipped.append(submission.student)
     slots = plan_slots(workers, detect_gpus(), settings.gpu_memory_mb, spec.memory_mb)
+    started_at = _now()
     started = time.monotonic()
     timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
     with BatchProgress(len(todo), console) as progress:
@@ -133,7 +137,9 @@ def run_batch(
     gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
     leaderboard = out / "leaderboard.md"
     leaderboard.write_text(render_leaderboard(course, spec, rows), encoding="utf-8")
-    batch = Batch(spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard)
+    batch = Batch(
+        spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard, started_at
+    )
     if grade:  # --no-grade keeps the record of the run that graded
         _write_record(batch, out)
     return batch
@@ -355,9 +361,26 @@ def _row(
 
 
 def _write_record(batch: Batch, out: Path) -> None:
-    """batch.json: what this run did and how fast, for throughput measurements."""
+    """batch.json: every run in `history`, oldest first; at the top, the figures of the last
+    run that graded anything (for throughput measurements), so that a run with nothing to
+    grade hides none that did."""
+    path = out / "batch.json"
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if not isinstance(previous, dict):
+        previous = {}
+    history = previous.get("history")
+    if not isinstance(history, list):  # a batch.json of one run, from an older grader
+        history = [previous] if previous.get("week") == batch.week else []
+    outcomes: dict[str, int] = {}
+    for run in batch.runs:
+        outcomes[run.outcome.value] = outcomes.get(run.outcome.value, 0) + 1
     record: dict[str, Any] = {
         "week": batch.week,
+        "started": batch.started_at,
+        "finished": _now(),
         "graded": len(batch.runs),
         "skipped": len(batch.skipped),
         "students": len(batch.rows),
@@ -365,12 +388,21 @@ def _write_record(batch: Batch, out: Path) -> None:
         "slots": [slot.name for slot in batch.slots],
         "seconds": batch.seconds,
         "per_minute": round(batch.per_minute, 2),
+        "outcomes": outcomes,
         "runs": [
             {"student": run.job.student, "outcome": run.outcome, "seconds": run.seconds}
             for run in batch.runs
         ],
     }
-    (out / "batch.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    last = record if batch.runs or not history else {
+        key: value for key, value in previous.items() if key != "history"
+    }  # fmt: skip
+    summary = {**last, "history": [*history, record]}
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _host_memory_mb() -> int:
