@@ -11,6 +11,9 @@
   notebook hash, grader version, spec, graders and test data are the current ones is kept:
   run the same command again after a crash and only what is missing is graded.
   `--student LOGIN --force` regrades one student.
+- **Stoppable.** SIGTERM or Ctrl-C stops the gradings under way within seconds, with their
+  process trees (`grader.stopping`); the gradebook, the leaderboard and batch.json are written
+  from what finished.
 - **A history.** batch.json keeps every run; one that graded nothing hides none that did.
 - **Views.** From every student's results.json: the gradebook (CSV, optionally nbgrader's
   database) with the late policy applied, and the leaderboard.
@@ -22,16 +25,18 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from grader import stopping
 from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
 from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
 from grader.course.config import CourseConfig, SubmissionPattern, WeekConfig
@@ -82,6 +87,8 @@ class Batch:
     gradebook: Path
     leaderboard: Path
     started_at: str = ""
+    stopped: int | None = None  # the signal that stopped it before every grading finished
+    stopped_students: list[str] = field(default_factory=list)
 
     @property
     def per_minute(self) -> float:
@@ -108,7 +115,31 @@ def run_batch(
     console: Console | None = None,
 ) -> Batch:
     """Grade what is not yet current under `out` (of `students` only, when given), then write
-    the gradebook and the leaderboard of every student."""
+    the gradebook and the leaderboard of every student. A stop request ends the gradings under
+    way, and what finished is written (`Batch.stopped`)."""
+    with stopping.deferred():
+        return _run_batch(
+            course, config, week, root, out, options,
+            patterns=patterns, workers=workers, students=students, force=force, grade=grade,
+            console=console,
+        )  # fmt: skip
+
+
+def _run_batch(
+    course: Course,
+    config: CourseConfig,
+    week: str,
+    root: Path,
+    out: Path,
+    options: GradeOptions,
+    *,
+    patterns: tuple[str, ...],
+    workers: int | None,
+    students: tuple[str, ...],
+    force: bool,
+    grade: bool,
+    console: Console | None,
+) -> Batch:
     out.mkdir(parents=True, exist_ok=True)
     settings = config.week(week)
     if patterns:
@@ -133,13 +164,16 @@ def run_batch(
     with BatchProgress(len(todo), console) as progress:
         runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress)
     seconds = round(time.monotonic() - started, 2)
-    rows = [_row(config, settings, submission, out) for submission in submissions]
+    stopped = stopping.requested()
+    rows = [_row(config, settings, submission, out, stopped) for submission in submissions]
     gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
     leaderboard = out / "leaderboard.md"
     leaderboard.write_text(render_leaderboard(course, spec, rows), encoding="utf-8")
+    graded = {run.job.student for run in runs}
     batch = Batch(
-        spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard, started_at
-    )
+        spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard, started_at,
+        stopped, [submission.student for submission in todo if submission.student not in graded],
+    )  # fmt: skip
     if grade:  # --no-grade keeps the record of the run that graded
         _write_record(batch, out)
     return batch
@@ -308,9 +342,11 @@ def _grade_all(
     for slot in slots:
         free.put(slot)
 
-    def grade_one(submission: Submission) -> GradeRun:
+    def grade_one(submission: Submission) -> GradeRun | None:
         slot = free.get()
         try:
+            if stopping.requested():
+                return None
             work = out / WORK / submission.student
             shutil.rmtree(work, ignore_errors=True)
             job = GradeJob(
@@ -323,7 +359,11 @@ def _grade_all(
             )
             progress.started(submission.student, slot.name)
             digest = submission.sha256()
-            run = grade_in_child(course, job, options, timeout, log=work / "grader.log")
+            try:
+                run = grade_in_child(course, job, options, timeout, log=work / "grader.log")
+            except stopping.Stopped:  # OUT/LOGIN keeps what it had; the next run grades it
+                progress.stopped(submission.student)
+                return None
             (work / HASH_FILE).write_text(f"sha256:{digest}\n")
             final = out / submission.student
             shutil.rmtree(final, ignore_errors=True)
@@ -337,12 +377,16 @@ def _grade_all(
     (out / WORK).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="grading") as pool:
         runs = list(pool.map(grade_one, todo))  # threads only wait: each grading is a process
-    shutil.rmtree(out / WORK, ignore_errors=True)
-    return runs
+    shutil.rmtree(out / WORK, ignore_errors=True)  # every child has ended: no writer is left
+    return [run for run in runs if run is not None]
 
 
 def _row(
-    config: CourseConfig, settings: WeekConfig, submission: Submission, out: Path
+    config: CourseConfig,
+    settings: WeekConfig,
+    submission: Submission,
+    out: Path,
+    stopped: int | None = None,
 ) -> GradebookRow:
     if submission.problem:
         return GradebookRow.not_graded(submission.student, settings.week, submission.problem)
@@ -352,6 +396,11 @@ def _row(
             (out / submission.student / "results.json").read_text(encoding="utf-8")
         )
     except (OSError, ValueError):
+        if stopped:
+            why = f"not graded yet: the batch was {stopping.Stopped(stopped)} first"
+            return GradebookRow.not_graded(
+                submission.student, settings.week, why, notebook=notebook
+            )
         why = "the grader wrote no results.json; see grader.log"
         return GradebookRow.not_graded(
             submission.student, settings.week, why, notebook=notebook, outcome=Outcome.GRADER_ERROR
@@ -363,7 +412,7 @@ def _row(
 def _write_record(batch: Batch, out: Path) -> None:
     """batch.json: every run in `history`, oldest first; at the top, the figures of the last
     run that graded anything (for throughput measurements), so that a run with nothing to
-    grade hides none that did."""
+    grade, or a stopped one that finished nothing, hides none that did."""
     path = out / "batch.json"
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -381,8 +430,10 @@ def _write_record(batch: Batch, out: Path) -> None:
         "week": batch.week,
         "started": batch.started_at,
         "finished": _now(),
+        "stopped": None if batch.stopped is None else signal.Signals(batch.stopped).name,
         "graded": len(batch.runs),
         "skipped": len(batch.skipped),
+        "not_finished": batch.stopped_students,
         "students": len(batch.rows),
         "workers": len(batch.slots),
         "slots": [slot.name for slot in batch.slots],

@@ -84,7 +84,8 @@ def grade_plan(
     options: GradeOptions,
     say: Callable[[str], None] = print,
 ) -> list[CiRecord]:
-    """Grade each touched submission into `out` (a notice for the others); write ci.json."""
+    """Grade each touched submission into `out` (a notice for the others); write ci.json, after
+    each one: a stop (`grader.stopping`) leaves the record of what finished."""
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for submission in plan.touched:
@@ -103,6 +104,7 @@ def grade_plan(
             record, comment = CiRecord.of(submission), _notice(course, state, submission, plan)
         (folder / "comment.md").write_text(comment, encoding="utf-8")
         records.append(record)
+        write_manifest(out, plan, records)
     write_manifest(out, plan, records)
     return records
 

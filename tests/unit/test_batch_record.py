@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from grader.classroom.batch import Batch, Slot, _write_record
@@ -17,11 +18,12 @@ def _run(student: str, outcome: str, seconds: float = 20.0) -> GradeRun:
     return GradeRun(job, 0, seconds, results)
 
 
-def _batch(runs: list[GradeRun], kept: int = 0) -> Batch:
+def _batch(runs: list[GradeRun], kept: int = 0, stopped: int | None = None) -> Batch:
     rows = [_row(f"s{n}", "passed") for n in range(len(runs) + kept)]
     return Batch(
         "week3", rows, runs, [f"k{n}" for n in range(kept)], [Slot("cpu0", {})], 60.0,
-        Path("gradebook.csv"), Path("leaderboard.md"), "2026-11-27T10:00:00Z",
+        Path("gradebook.csv"), Path("leaderboard.md"), "2026-11-27T10:00:00Z", stopped,
+        ["s9"] if stopped else [],
     )  # fmt: skip
 
 
@@ -30,16 +32,17 @@ def _row(student: str, outcome: str) -> GradebookRow:
 
 
 def test_every_run_is_kept_and_one_with_nothing_to_grade_hides_none(tmp_path):
-    _write_record(_batch([_run("alice", "passed")]), tmp_path)
+    _write_record(_batch([_run("alice", "passed")], stopped=signal.SIGTERM), tmp_path)
     _write_record(_batch([_run("bob", "cell_timeout"), _run("carol", "passed")], kept=1), tmp_path)
     _write_record(_batch([], kept=3), tmp_path)
 
     record = json.loads((tmp_path / "batch.json").read_text())
-    assert [(run["graded"], run["skipped"]) for run in record["history"]] == [
-        (1, 0),
-        (2, 1),
-        (0, 3),
+    assert [(run["graded"], run["skipped"], run["stopped"]) for run in record["history"]] == [
+        (1, 0, "SIGTERM"),
+        (2, 1, None),
+        (0, 3, None),
     ]
+    assert record["history"][0]["not_finished"] == ["s9"]
     # At the top, as before: the last run that graded, for throughput measurements.
     assert (record["graded"], record["skipped"], record["per_minute"]) == (2, 1, 2.0)
     assert record["outcomes"] == {"cell_timeout": 1, "passed": 1}
