@@ -2,7 +2,7 @@
 a killed parent. `grader batch`, `ci` and `grade` run for real on notebooks one of which spins
 after leaving a session leader and a double-forked daemon behind; every process of the run is
 recorded from /proc while it runs, and none may outlive the stop. Then a resumed batch must
-give the gradebook an uninterrupted one gives."""
+give the gradebook an uninterrupted one gives, and one output folder never has two writers."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_resumes_to_the_same_gra
     assert rows["z-spinner"]["summary"] == "not graded yet: the batch was stopped by SIGTERM first"
     record = json.loads((out / "batch.json").read_text())
     assert record["stopped"] == "SIGTERM" and "z-spinner" in record["not_finished"]
-    assert not (out / ".grading").exists()
+    assert not (out / ".grading").exists() and not (out / ".grader.lock").exists()
 
     # SIGKILL of the batch alone, as after a cancel that took too long: its children notice.
     second = batch(out, "second")
@@ -134,11 +134,13 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_resumes_to_the_same_gra
     second.process.kill()
     second.process.wait()
     print(f"SIGKILL to the last process gone: {second.gone_within(30)} s")
+    assert (out / ".grader.lock").exists()  # left by the killed batch, held by nothing now
 
-    # Resumed: only what had not finished is graded.
+    # Resumed: only what had not finished is graded, and the lock left behind is taken over.
     third = batch(out, "third")
     assert third.process.wait(600) == 0, third.output()
     third.watcher.stop()
+    assert "which was stopped before it finished" in third.stderr.read_text()
     record = json.loads((out / "batch.json").read_text())
     assert "z-spinner" in [run["student"] for run in record["runs"]]
     assert "a-good" not in [run["student"] for run in record["runs"]]
@@ -169,10 +171,20 @@ def grade(folder: Path, out: Path, data: Path, *extra: str) -> Command:
     )  # fmt: skip
 
 
-def test_a_stopped_grading_takes_its_sandbox_down_and_says_so(tmp_path, synthetic_data):
+def test_a_stopped_grading_takes_its_sandbox_down_and_a_second_writer_is_refused(
+    tmp_path, synthetic_data
+):
     out = tmp_path / "out"
     first = grade(tmp_path / "first", out, synthetic_data)
     first.wait_until_spinning()
+
+    second = grade(tmp_path / "second", out, synthetic_data)
+    assert second.process.wait(120) == 2
+    second.watcher.stop()
+    assert (
+        f"grader: error: {out} is in use by `grader grade week3 forks-and-spins.ipynb` "
+        f"(pid {first.process.pid}, started "
+    ) in second.stderr.read_text()
 
     code, seconds = first.stop(signal.SIGTERM)
     print(f"SIGTERM to exit: {seconds:.1f} s")
@@ -183,6 +195,7 @@ def test_a_stopped_grading_takes_its_sandbox_down_and_says_so(tmp_path, syntheti
     assert grader["outcome"] == "grader_error"
     assert grader["summary"].startswith("The grading was stopped by SIGTERM before it finished")
     assert (out / "report.md").exists() and (out / "executed.ipynb").exists()
+    assert not (out / ".grader.lock").exists()
 
 
 @pytest.mark.parametrize("isolation", ["none", "namespace"])
@@ -219,3 +232,4 @@ def test_ctrl_c_stops_ci_and_keeps_the_record_of_what_finished(tmp_path, synthet
     assert run.stderr.read_text().strip().endswith("grader: stopped by SIGINT")
     manifest = json.loads((out / "ci.json").read_text())
     assert [(i["student"], i["outcome"]) for i in manifest["items"]] == [("alice", "passed")]
+    assert not (out / ".grader.lock").exists()

@@ -13,7 +13,8 @@
   `--student LOGIN --force` regrades one student.
 - **Stoppable.** SIGTERM or Ctrl-C stops the gradings under way within seconds, with their
   process trees (`grader.stopping`); the gradebook, the leaderboard and batch.json are written
-  from what finished.
+  from what finished. One batch at a time writes OUT (`grader.lock`): its children hold the
+  lock too, so a new batch never grades into a folder that a killed one's child still writes.
 - **A history.** batch.json keeps every run; one that graded nothing hides none that did.
 - **Views.** From every student's results.json: the gradebook (CSV, optionally nbgrader's
   database) with the late policy applied, and the leaderboard.
@@ -21,6 +22,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -53,6 +55,7 @@ from grader.github.post import (
     comments_by_marker,
     post_comments,
 )
+from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
 from grader.pipeline.results import grader_section
@@ -115,13 +118,15 @@ def run_batch(
     console: Console | None = None,
 ) -> Batch:
     """Grade what is not yet current under `out` (of `students` only, when given), then write
-    the gradebook and the leaderboard of every student. A stop request ends the gradings under
-    way, and what finished is written (`Batch.stopped`)."""
-    with stopping.deferred():
+    the gradebook and the leaderboard of every student. Holds `out`'s lock throughout; a stop
+    request ends the gradings under way, and what finished is written (`Batch.stopped`)."""
+    console = console or Console(stderr=True, highlight=False)
+    say = functools.partial(console.print, markup=False, soft_wrap=True)
+    with lock_folder(out, f"grader batch {week}", say=say) as lock, stopping.deferred():
         return _run_batch(
             course, config, week, root, out, options,
             patterns=patterns, workers=workers, students=students, force=force, grade=grade,
-            console=console,
+            console=console, lock=lock,
         )  # fmt: skip
 
 
@@ -138,7 +143,8 @@ def _run_batch(
     students: tuple[str, ...],
     force: bool,
     grade: bool,
-    console: Console | None,
+    console: Console,
+    lock: FolderLock,
 ) -> Batch:
     out.mkdir(parents=True, exist_ok=True)
     settings = config.week(week)
@@ -162,7 +168,7 @@ def _run_batch(
     started = time.monotonic()
     timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
     with BatchProgress(len(todo), console) as progress:
-        runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress)
+        runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress, lock)
     seconds = round(time.monotonic() - started, 2)
     stopped = stopping.requested()
     rows = [_row(config, settings, submission, out, stopped) for submission in submissions]
@@ -337,6 +343,7 @@ def _grade_all(
     slots: list[Slot],
     timeout: float,
     progress: BatchProgress,
+    lock: FolderLock,
 ) -> list[GradeRun]:
     free: queue.Queue[Slot] = queue.Queue()
     for slot in slots:
@@ -360,7 +367,9 @@ def _grade_all(
             progress.started(submission.student, slot.name)
             digest = submission.sha256()
             try:
-                run = grade_in_child(course, job, options, timeout, log=work / "grader.log")
+                run = grade_in_child(
+                    course, job, options, timeout, log=work / "grader.log", lock=lock
+                )
             except stopping.Stopped:  # OUT/LOGIN keeps what it had; the next run grades it
                 progress.stopped(submission.student)
                 return None

@@ -9,7 +9,8 @@ no cloud credentials. The child then allow-lists again for the notebook's kernel
 A child never outlives its parent's wish: asked to stop (`grader.stopping`: a signal, or the
 time limit), it gets SIGTERM, kills its process tree, writes what it can and exits, or gets
 SIGKILL after STOP_GRACE_SECONDS (its sandbox then dies with it). If the parent dies without a
-word, the child reads end-of-file on its lifeline and stops itself.
+word, the child reads end-of-file on its lifeline and stops itself. It also holds the parent's
+output-folder lock (`grader.lock`), so that no new run takes that folder while it lives.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from grader import stopping
 from grader.course.course import Course
+from grader.lock import FolderLock
 from grader.options import GradeOptions
 from grader.pipeline.results import grader_section
 from grader.states import Outcome
@@ -107,10 +109,12 @@ def grade_in_child(
     options: GradeOptions,
     timeout: float,
     log: Path | None = None,
+    lock: FolderLock | None = None,
 ) -> GradeRun:
     """Run `grader grade` for `job` and read back its results.json; never raises for what the
     submission or the child did. Raises `Stopped`, once the child was stopped, when a stop is
-    requested (`grader.stopping`)."""
+    requested (`grader.stopping`). `lock`: the parent's output-folder lock, for the child to
+    hold too."""
     stopping.check()  # nothing new starts once a stop was asked for
     command = [
         sys.executable,
@@ -141,7 +145,7 @@ def grade_in_child(
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            pass_fds=(lifeline,),
+            pass_fds=(lifeline, *([lock.fd] if lock else [])),
             start_new_session=True,  # a terminal's Ctrl-C reaches the parent, which stops it
         )
         try:

@@ -21,6 +21,7 @@ from grader.course.spec import Profile, WeekSpec
 from grader.data.cache import find_weights
 from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
+from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import captured_model, read_capture, read_values
 from grader.pipeline.checks import Facts, run_graders
@@ -67,8 +68,21 @@ def grade_submission(
     progress: GradingProgress | None = None,
 ) -> GradingResult:
     """Grade one notebook into `out`. Raises GraderError (after writing what it can) only when
-    the grader itself cannot run; Stopped, after writing that it was stopped, on a stop request
-    (`grader.stopping`). Everything the submission does ends up in the result."""
+    the grader itself cannot run, or `out` is another grading's (`grader.lock`); Stopped, after
+    writing that it was stopped, on a stop request (`grader.stopping`). Everything the
+    submission does ends up in the result."""
+    with lock_folder(out, f"grader grade {week} {notebook.name}"):
+        return _grade(course, week, notebook, out, options, progress)
+
+
+def _grade(
+    course: Course,
+    week: str,
+    notebook: Path,
+    out: Path,
+    options: GradeOptions | None,
+    progress: GradingProgress | None,
+) -> GradingResult:
     options = options or GradeOptions()
     progress = progress or _Quiet()
     started = time.monotonic()
