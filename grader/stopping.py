@@ -37,6 +37,7 @@ _requested: int | None = None
 _deferred = 0
 _actions: list[Callable[[], None]] = []
 _lifeline: tuple[int, int] | None = None
+_lifeline_lock = threading.Lock()
 
 
 class Stopped(BaseException):
@@ -65,10 +66,15 @@ def check() -> None:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """SIGTERM, SIGINT and SIGHUP stop the command (main thread only)."""
+    """SIGTERM, SIGINT and SIGHUP stop the command (main thread only). A signal ignored from
+    the start stays ignored: `nohup grader batch …` outlives its terminal."""
     global _requested
     _requested = None
-    previous = {signum: signal.signal(signum, _handle) for signum in SIGNALS}
+    previous = {
+        signum: signal.signal(signum, _handle)
+        for signum in SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
@@ -113,8 +119,9 @@ def lifeline_fd() -> int:
     its number in their environment under LIFELINE). The write end is never written and
     never passed on: the kernel closes it when this process ends, however it ends."""
     global _lifeline
-    if _lifeline is None:
-        _lifeline = os.pipe()  # both ends close-on-exec: only pass_fds hands one over
+    with _lifeline_lock:  # `grader batch` starts children from several threads
+        if _lifeline is None:
+            _lifeline = os.pipe()  # both ends close-on-exec: only pass_fds hands one over
     return _lifeline[0]
 
 

@@ -69,6 +69,18 @@ def test_a_main_thread_that_waits_for_workers_is_told_not_interrupted():
     assert process.stdout.read().splitlines() == ["asked to stop by SIGTERM", "stopped by SIGTERM"]
 
 
+def test_a_signal_ignored_from_the_start_stays_ignored():
+    # `nohup grader batch …`: SIGHUP is ignored when the command starts, and must stay so.
+    process = start(
+        STOPPABLE, "at once", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    )
+    process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(10) == 143
+
+
 PARENT = """
 import os, subprocess, sys, time
 from grader import stopping
