@@ -37,15 +37,26 @@ with stopping.stop_on_signals():
 """
 
 
-def start(code: str, *args: str, **popen) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
-    assert process.stdout.readline().split()[0] == "ready"
-    return process
+@pytest.fixture
+def start():
+    """start(CODE, ARGS…): `python -c CODE ARGS…`, once it printed "ready"; killed at the end."""
+    started = []
+
+    def start(code: str, *args: str, **popen) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            **popen,
+        )
+        started.append(process)
+        assert process.stdout.readline().split()[0] == "ready"
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
 
 
 def test_a_stop_exits_with_128_plus_the_signal_number():
@@ -55,21 +66,21 @@ def test_a_stop_exits_with_128_plus_the_signal_number():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_raises_stopped_in_the_main_thread(signum):
+def test_a_signal_raises_stopped_in_the_main_thread(start, signum):
     process = start(STOPPABLE, "at once")
     process.send_signal(signum)
-    assert process.wait(10) == 128 + signum
+    assert process.wait(30) == 128 + signum
     assert process.stdout.read().strip() == f"stopped by {signal.Signals(signum).name}"
 
 
-def test_a_main_thread_that_waits_for_workers_is_told_not_interrupted():
+def test_a_main_thread_that_waits_for_workers_is_told_not_interrupted(start):
     process = start(STOPPABLE, "deferred")
     process.send_signal(signal.SIGTERM)
-    assert process.wait(10) == 143
+    assert process.wait(30) == 143
     assert process.stdout.read().splitlines() == ["asked to stop by SIGTERM", "stopped by SIGTERM"]
 
 
-def test_a_signal_ignored_from_the_start_stays_ignored():
+def test_a_signal_ignored_from_the_start_stays_ignored(start):
     # `nohup grader batch …`: SIGHUP is ignored when the command starts, and must stay so.
     process = start(
         STOPPABLE, "at once", preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -78,7 +89,7 @@ def test_a_signal_ignored_from_the_start_stays_ignored():
     time.sleep(0.5)
     assert process.poll() is None
     process.send_signal(signal.SIGTERM)
-    assert process.wait(10) == 143
+    assert process.wait(30) == 143
 
 
 PARENT = """
