@@ -21,7 +21,10 @@ from classroom import UNTRAINED, Classroom, make_course, trained
 from conftest import REPO, write_notebook
 from process_tree import TreeWatcher, wait_until_gone
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc"),
+]
 
 SPINS = REPO / "tests" / "notebooks" / "forks-and-spins.ipynb"
 FORKS = "876543"  # the sleeper SPINS leaves behind before it spins
