@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -13,20 +14,36 @@ import click
 from grader import __version__, skip_slow_optional_imports
 from grader.errors import GraderError
 from grader.options import GradeOptions, flags
+from grader.stopping import Stopped, on_stop, stop_on_signals, stop_when_parent_dies
 
 
 def _user_errors(command):
-    """Turn a GraderError into one line on stderr and exit code 2, never a traceback."""
+    """Turn a GraderError into one line on stderr and exit code 2, never a traceback; and a stop
+    (SIGTERM, SIGINT, SIGHUP: grader.stopping) into one line and 128 + the signal's number."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with stop_on_signals():
+                return command(*args, **kwargs)
         except GraderError as error:
             click.echo(f"grader: error: {error}", err=True)
             sys.exit(error.exit_code)
+        except Stopped as stop:
+            click.echo(f"grader: {stop}", err=True)
+            sys.exit(stop.exit_code)
 
     return wrapper
+
+
+def _stop_with_descendants() -> contextlib.AbstractContextManager:
+    """For a command that grades in this process: a stop kills every process it started (and
+    what they started: this process is their subreaper) before anything else."""
+    from grader.sandbox.processes import become_subreaper, kill_descendants
+
+    become_subreaper()
+    stop_when_parent_dies()
+    return on_stop(kill_descendants)
 
 
 def _course(ctx: click.Context):
@@ -126,12 +143,13 @@ def grade(ctx: click.Context, week: str, notebook: Path, out: Path, **options) -
     """Grade NOTEBOOK for WEEK: run it, re-evaluate its model, check, and report.
 
     Exit code 0: every check passed; 1: some check failed (the report says why);
-    2: the grader itself could not run.
+    2: the grader itself could not run, or another grading writes into --out; 143 (130): stopped
+    by SIGTERM (Ctrl-C), its processes killed, results.json saying so.
     """
     from grader.pipeline.grade import grade_submission
     from grader.views.terminal import TerminalProgress, print_result
 
-    with TerminalProgress() as progress:
+    with _stop_with_descendants(), TerminalProgress() as progress:
         result = grade_submission(
             _course(ctx), week, notebook, out, GradeOptions(**options), progress
         )
@@ -164,7 +182,7 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
     week = week or week_of(notebook)
     with tempfile.TemporaryDirectory(prefix="grader-check-") as scratch_out:
         target = out or Path(scratch_out)
-        with TerminalProgress() as progress:
+        with _stop_with_descendants(), TerminalProgress() as progress:
             result = grade_submission(
                 _course(ctx),
                 week,
@@ -317,6 +335,7 @@ def ci(
     Exit code 0: every submission was graded (and posted), whatever its outcome: a student
     failing a check is a result, not a CI failure. 2: the grader could not grade one, or a
     comment could not be posted. 1: only with --strict, some submission did not pass.
+    143 (130): stopped by SIGTERM (Ctrl-C); ci.json lists what finished, nothing is posted.
     """
     from grader.course.config import load_course_config
     from grader.github.grading import grade_plan
@@ -451,16 +470,17 @@ def batch(
     kept, so an interrupted batch resumes where it stopped.
 
     Exit code 0 whatever the students' outcomes; 2 if the grader could not grade a submission
-    or a comment could not be posted.
+    or a comment could not be posted, or another batch writes into OUT. 143 (130): stopped by
+    SIGTERM (Ctrl-C): the gradings under way are killed, the gradebook and batch.json are
+    written from what finished, nothing is posted.
     """
     from grader.classroom.batch import publish_batch, run_batch
     from grader.classroom.gradebook import import_into_nbgrader
-    from grader.classroom.spawn import stop_children_on_sigterm
     from grader.course.config import load_course_config
+    from grader.views.terminal import outcome_counts
 
     course = _course(ctx)
     config = load_course_config(course)
-    stop_children_on_sigterm()
     result = run_batch(
         course,
         config,
@@ -479,7 +499,11 @@ def batch(
         f"{len(result.rows)} students, in {result.seconds:.0f} s with {len(result.slots)} "
         f"worker(s): {result.per_minute:.1f} submissions/minute"
     )
+    click.echo(f"outcomes: {outcome_counts(result.rows)}")
     click.echo(f"gradebook: {result.gradebook}\nleaderboard: {result.leaderboard}")
+    if result.stopped:
+        click.echo("what finished is kept: run the same command again to grade the rest", err=True)
+        raise Stopped(result.stopped)
     if nbgrader_db is not None:
         recorded = import_into_nbgrader(result.rows, nbgrader_db, result.week)
         click.echo(f"nbgrader: {recorded} grades in {nbgrader_db}")

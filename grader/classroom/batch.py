@@ -11,25 +11,34 @@
   notebook hash, grader version, spec, graders and test data are the current ones is kept:
   run the same command again after a crash and only what is missing is graded.
   `--student LOGIN --force` regrades one student.
+- **Stoppable.** SIGTERM or Ctrl-C stops the gradings under way within seconds, with their
+  process trees (`grader.stopping`); the gradebook, the leaderboard and batch.json are written
+  from what finished. One batch at a time writes OUT (`grader.lock`): its children hold the
+  lock too, so a new batch never grades into a folder that a killed one's child still writes.
+- **A history.** batch.json keeps every run; one that graded nothing hides none that did.
 - **Views.** From every student's results.json: the gradebook (CSV, optionally nbgrader's
   database) with the late policy applied, and the leaderboard.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from grader import stopping
 from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
 from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
 from grader.course.config import CourseConfig, SubmissionPattern, WeekConfig
@@ -46,6 +55,7 @@ from grader.github.post import (
     comments_by_marker,
     post_comments,
 )
+from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
 from grader.pipeline.results import grader_section
@@ -79,6 +89,9 @@ class Batch:
     seconds: float  # wall-clock time of the gradings
     gradebook: Path
     leaderboard: Path
+    started_at: str = ""
+    stopped: int | None = None  # the signal that stopped it before every grading finished
+    stopped_students: list[str] = field(default_factory=list)
 
     @property
     def per_minute(self) -> float:
@@ -105,7 +118,34 @@ def run_batch(
     console: Console | None = None,
 ) -> Batch:
     """Grade what is not yet current under `out` (of `students` only, when given), then write
-    the gradebook and the leaderboard of every student."""
+    the gradebook and the leaderboard of every student. Holds `out`'s lock throughout; a stop
+    request ends the gradings under way, and what finished is written (`Batch.stopped`)."""
+    console = console or Console(stderr=True, highlight=False)
+    say = functools.partial(console.print, markup=False, soft_wrap=True)
+    with lock_folder(out, f"grader batch {week}", say=say) as lock, stopping.deferred():
+        return _run_batch(
+            course, config, week, root, out, options,
+            patterns=patterns, workers=workers, students=students, force=force, grade=grade,
+            console=console, lock=lock,
+        )  # fmt: skip
+
+
+def _run_batch(
+    course: Course,
+    config: CourseConfig,
+    week: str,
+    root: Path,
+    out: Path,
+    options: GradeOptions,
+    *,
+    patterns: tuple[str, ...],
+    workers: int | None,
+    students: tuple[str, ...],
+    force: bool,
+    grade: bool,
+    console: Console,
+    lock: FolderLock,
+) -> Batch:
     out.mkdir(parents=True, exist_ok=True)
     settings = config.week(week)
     if patterns:
@@ -124,16 +164,22 @@ def run_batch(
             else:
                 skipped.append(submission.student)
     slots = plan_slots(workers, detect_gpus(), settings.gpu_memory_mb, spec.memory_mb)
+    started_at = _now()
     started = time.monotonic()
     timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
     with BatchProgress(len(todo), console) as progress:
-        runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress)
+        runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress, lock)
     seconds = round(time.monotonic() - started, 2)
-    rows = [_row(config, settings, submission, out) for submission in submissions]
+    stopped = stopping.requested()
+    rows = [_row(config, settings, submission, out, stopped) for submission in submissions]
     gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
     leaderboard = out / "leaderboard.md"
     leaderboard.write_text(render_leaderboard(course, spec, rows), encoding="utf-8")
-    batch = Batch(spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard)
+    graded = {run.job.student for run in runs}
+    batch = Batch(
+        spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard, started_at,
+        stopped, [submission.student for submission in todo if submission.student not in graded],
+    )  # fmt: skip
     if grade:  # --no-grade keeps the record of the run that graded
         _write_record(batch, out)
     return batch
@@ -297,14 +343,17 @@ def _grade_all(
     slots: list[Slot],
     timeout: float,
     progress: BatchProgress,
+    lock: FolderLock,
 ) -> list[GradeRun]:
     free: queue.Queue[Slot] = queue.Queue()
     for slot in slots:
         free.put(slot)
 
-    def grade_one(submission: Submission) -> GradeRun:
+    def grade_one(submission: Submission) -> GradeRun | None:
         slot = free.get()
         try:
+            if stopping.requested():
+                return None
             work = out / WORK / submission.student
             shutil.rmtree(work, ignore_errors=True)
             job = GradeJob(
@@ -317,7 +366,13 @@ def _grade_all(
             )
             progress.started(submission.student, slot.name)
             digest = submission.sha256()
-            run = grade_in_child(course, job, options, timeout, log=work / "grader.log")
+            try:
+                run = grade_in_child(
+                    course, job, options, timeout, log=work / "grader.log", lock=lock
+                )
+            except stopping.Stopped:  # OUT/LOGIN keeps what it had; the next run grades it
+                progress.stopped(submission.student)
+                return None
             (work / HASH_FILE).write_text(f"sha256:{digest}\n")
             final = out / submission.student
             shutil.rmtree(final, ignore_errors=True)
@@ -331,12 +386,16 @@ def _grade_all(
     (out / WORK).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="grading") as pool:
         runs = list(pool.map(grade_one, todo))  # threads only wait: each grading is a process
-    shutil.rmtree(out / WORK, ignore_errors=True)
-    return runs
+    shutil.rmtree(out / WORK, ignore_errors=True)  # every child has ended: no writer is left
+    return [run for run in runs if run is not None]
 
 
 def _row(
-    config: CourseConfig, settings: WeekConfig, submission: Submission, out: Path
+    config: CourseConfig,
+    settings: WeekConfig,
+    submission: Submission,
+    out: Path,
+    stopped: int | None = None,
 ) -> GradebookRow:
     if submission.problem:
         return GradebookRow.not_graded(submission.student, settings.week, submission.problem)
@@ -346,6 +405,11 @@ def _row(
             (out / submission.student / "results.json").read_text(encoding="utf-8")
         )
     except (OSError, ValueError):
+        if stopped:
+            why = f"not graded yet: the batch was {stopping.Stopped(stopped)} first"
+            return GradebookRow.not_graded(
+                submission.student, settings.week, why, notebook=notebook
+            )
         why = "the grader wrote no results.json; see grader.log"
         return GradebookRow.not_graded(
             submission.student, settings.week, why, notebook=notebook, outcome=Outcome.GRADER_ERROR
@@ -355,22 +419,50 @@ def _row(
 
 
 def _write_record(batch: Batch, out: Path) -> None:
-    """batch.json: what this run did and how fast, for throughput measurements."""
+    """batch.json: every run in `history`, oldest first; at the top, the figures of the last
+    run that graded anything (for throughput measurements), so that a run with nothing to
+    grade, or a stopped one that finished nothing, hides none that did."""
+    path = out / "batch.json"
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if not isinstance(previous, dict):
+        previous = {}
+    history = previous.get("history")
+    if not isinstance(history, list):  # a batch.json of one run, from an older grader
+        history = [previous] if previous.get("week") == batch.week else []
+    outcomes: dict[str, int] = {}
+    for run in batch.runs:
+        outcomes[run.outcome.value] = outcomes.get(run.outcome.value, 0) + 1
     record: dict[str, Any] = {
         "week": batch.week,
+        "started": batch.started_at,
+        "finished": _now(),
+        "stopped": None if batch.stopped is None else signal.Signals(batch.stopped).name,
         "graded": len(batch.runs),
         "skipped": len(batch.skipped),
+        "not_finished": batch.stopped_students,
         "students": len(batch.rows),
         "workers": len(batch.slots),
         "slots": [slot.name for slot in batch.slots],
         "seconds": batch.seconds,
         "per_minute": round(batch.per_minute, 2),
+        "outcomes": outcomes,
         "runs": [
             {"student": run.job.student, "outcome": run.outcome, "seconds": run.seconds}
             for run in batch.runs
         ],
     }
-    (out / "batch.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    last = record if batch.runs or not history else {
+        key: value for key, value in previous.items() if key != "history"
+    }  # fmt: skip
+    summary = {**last, "history": [*history, record]}
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _host_memory_mb() -> int:

@@ -5,10 +5,17 @@ as a child process (a grading kills every descendant of its process when it ends
 never share one), started from an empty folder (so that `python -m` finds no `grader` package
 but the installed one) with an allow-listed environment: no GITHUB_TOKEN, no ACTIONS_* tokens,
 no cloud credentials. The child then allow-lists again for the notebook's kernel.
+
+A child never outlives its parent's wish: asked to stop (`grader.stopping`: a signal, or the
+time limit), it gets SIGTERM, kills its process tree, writes what it can and exits, or gets
+SIGKILL after STOP_GRACE_SECONDS (its sandbox then dies with it). If the parent dies without a
+word, the child reads end-of-file on its lifeline and stops itself. It also holds the parent's
+output-folder lock (`grader.lock`), so that no new run takes that folder while it lives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +27,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from grader import stopping
 from grader.course.course import Course
+from grader.lock import FolderLock
 from grader.options import GradeOptions
 from grader.pipeline.results import grader_section
 from grader.states import Outcome
@@ -53,6 +62,7 @@ CHILD_ENVIRONMENT = (
 )
 OUTPUT_FILES = ("results.json", "report.md", "executed.ipynb")
 GRACE_SECONDS = 600  # beyond the week's own time limit, before a hung grader is killed
+STOP_GRACE_SECONDS = 10  # from SIGTERM to SIGKILL of a child asked to stop
 
 
 @dataclass(frozen=True)
@@ -99,9 +109,13 @@ def grade_in_child(
     options: GradeOptions,
     timeout: float,
     log: Path | None = None,
+    lock: FolderLock | None = None,
 ) -> GradeRun:
     """Run `grader grade` for `job` and read back its results.json; never raises for what the
-    submission or the child did."""
+    submission or the child did. Raises `Stopped`, once the child was stopped, when a stop is
+    requested (`grader.stopping`). `lock`: the parent's output-folder lock, for the child to
+    hold too."""
+    stopping.check()  # nothing new starts once a stop was asked for
     command = [
         sys.executable,
         "-m",
@@ -118,6 +132,7 @@ def grade_in_child(
     job.out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUT_FILES:  # what is there afterwards is this grading's, or nothing
         (job.out / name).unlink(missing_ok=True)
+    lifeline = stopping.lifeline_fd()
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="grader-child-") as empty,
@@ -126,20 +141,17 @@ def grade_in_child(
         child = subprocess.Popen(
             command,
             cwd=empty,
-            env=child_environment(job.env),
+            env={**child_environment(job.env), stopping.LIFELINE: str(lifeline)},
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # a hung child is killed with all it started
+            pass_fds=(lifeline, *([lock.fd] if lock else [])),
+            start_new_session=True,  # a terminal's Ctrl-C reaches the parent, which stops it
         )
         try:
-            code = child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            code = child.wait()
-        except BaseException:  # Ctrl-C or a cancelled CI job: take the grading down too
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+            code = _wait(child, started + timeout)
+        except BaseException:  # a stop: take the grading down too
+            _stop(child)
             raise
     seconds = round(time.monotonic() - started, 2)
     results = _read_results(job.out / "results.json")
@@ -147,14 +159,29 @@ def grade_in_child(
     return GradeRun(job, code, seconds, results, error)
 
 
-def stop_children_on_sigterm() -> None:
-    """A cancelled CI job gets SIGTERM: turn it into KeyboardInterrupt, so that the grading
-    under way is killed with its whole session instead of being left behind."""
+def _wait(child: subprocess.Popen, deadline: float) -> int:
+    """The child's exit code; past the deadline, it is stopped. Looks for a stop request
+    between short waits: a worker thread gets no exception from a signal handler."""
+    while True:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return child.wait(timeout=0.2)
+        stopping.check()
+        if time.monotonic() > deadline:
+            return _stop(child)
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+def _stop(child: subprocess.Popen) -> int:
+    """SIGTERM: the child kills its process tree, writes what it can and exits. SIGKILL when it
+    has not within STOP_GRACE_SECONDS: its sandbox dies with it (bubblewrap's
+    --die-with-parent, the runner's parent-death signal)."""
+    with contextlib.suppress(ProcessLookupError):
+        child.terminate()
+    try:
+        return child.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        return child.wait()
 
 
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:

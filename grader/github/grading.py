@@ -26,6 +26,7 @@ from grader.course.submissions import Submission
 from grader.errors import GraderError
 from grader.github.git import last_commit_time
 from grader.github.plan import Plan
+from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.states import Outcome, SubmissionState
 from grader.views.markdown import render
@@ -84,7 +85,23 @@ def grade_plan(
     options: GradeOptions,
     say: Callable[[str], None] = print,
 ) -> list[CiRecord]:
-    """Grade each touched submission into `out` (a notice for the others); write ci.json."""
+    """Grade each touched submission into `out` (a notice for the others); write ci.json, after
+    each one: a stop (`grader.stopping`) leaves the record of what finished. Holds `out`'s lock
+    (`grader.lock`), and so do the children."""
+    with lock_folder(out, "grader ci", say=say) as lock:
+        return _grade_plan(course, config, plan, checkout, out, options, say, lock)
+
+
+def _grade_plan(
+    course: Course,
+    config: CourseConfig,
+    plan: Plan,
+    checkout: Path,
+    out: Path,
+    options: GradeOptions,
+    say: Callable[[str], None],
+    lock: FolderLock,
+) -> list[CiRecord]:
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for submission in plan.touched:
@@ -93,7 +110,7 @@ def grade_plan(
         state = submission.state
         if state is SubmissionState.GRADE:
             say(f"grading {submission.week} of {submission.student}: {submission.paths[0]}")
-            record, comment = _grade(course, config, plan, submission, folder, options)
+            record, comment = _grade(course, config, plan, submission, folder, options, lock)
             say(
                 f"  {record.outcome} · {record.score:g}/{record.max_score:g} "
                 f"in {record.seconds:.0f} s"
@@ -103,6 +120,7 @@ def grade_plan(
             record, comment = CiRecord.of(submission), _notice(course, state, submission, plan)
         (folder / "comment.md").write_text(comment, encoding="utf-8")
         records.append(record)
+        write_manifest(out, plan, records)
     write_manifest(out, plan, records)
     return records
 
@@ -114,13 +132,14 @@ def _grade(
     submission: Submission,
     folder: Path,
     options: GradeOptions,
+    lock: FolderLock | None = None,
 ) -> tuple[CiRecord, str]:
     week, path = config.week(submission.week), submission.paths[0]
     job = GradeJob(
         week.week, submission.student, submission.notebook, folder, week.profile, plan.commit
     )
     timeout = (options.timeout or course.week(week.week).timeout) + GRACE_SECONDS
-    run = grade_in_child(course, job, options, timeout, log=folder / "grader.log")
+    run = grade_in_child(course, job, options, timeout, log=folder / "grader.log", lock=lock)
     record = CiRecord.of(submission)
     record.exit_code, record.seconds, record.error = run.exit_code, run.seconds, run.error
     if run.results is None:

@@ -15,11 +15,13 @@ from typing import Protocol
 
 import nbformat
 
+from grader import stopping
 from grader.course.course import Course
 from grader.course.spec import Profile, WeekSpec
 from grader.data.cache import find_weights
 from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
+from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import captured_model, read_capture, read_values
 from grader.pipeline.checks import Facts, run_graders
@@ -36,6 +38,11 @@ from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 from grader.views.markdown import safe_name
 from grader.views.report import render_report
+
+STOPPED = (
+    "The grading was {stop} before it finished (a cancelled job, or Ctrl-C): nothing was "
+    "graded, and it is not the submission's doing. Grade it again."
+)
 
 
 class GradingProgress(Protocol):
@@ -62,7 +69,21 @@ def grade_submission(
     progress: GradingProgress | None = None,
 ) -> GradingResult:
     """Grade one notebook into `out`. Raises GraderError (after writing what it can) only when
-    the grader itself cannot run; everything the submission does ends up in the result."""
+    the grader itself cannot run, or `out` is another grading's (`grader.lock`); Stopped, after
+    writing that it was stopped, on a stop request (`grader.stopping`). Everything the
+    submission does ends up in the result."""
+    with lock_folder(out, f"grader grade {week} {notebook.name}"):
+        return _grade(course, week, notebook, out, options, progress)
+
+
+def _grade(
+    course: Course,
+    week: str,
+    notebook: Path,
+    out: Path,
+    options: GradeOptions | None,
+    progress: GradingProgress | None,
+) -> GradingResult:
     options = options or GradeOptions()
     progress = progress or _Quiet()
     started = time.monotonic()
@@ -110,8 +131,13 @@ def grade_submission(
         executed = _run_pipeline(
             result, spec, submission, (dataset, graded_on), profile, options, progress, out
         )
+        stopping.check()  # a stop the graders' pytest caught leaves a result not to trust
     except GraderError as error:
         result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
+        write_outputs(result, out, course, executed=None, started=started)
+        raise
+    except stopping.Stopped as stop:
+        result.outcome, result.summary = Outcome.GRADER_ERROR, STOPPED.format(stop=stop)
         write_outputs(result, out, course, executed=None, started=started)
         raise
     write_outputs(result, out, course, executed=executed, started=started)

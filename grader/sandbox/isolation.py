@@ -22,6 +22,7 @@ import functools
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from grader.errors import GraderError
 from grader.sandbox.limits import Enforcer, Limits
+from grader.sandbox.processes import parent_death_signal
 
 # Passed through to the kernel when set; everything else (tokens, CI secrets, cloud
 # credentials, the grader's own settings) is dropped. An allow-list, never a deny-list.
@@ -343,14 +345,23 @@ class Sandbox:
         self.enforcer = Enforcer(limits)
 
     def spawn(self, command: list[str], cwd: Path, **popen) -> subprocess.Popen:
+        """Start `command` in the sandbox, from the grader's main thread: the sandbox gets
+        SIGTERM when the grader ends, however it ends (the runner then kills its kernel's
+        tree; bubblewrap's --die-with-parent turns it into SIGKILL of the whole namespace)."""
         if drops_privileges(self.isolation):
             _hand_over(self.scratch)
+        die_with_parent = parent_death_signal(signal.SIGTERM)
+
+        def preexec() -> None:
+            die_with_parent()
+            self.enforcer.preexec()
+
         return subprocess.Popen(
             isolate(command, self.isolation, self.scratch, cwd, self.hidden),
             env=kernel_env(self.scratch),
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=self.enforcer.preexec,
+            preexec_fn=preexec,
             **popen,
         )
 

@@ -2,6 +2,7 @@
 
 The grader (and the notebook runner) make themselves child subreapers, so that a process that
 daemonises (double fork, setsid) is re-parented to them instead of init and stays findable.
+The sandbox's first process gets a parent-death signal, so that it does not outlive the grader.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -24,6 +27,23 @@ def become_subreaper() -> bool:
         return False
     libc = ctypes.CDLL(None, use_errno=True)
     return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def parent_death_signal(signum: int) -> Callable[[], None]:
+    """A `preexec_fn` after which the child gets `signum` when its parent ends: when the
+    *thread* that started it ends, so start it from one that lives as long as the child (the
+    main thread). Set up here, in the parent: between fork and exec only prctl is called."""
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:  # the parent ended before the signal was armed
+            os.kill(os.getpid(), signum)
+
+    return arm
 
 
 def descendants(pid: int) -> set[int]:

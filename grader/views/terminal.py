@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from grader.classroom.gradebook import NOT_GRADED, GradebookRow
 from grader.course.course import normalise_week
 from grader.errors import GraderError
 from grader.pipeline.results import GradingResult
+from grader.states import Outcome
 
 
 class TerminalProgress:
@@ -132,11 +135,13 @@ def week_of(notebook: Path) -> str:
 
 
 class BatchProgress:
-    """A live progress bar on a terminal; one line per finished grading in CI logs."""
+    """On a terminal, a live bar under a log of finished gradings, which stay visible; one line
+    per finished grading elsewhere (CI logs)."""
 
     def __init__(self, total: int, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.total, self.done = total, 0
+        self.running: dict[str, str] = {}  # student → slot
         self._bar: Progress | None = None
         self._lock = threading.Lock()
 
@@ -159,14 +164,44 @@ class BatchProgress:
             self._bar.stop()
 
     def started(self, student: str, where: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=f"{student} on {where}")
+        with self._lock:
+            self.running[student] = where
+            self._update()
 
     def finished(self, student: str, outcome: str, seconds: float) -> None:
-        line = f"{student}: {outcome} in {seconds:.0f} s"
         with self._lock:
             self.done += 1
-            if self._bar is not None:
-                self._bar.update(self._task, advance=1, description=line)
-            else:
-                self.console.print(f"[{self.done}/{self.total}] {line}", markup=False)
+            line = f"[{self.done}/{self.total}] {student}: {outcome} in {seconds:.0f} s"
+            self._log(student, line, advance=1)
+
+    def stopped(self, student: str) -> None:
+        with self._lock:
+            self._log(student, f"[stopped] {student}: stopped before it finished", advance=0)
+
+    def _log(self, student: str, line: str, advance: int) -> None:
+        self.running.pop(student, None)
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)  # above the bar
+        self._update(advance)
+
+    def _update(self, advance: int = 0) -> None:
+        if self._bar is not None:
+            now = ", ".join(f"{student} on {slot}" for student, slot in self.running.items())
+            self._bar.update(self._task, advance=advance, description=now)
+
+
+# How a gradebook's outcomes read in a summary line, in this order.
+_OUTCOME_WORDS = {
+    **{outcome.value: outcome.value.replace("_", " ") for outcome in Outcome},
+    Outcome.CELL_TIMEOUT.value: "cell timed out",
+    Outcome.TOTAL_TIMEOUT.value: "timed out",
+    Outcome.SUBMISSION_INVALID.value: "invalid notebook",
+    NOT_GRADED: "not graded",
+}
+
+
+def outcome_counts(rows: list[GradebookRow]) -> str:
+    """ "10 passed, 1 below threshold, 1 cell timed out": the outcomes of gradebook rows."""
+    counts = Counter(str(row.outcome) for row in rows)
+    return ", ".join(
+        f"{counts[outcome]} {words}" for outcome, words in _OUTCOME_WORDS.items() if counts[outcome]
+    )
