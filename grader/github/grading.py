@@ -27,6 +27,7 @@ from grader.errors import GraderError
 from grader.github.git import last_commit_time
 from grader.github.plan import Plan
 from grader.options import GradeOptions
+from grader.pipeline.results import grader_section
 from grader.states import Outcome, SubmissionState
 from grader.views.markdown import render
 from grader.views.report import MARKER
@@ -52,6 +53,9 @@ class CiRecord:
     penalty: float = 0.0
     seconds: float = 0.0
     error: str = ""
+    pending_points: float = 0.0  # of max_score, waiting for the runner's setup
+    visible: dict[str, Any] = field(default_factory=dict)  # the grade as the student sees it
+    instructor: list[str] = field(default_factory=list)  # advice for the instructor
 
     @classmethod
     def of(cls, submission: Submission) -> CiRecord:
@@ -130,8 +134,15 @@ def _grade(
     lateness = config.late.apply(submitted, week.due)
     row = GradebookRow.from_results(run.results, notebook=path, lateness=lateness)
     record.outcome, record.score, record.max_score = row.outcome, row.score, row.max_score
-    record.accuracies, record.late_days = row.accuracies, lateness.days
+    record.accuracies, record.late_days = row.shown_accuracies, lateness.days
     record.penalty = lateness.penalty
+    record.pending_points = row.pending_points
+    record.visible = grader_section(run.results).get("visible") or {}
+    record.instructor = [
+        item["instructor"]
+        for item in grader_section(run.results).get("advice", [])
+        if item.get("instructor")
+    ]
     report = (folder / "report.md").read_text(encoding="utf-8")
     if lateness.late:
         report += _notice(course, "late", submission, plan, row=row, marker="")
