@@ -98,10 +98,7 @@ def grade_plan(
         if state is SubmissionState.GRADE:
             say(f"grading {submission.week} of {submission.student}: {submission.paths[0]}")
             record, comment = _grade(course, config, plan, submission, folder, options)
-            say(
-                f"  {record.outcome} · {record.score:g}/{record.max_score:g} "
-                f"in {record.seconds:.0f} s"
-            )
+            say(f"  {_points(record)} in {record.seconds:.0f} s")
         else:
             say(f"{submission.week} of {submission.student}: {state} (a notice, no grade)")
             record, comment = CiRecord.of(submission), _notice(course, state, submission, plan)
@@ -147,6 +144,20 @@ def _grade(
     if lateness.late:
         report += _notice(course, "late", submission, plan, row=row, marker="")
     return record, report
+
+
+def _points(record: CiRecord) -> str:
+    """The outcome and points for the job's log, which students may read: with hidden checks,
+    only what their report shows."""
+    visible = record.visible
+    if visible.get("hidden_points"):
+        verdict = "passed so far" if visible.get("passed") else "not passed"
+        return (
+            f"{verdict} · {visible['score']:g}/{visible['graded_max_score']:g} "
+            f"+ {visible['hidden_points']:g} hidden"
+        )
+    pending = f" ({record.pending_points:g} pending)" if record.pending_points else ""
+    return f"{record.outcome} · {record.score:g}/{record.max_score:g}{pending}"
 
 
 def _notice(course: Course, kind: str, submission: Submission, plan: Plan, **context: Any) -> str:

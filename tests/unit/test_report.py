@@ -319,3 +319,16 @@ def test_course_toml_due_date_decides_when_an_after_due_date_check_is_shown():
             assert result.hidden_note == "shown after 2025-11-14 23:14 UTC"
             assert result.hidden_note in report.splitlines()[1]
             assert "What the grader measured" not in report  # the hidden check's measure
+
+
+def test_a_late_notice_gives_no_total_that_would_reveal_hidden_points():
+    from grader.course.submissions import Submission
+
+    due = datetime(2025, 11, 7, 23, 0, tzinfo=timezone.utc)
+    late = Lateness(due + timedelta(days=2), due, days=2, penalty=0.2)
+    submission = Submission("week3", "alice", Path("."), ("week3.ipynb",))
+    for hidden, shown in ((0.0, "**8 / 10** instead of 10"), (2.0, "hidden checks' points too")):
+        row = GradebookRow("alice", "week3", Outcome.PASSED, 10, 10, {}, late, hidden_points=hidden)
+        notice = render(TEMPLATES, "ci-notice.md.j2", kind="late", submission=submission,
+                        commit="", marker="", title="Week 3", row=row)  # fmt: skip
+        assert shown in notice and ("10" not in notice.split("deducted")[1]) is bool(hidden)
