@@ -332,3 +332,18 @@ def test_a_late_notice_gives_no_total_that_would_reveal_hidden_points():
         notice = render(TEMPLATES, "ci-notice.md.j2", kind="late", submission=submission,
                         commit="", marker="", title="Week 3", row=row)  # fmt: skip
         assert shown in notice and ("10" not in notice.split("deducted")[1]) is bool(hidden)
+
+
+def test_the_leaderboard_is_one_row_a_student_and_hides_points_of_hidden_checks():
+    rows = [
+        GradebookRow(s, "week3", Outcome.PASSED, 10, 10, {"model": a}, Lateness(None, None))
+        for s, a in (("ann", 0.9), ("ben", 0.8))
+    ]
+    rows.append(
+        GradebookRow("cy", "week3", Outcome.BELOW_THRESHOLD, 8, 10, {"model": 0.7},
+                     Lateness(None, None), hidden_points=2)
+    )  # fmt: skip
+    board = render_leaderboard(COURSE, COURSE.week("week3"), rows)
+    assert "| 2 | ben | **0.8000** | 10 / 10 | ✅ |\n" in board
+    assert "| 3 | cy | **0.7000** | shown later | — |\n" in board
+    assert display_problems(board) == []
