@@ -208,14 +208,14 @@ def test_model_memorising_the_public_test_split_fails_on_a_private_split(tmp_pat
         ("int-outputs.ipynb", "the model returned torch.int64, not floating-point scores"),
         ("tuple-outputs.ipynb", "the model returned a tuple, not a tensor of scores"),
         ("data-dependent-control-flow.ipynb", "Python control flow on tensor values"),
-        ("meta-device.ipynb", "has weights on the `meta` device, which holds no values"),
+        ("meta-device.ipynb", "has weights on the meta device, which holds no values"),
     ],
 )
 def test_unusable_models_are_named_with_the_reason(name, sentence, tmp_path, synthetic_data):
     run = hostile(name, tmp_path, synthetic_data)
     assert run.code == 1
     assert run.outcome == "model_unusable"
-    assert sentence in run.report
+    assert sentence in run.report_text
 
 
 def test_old_notebook_format_is_converted_and_graded(tmp_path, synthetic_data):
