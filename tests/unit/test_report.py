@@ -5,6 +5,9 @@ report is parsed as GitHub parses it (tests/report_checks.py)."""
 from __future__ import annotations
 
 import io
+import re
+import shutil
+import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -347,3 +350,24 @@ def test_the_leaderboard_is_one_row_a_student_and_hides_points_of_hidden_checks(
     assert "| 2 | ben | **0.8000** | 10 / 10 | ✅ |\n" in board
     assert "| 3 | cy | **0.7000** | shown later | — |\n" in board
     assert display_problems(board) == []
+
+
+GFM_EXTENSIONS = ["-e", "table", "-e", "autolink", "-e", "strikethrough", "-e", "tagfilter"]
+
+
+@pytest.mark.skipif(not shutil.which("cmark-gfm"), reason="cmark-gfm (GitHub's renderer) is absent")
+def test_githubs_own_renderer_finds_no_link_heading_or_html_from_the_submission_either():
+    allowed = (
+        "p|h2|h3|strong|em|code|pre|table|thead|tbody|tr|th|td|ul|li|details|summary|blockquote"
+    )
+    for text in HOSTILE:
+        markdown = render_report(hostile_result(text), TEMPLATES)
+        page = subprocess.run(
+            ["cmark-gfm", "--unsafe", *GFM_EXTENSIONS],
+            input=markdown, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert not re.findall(r"<a [^>]*>", page), text
+        assert not [
+            h for h in re.findall(r"<h\d>(.*?)</h\d>", page) if "10/10" in h or "PWNED" in h
+        ]
+        assert not re.findall(rf"<(?!/?(?:{allowed})\b)[a-z][^>]*>", page), text
