@@ -38,9 +38,11 @@ def render(templates: Path, name: str, **context: Any) -> str:
     return template_environment(templates).get_template(name).render(**context)
 
 
+@functools.lru_cache(maxsize=8)
 def template_environment(templates: Path) -> jinja2.Environment:
     """Jinja2 for every Markdown view: strict about missing values, and with the filters that
-    escape whatever came from a submission."""
+    escape whatever came from a submission. One per folder: compiled templates are kept (and
+    reloaded when a file changes)."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates),
         undefined=jinja2.StrictUndefined,
