@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from report_checks import rendered_text
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -98,6 +100,11 @@ class GraderRun:
         return (self.out / "report.md").read_text()
 
     @property
+    def report_text(self) -> str:
+        """report.md as a reader sees it: rendered, tags dropped, escapes gone."""
+        return rendered_text(self.report)
+
+    @property
     def outcome(self) -> str:
         return self.results["extra_data"]["grader"]["outcome"]
 
@@ -144,3 +151,40 @@ def grade(
         out=out,
         env=env,
     )
+
+
+# --- every report the suite writes ---------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole run (on the controller under pytest-xdist, whose workers' temporary
+    folders sit inside its own), check every results.json, report.md, comment.md,
+    leaderboard.md and job summary the suite wrote: Gradescope's schema, nothing shown raw or
+    broken when GitHub renders it, nothing live from a submission, no path of this machine.
+    A finding fails the run."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller scans
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    from report_checks import scan
+
+    started = time.monotonic()
+    problems = scan(factory.getbasetemp())
+    session.config.stash[_REPORT_PROBLEMS] = (problems, time.monotonic() - started)
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    problems, seconds = config.stash.get(_REPORT_PROBLEMS, ([], 0.0))
+    if problems:
+        terminalreporter.section("reports the suite wrote", sep="=", red=True, bold=True)
+        for problem in problems[:50]:
+            terminalreporter.line(problem, red=True)
+        terminalreporter.line(f"{len(problems)} problem(s) in the reports; the run fails.")
+    elif seconds:
+        terminalreporter.line(f"reports the suite wrote: all checked in {seconds:.1f} s")
+
+
+_REPORT_PROBLEMS = pytest.StashKey[tuple[list[str], float]]()

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 from conftest import REPO, grade, run_grader, write_notebook
+from report_checks import assert_charts_match_the_logged_curves
 
 from grader.course.spec import load_spec
 
@@ -109,34 +110,58 @@ def reference(tmp_path_factory, synthetic_data, no_weights):
     return grade(WEEK4 / "week4.ipynb", out, synthetic_data, week="week4", env=no_weights)
 
 
-def test_reference_solution_passes_with_pretrained_checks_skipped(reference):
+def test_reference_without_the_weights_is_graded_9_of_13_with_4_pending(reference):
     assert reference.code == 0, reference.report
     assert reference.outcome == "passed"
+    assert reference.report.splitlines()[1] == (
+        "## ✅ Week 4: a CNN, and MobileNet pretrained vs from scratch: passed · 9 / 9 points "
+        "graded; 4 of 13 wait for the instructor's setup, not for you"
+    )
     results = reference.results
-    assert (
-        results["score"] == results["extra_data"]["grader"]["max_score"] == 9
-    )  # 4 points skipped, not counted
-    models = results["extra_data"]["grader"]["models"]
+    grader = results["extra_data"]["grader"]
+    assert results["score"] == grader["graded_max_score"] == 9
+    assert (grader["max_score"], grader["pending_points"]) == (13, 4)
+    models = grader["models"]
     assert models["cnn"]["test_accuracy"] > 0.9  # synthetic data is easy
     assert models["mobilenet_scratch"]["status"] == "evaluated"
     assert models["mobilenet_pretrained"]["status"] == "skipped"
-    skipped = [test for test in results["tests"] if "status" not in test]
-    assert len(skipped) == 2 and all(test["max_score"] == 0 for test in skipped)
-    assert all("run `grader prefetch`" in test["output"] for test in skipped)
+    pending = [test for test in results["tests"] if "pending" in test.get("tags", [])]
+    assert [test["max_score"] for test in pending] == [1, 3]
+    assert all(test["status"] == "failed" and test["score"] == 0 for test in pending)  # not passed
+    assert sum(test["max_score"] for test in results["tests"]) == 13
 
 
-def test_report_says_why_the_pretrained_model_was_skipped(reference):
+def test_the_student_reads_why_checks_are_pending_and_the_instructor_what_to_do(
+    reference, no_weights
+):
     report = reference.report
-    assert "⏭️" in report and "not counted" in report
-    assert f"the pretrained weights {WEIGHTS_FILE} are not in the offline cache" in report
+    assert "| ⏳ | Test accuracy of `mobilenet_pretrained`, measured by the grader | pending |" in (
+        report
+    )
+    assert report.count(WEIGHTS_FILE) == 1  # once, however many checks and models it concerns
+    assert "grader prefetch" not in report  # the instructor's chore, and where:
+    assert no_weights["GRADER_CACHE_DIR"] not in report and ".cache" not in report
     assert "there is no comparison with the one from scratch here" in report
     assert "| `mobilenet_scratch` | **" in report  # the side-by-side table
+    advice = reference.results["extra_data"]["grader"]["advice"]
+    chore = next(item["instructor"] for item in advice if WEIGHTS_FILE in item["instructor"])
+    assert "run `grader prefetch`" in chore
+    assert (
+        f"For the instructor: {chore}" in reference.stdout
+    )  # what ci and batch keep in grader.log
     printed = "".join(
         output.get("text", "")
         for cell in reference.executed.cells
         for output in cell.get("outputs", [])
     )
     assert "pretrained = False" in printed and "mobilenet_scratch: trained in" in printed
+
+
+def test_curves_of_different_lengths_are_each_drawn_at_their_own_epochs(reference):
+    curves = reference.results["extra_data"]["grader"]["curves"]
+    assert len(curves["cnn_val_acc"]) == 3 and len(curves["mobilenet_scratch_val_acc"]) == 2
+    assert_charts_match_the_logged_curves(reference.report, curves)
+    assert 'x-axis "epoch" [1, 2, 3]' in reference.report
 
 
 def test_pretrained_weights_from_the_cache_are_loaded_and_graded(
@@ -190,7 +215,7 @@ def test_2023_style_notebook_grades_without_edits(tmp_path, synthetic_data, stan
         assert models[name]["status"] == "evaluated", models[name]["problem"]
         assert models[name]["input_layout"] == "[N, 1, 28, 28] images"
     assert models["cnn"]["test_accuracy"] > 0.9
-    assert "ToTensor(): pixels scaled to [0, 1], as `test_data`'s transform does" in run.report
+    assert "ToTensor(): pixels scaled to [0, 1], as test_data's transform does" in run.report_text
 
 
 def test_weights_the_runner_lacks_are_the_instructors_to_fetch(tmp_path, synthetic_data):
@@ -204,3 +229,6 @@ def test_weights_the_runner_lacks_are_the_instructors_to_fetch(tmp_path, synthet
     assert "URLError" in run.report  # the download went nowhere: no network while grading
     assert "tried to download pretrained weights" in run.report
     assert "That is not your fault: tell your instructor." in run.report
+    advice = run.results["extra_data"]["grader"]["advice"]
+    assert any("grader prefetch" in item["instructor"] for item in advice)
+    assert "grader prefetch" not in run.report

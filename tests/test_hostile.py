@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, grade, write_notebook, write_synthetic_dataset
+from report_checks import display_problems, live_problems, parse
 
 from grader.sandbox.isolation import bubblewrap_works, root_can_drop_privileges
 from grader.sandbox.limits import Enforcer, Limits
@@ -110,7 +111,7 @@ def test_sys_exit_is_a_cell_error_with_advice(tmp_path, synthetic_data):
     run = hostile("sys-exit.ipynb", tmp_path, synthetic_data)
     assert run.code == 1
     assert run.outcome == "cell_error"
-    assert "The notebook called sys.exit() or exit(); remove it" in run.report
+    assert "The notebook called sys.exit() or exit(); remove it" in run.report_text
 
 
 def test_os_exit_kills_the_kernel_and_says_so(tmp_path, synthetic_data):
@@ -118,7 +119,28 @@ def test_os_exit_kills_the_kernel_and_says_so(tmp_path, synthetic_data):
     assert run.code == 1
     assert run.outcome == "kernel_died"
     assert "The Python kernel running the notebook died. (cell 1)" in run.report
-    assert "about to vanish" in run.report  # its last output
+    # Its own last output, and none of papermill's or the kernel's messages: those are the
+    # instructor's, in results.json and on the terminal (grader.log in CI)
+    assert "Its last lines of output:\n\n```\nabout to vanish\n```" in run.report
+    for noise in ("Passed unknown parameter", "tag 'parameters'", "TCP", "Kernel died while"):
+        assert noise not in run.report
+    runner_log = run.results["extra_data"]["grader"]["execution"]["runner_log"]
+    assert any("Passed unknown parameter" in line for line in runner_log)
+    assert "Kernel died while waiting for execute reply." in run.stdout
+
+
+def test_text_the_notebook_controls_cannot_forge_its_report_or_ping_anyone(
+    tmp_path, synthetic_data
+):
+    run = hostile("forges-its-report.ipynb", tmp_path, synthetic_data)
+    assert run.code == 1 and run.outcome == "cell_error"
+    tokens = parse(run.report)
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    assert headings[0].startswith("❌ Week 3") and not any("10/10" in h for h in headings)
+    for text in (run.report, run.results["output"]):
+        assert live_problems(text) == [] and display_problems(text) == []
+    assert "please merge" in run.report_text and "</details>" in run.report_text  # shown, inert
+    assert "[bold red]PWNED[/]" in run.stdout  # rich markup printed as the text it is
 
 
 def test_syntax_error_names_the_cell(tmp_path, synthetic_data):
@@ -186,14 +208,14 @@ def test_model_memorising_the_public_test_split_fails_on_a_private_split(tmp_pat
         ("int-outputs.ipynb", "the model returned torch.int64, not floating-point scores"),
         ("tuple-outputs.ipynb", "the model returned a tuple, not a tensor of scores"),
         ("data-dependent-control-flow.ipynb", "Python control flow on tensor values"),
-        ("meta-device.ipynb", "has weights on the `meta` device, which holds no values"),
+        ("meta-device.ipynb", "has weights on the meta device, which holds no values"),
     ],
 )
 def test_unusable_models_are_named_with_the_reason(name, sentence, tmp_path, synthetic_data):
     run = hostile(name, tmp_path, synthetic_data)
     assert run.code == 1
     assert run.outcome == "model_unusable"
-    assert sentence in run.report
+    assert sentence in run.report_text
 
 
 def test_old_notebook_format_is_converted_and_graded(tmp_path, synthetic_data):

@@ -50,7 +50,10 @@ class DemoRun:
     @property
     def points(self) -> str:
         results = self.run.results or {}
-        return f"{results.get('score', 0):g}/{grader_section(results).get('max_score', 0):g}"
+        grader = grader_section(results)
+        points = f"{results.get('score', 0):g}/{grader.get('max_score', 0):g}"
+        pending = grader.get("pending_points") or 0
+        return f"{points} ({pending:g} pending)" if pending else points
 
     @property
     def accuracies(self) -> dict[str, float]:

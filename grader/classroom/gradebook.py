@@ -36,6 +36,10 @@ class GradebookRow:
     graded_at: str = ""
     summary: str = ""
     checks: list[dict[str, Any]] = field(default_factory=list)
+    pending_points: float = 0.0  # of max_score, waiting for the runner's setup: not graded yet
+    notes: str = ""  # what the instructor should do (the advice's instructor parts)
+    hidden_models: tuple[str, ...] = ()  # measured by checks the students may not see yet
+    hidden_points: float = 0.0  # points of checks the students may not see yet
 
     def __post_init__(self) -> None:
         if self.outcome != NOT_GRADED and not isinstance(self.outcome, Outcome):
@@ -61,6 +65,16 @@ class GradebookRow:
             graded_at=grader.get("graded_at", ""),
             summary=grader.get("summary", ""),
             checks=results.get("tests", []),
+            pending_points=float(grader.get("pending_points") or 0),
+            notes=" ".join(
+                item["instructor"] for item in grader.get("advice", []) if item.get("instructor")
+            ),
+            hidden_models=tuple(
+                name
+                for name, model in grader.get("models", {}).items()
+                if model.get("shown") is False
+            ),
+            hidden_points=float((grader.get("visible") or {}).get("hidden_points") or 0),
         )
 
     @classmethod
@@ -81,6 +95,11 @@ class GradebookRow:
         return self.outcome is Outcome.PASSED
 
     @property
+    def shown_accuracies(self) -> dict[str, float | None]:
+        """The accuracies a leaderboard may show: none a hidden check measures."""
+        return {k: v for k, v in self.accuracies.items() if k not in self.hidden_models}
+
+    @property
     def final_score(self) -> float:
         """The score after the late penalty."""
         return round(self.score * (1 - self.lateness.penalty), 4)
@@ -95,6 +114,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
         "passed",
         "score",
         "max_score",
+        "pending_points",
         "late_days",
         "late_penalty",
         "final_score",
@@ -105,6 +125,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
         "notebook",
         "submission",
         "summary",
+        "notes",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as stream:
@@ -120,6 +141,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
                     "passed": "yes" if row.passed else "no",
                     "score": f"{row.score:g}",
                     "max_score": f"{row.max_score:g}",
+                    "pending_points": f"{row.pending_points:g}",
                     "late_days": late.days,
                     "late_penalty": f"{late.penalty:g}",
                     "final_score": f"{row.final_score:g}",
@@ -130,6 +152,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
                     "notebook": row.notebook,
                     "submission": row.submission,
                     "summary": row.summary,
+                    "notes": row.notes,
                 }
             )
     return path

@@ -20,6 +20,7 @@ from pathlib import Path
 from grader.course.course import Course
 from grader.course.spec import WeightsSpec
 from grader.errors import GraderError
+from grader.pipeline.results import Advice
 
 
 def default_cache_dir() -> Path:
@@ -45,10 +46,22 @@ class CachedWeights:
 
     @property
     def reason(self) -> str:
+        """Why the checks that need the file are pending, for the student: no path, no chore."""
         return (
-            f"the pretrained weights {self.spec.file} are not in the offline cache "
-            f"({_checkpoint_dirs()[0]}); run `grader prefetch` on a machine with internet "
-            "(or copy the file there) to grade this check"
+            f"the grading machine does not have the pretrained weights `{self.spec.file}` yet; "
+            "your instructor installs them, nothing for you to do"
+        )
+
+    def advice(self) -> Advice:
+        """The instructor's chore: where the file is missing, and how to add it."""
+        return Advice(
+            f"weights:{self.spec.file}",
+            instructor=(
+                f"The pretrained weights {self.spec.file} are not in the runner's offline cache "
+                f"({_checkpoint_dirs()[0]}): run `grader prefetch` on a machine with internet "
+                "(or copy the file there), then regrade; until then the checks that need them "
+                "are pending."
+            ),
         )
 
     def describe(self) -> str:

@@ -28,6 +28,7 @@ from grader.github.git import last_commit_time
 from grader.github.plan import Plan
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
+from grader.pipeline.results import grader_section
 from grader.states import Outcome, SubmissionState
 from grader.views.markdown import render
 from grader.views.report import MARKER
@@ -53,6 +54,9 @@ class CiRecord:
     penalty: float = 0.0
     seconds: float = 0.0
     error: str = ""
+    pending_points: float = 0.0  # of max_score, waiting for the runner's setup
+    visible: dict[str, Any] = field(default_factory=dict)  # the grade as the student sees it
+    instructor: list[str] = field(default_factory=list)  # advice for the instructor
 
     @classmethod
     def of(cls, submission: Submission) -> CiRecord:
@@ -111,10 +115,7 @@ def _grade_plan(
         if state is SubmissionState.GRADE:
             say(f"grading {submission.week} of {submission.student}: {submission.paths[0]}")
             record, comment = _grade(course, config, plan, submission, folder, options, lock)
-            say(
-                f"  {record.outcome} · {record.score:g}/{record.max_score:g} "
-                f"in {record.seconds:.0f} s"
-            )
+            say(f"  {_points(record)} in {record.seconds:.0f} s")
         else:
             say(f"{submission.week} of {submission.student}: {state} (a notice, no grade)")
             record, comment = CiRecord.of(submission), _notice(course, state, submission, plan)
@@ -149,12 +150,33 @@ def _grade(
     lateness = config.late.apply(submitted, week.due)
     row = GradebookRow.from_results(run.results, notebook=path, lateness=lateness)
     record.outcome, record.score, record.max_score = row.outcome, row.score, row.max_score
-    record.accuracies, record.late_days = row.accuracies, lateness.days
+    record.accuracies, record.late_days = row.shown_accuracies, lateness.days
     record.penalty = lateness.penalty
+    record.pending_points = row.pending_points
+    record.visible = grader_section(run.results).get("visible") or {}
+    record.instructor = [
+        item["instructor"]
+        for item in grader_section(run.results).get("advice", [])
+        if item.get("instructor")
+    ]
     report = (folder / "report.md").read_text(encoding="utf-8")
     if lateness.late:
         report += _notice(course, "late", submission, plan, row=row, marker="")
     return record, report
+
+
+def _points(record: CiRecord) -> str:
+    """The outcome and points for the job's log, which students may read: with hidden checks,
+    only what their report shows."""
+    visible = record.visible
+    if visible.get("hidden_points"):
+        verdict = "passed so far" if visible.get("passed") else "not passed"
+        return (
+            f"{verdict} · {visible['score']:g}/{visible['graded_max_score']:g} "
+            f"+ {visible['hidden_points']:g} hidden"
+        )
+    pending = f" ({record.pending_points:g} pending)" if record.pending_points else ""
+    return f"{record.outcome} · {record.score:g}/{record.max_score:g}{pending}"
 
 
 def _notice(course: Course, kind: str, submission: Submission, plan: Plan, **context: Any) -> str:

@@ -21,6 +21,7 @@ import pytest
 from grader.course.spec import Profile, WeekSpec
 from grader.errors import SpecError
 from grader.pipeline.results import CheckResult, Execution, ModelResult
+from grader.pipeline.visibility import VISIBILITIES
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Check:
         self._profile = profile
         self.measured = ""
         self.required = ""
+        self.threshold = ""
         self.fraction = 1.0
 
     def meets(self, key: str, measured: float | None, what: str) -> None:
@@ -53,7 +55,7 @@ class Check:
             threshold = self._profile.thresholds[key]
         except KeyError:
             raise SpecError(f"profile {self._profile.name!r} has no threshold {key!r}") from None
-        self.required = threshold.describe()
+        self.required, self.threshold = threshold.describe(), key
         if measured is None:
             self.measured = "not measured"
             pytest.fail(f"{what} could not be measured", pytrace=False)
@@ -119,6 +121,12 @@ class _GradingPlugin:
         points_marker = item.get_closest_marker("points")
         points = float(points_marker.args[0]) if points_marker else 1.0
         visibility_marker = item.get_closest_marker("visibility")
+        visibility = visibility_marker.args[0] if visibility_marker else "visible"
+        if visibility not in VISIBILITIES:
+            raise SpecError(
+                f"{item.nodeid}: visibility {visibility!r} is none of Gradescope's: "
+                + ", ".join(VISIBILITIES)
+            )
         check = self._checks.get(item.nodeid, Check(self._facts.profile))
         message = ""
         if call.excinfo is not None:
@@ -134,7 +142,8 @@ class _GradingPlugin:
             message=message.strip(),
             measured=check.measured,
             required=check.required,
-            visibility=visibility_marker.args[0] if visibility_marker else "visible",
+            threshold=check.threshold,
+            visibility=visibility,
             skipped=report.skipped,
         )
 

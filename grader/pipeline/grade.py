@@ -33,6 +33,7 @@ from grader.pipeline.provenance import graded_datasets, provenance, test_data_li
 from grader.pipeline.results import GradingResult, ModelResult
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
+from grader.pipeline.visibility import show_checks
 from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
@@ -132,6 +133,7 @@ def _grade(
             result, spec, submission, (dataset, graded_on), profile, options, progress, out
         )
         stopping.check()  # a stop the graders' pytest caught leaves a result not to trust
+        show_checks(result, course, spec)
     except GraderError as error:
         result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
         write_outputs(result, out, course, executed=None, started=started)
@@ -173,6 +175,7 @@ def _run_pipeline(
         progress.step("Staging a scratch folder and the data")
         weights = [find_weights(w) for w in spec.weights]
         missing = {found.spec.name: found.reason for found in weights if found.path is None}
+        result.advise(*(found.advice() for found in weights if found.path is None))
         skipped = {m.variable: missing[m.requires] for m in spec.models if m.requires in missing}
         result.provenance.update(
             {
@@ -228,9 +231,8 @@ def _run_pipeline(
             result.values = read_values(capture, scratch)
         else:
             result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
-        died = (ExecutionStatus.KERNEL_DIED, ExecutionStatus.OUT_OF_MEMORY)
-        if execution.failure and execution.status in died:
-            execution.failure.last_output = execution.failure.last_output or kernel_log_tail(run)
+        if execution.status is not ExecutionStatus.COMPLETED:
+            execution.runner_log = kernel_log_tail(run)  # the instructor's, not the output
         progress.step("Running the graders")
         facts = Facts(
             result.models, execution, profile, result.curves, result.values, missing, spec.directory
@@ -239,7 +241,7 @@ def _run_pipeline(
         result.outcome, result.summary = decide_outcome(
             spec, execution, result.models, result.checks
         )
-        result.notes.extend(advice(submission, execution, limits))
+        result.advise(*advice(submission, execution, limits))
         return read_executed(run)
     finally:
         if worker is not None:
@@ -289,7 +291,9 @@ def write_outputs(
     report = render_report(result, course.templates)
     nbformat.write(executed or _explanation(result.summary), out / "executed.ipynb")
     (out / "report.md").write_text(report)
-    payload = json.dumps(result.to_gradescope(report), indent=2, ensure_ascii=False)
+    # Gradescope renders Markdown but not mermaid: its copy has the curves as a table.
+    gradescope = render_report(result, course.templates, mermaid=False)
+    payload = json.dumps(result.to_gradescope(gradescope), indent=2, ensure_ascii=False)
     (out / "results.json").write_text(payload + "\n")
     predicted = {
         name: m.predictions for name, m in result.models.items() if m.predictions is not None

@@ -30,6 +30,24 @@ class Execution:
     cells_run: int = 0
     cells_total: int = 0
     failure: CellFailure | None = None
+    # The last lines papermill, nbclient and the kernel process wrote themselves ("Passed
+    # unknown parameter", "Kernel died"): the instructor's log, never the student's output.
+    runner_log: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What to do about one cause of trouble, split by who can act on it. A report shows the
+    student part once per cause; the instructor part goes to grader.log, the job summary and
+    the gradebook's notes, once per run. Either part may be empty.
+
+    `cause` is a stable key ("weights:FILE", "pip-install", …): the same cause found twice is
+    said once. The student part is Markdown the grader wrote; text from the submission in it is
+    put in code spans (`inline`). It never holds a path of the grading machine."""
+
+    cause: str
+    student: str = ""
+    instructor: str = ""
 
 
 @dataclass
@@ -55,6 +73,7 @@ class ModelResult:
     # The predicted class of each test image (-1: non-finite scores), for `grader similarity`:
     # written to predictions.npz beside results.json, never into results.json or a report.
     predictions: Any = field(default=None, repr=False, compare=False)
+    shown: bool = True  # False while a check that measures it is hidden from the student
 
 
 @dataclass
@@ -66,13 +85,34 @@ class CheckResult:
     message: str = ""
     measured: str = ""
     required: str = ""
-    visibility: str = "visible"
-    skipped: bool = False  # could not be graded here (e.g. no pretrained weights): never passed
+    visibility: str = "visible"  # Gradescope's: visible, hidden, after_due_date, after_published
+    # Pending: could not be graded on this machine (e.g. no pretrained weights). Never passed,
+    # scores nothing, and its points are neither earned nor lost until it is graded.
+    skipped: bool = False
+    shown: bool = True  # may the student see it now (see grader.pipeline.visibility)
+    threshold: str = ""  # the profile threshold it measured (check.meets), if any
+
+    def __post_init__(self) -> None:
+        if self.visibility != "visible":  # hidden until show_checks says otherwise
+            self.shown = False
 
     @property
     def counted_points(self) -> float:
-        """Points this check adds to max_score: none when it was skipped."""
+        """Points this check was graded out of: none while it is pending."""
         return 0.0 if self.skipped else self.points
+
+
+@dataclass(frozen=True)
+class Visible:
+    """What the student may see of a grade: the points of the checks shown to them, graded and
+    pending, how many points hide in checks not shown yet, and the verdict those allow."""
+
+    score: float
+    graded_max_score: float
+    max_score: float
+    pending_points: float
+    hidden_points: float
+    passed: bool
 
 
 @dataclass
@@ -93,15 +133,66 @@ class GradingResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    advice: list[Advice] = field(default_factory=list)
+    hidden_note: str = ""  # when the checks not shown now will be ("shown after …")
     graded_at: str = ""
 
     @property
     def score(self) -> float:
+        """Points earned, over every check the grader could grade (hidden ones too)."""
         return round(sum(check.score for check in self.checks), 4)
 
     @property
     def max_score(self) -> float:
+        """The week's points: every check's, graded or pending, shown or hidden."""
+        return round(sum(check.points for check in self.checks), 4)
+
+    @property
+    def graded_max_score(self) -> float:
+        """What the score is out of: the points of the checks that were graded."""
         return round(sum(check.counted_points for check in self.checks), 4)
+
+    @property
+    def pending_points(self) -> float:
+        """Points of the checks that wait for the grading machine's setup (skipped)."""
+        return round(sum(check.points for check in self.checks if check.skipped), 4)
+
+    @property
+    def shown_checks(self) -> list[CheckResult]:
+        return [check for check in self.checks if check.shown]
+
+    @property
+    def hidden_points(self) -> float:
+        """Points of the checks the student may not see yet; they count in the score."""
+        return round(sum(check.points for check in self.checks if not check.shown), 4)
+
+    @property
+    def visible(self) -> Visible:
+        """The grade as the student may see it now: hidden checks left out."""
+        shown = self.shown_checks
+        hidden = self.hidden_points
+        failed = any(not check.passed and not check.skipped for check in shown)
+        ran = self.outcome in (Outcome.PASSED, Outcome.BELOW_THRESHOLD)
+        return Visible(
+            score=round(sum(check.score for check in shown), 4),
+            graded_max_score=round(sum(check.counted_points for check in shown), 4),
+            max_score=round(sum(check.points for check in shown), 4),
+            pending_points=round(sum(check.points for check in shown if check.skipped), 4),
+            hidden_points=hidden,
+            passed=(ran and not failed) if hidden else self.passed,
+        )
+
+    def advise(self, *advice: Advice) -> None:
+        """Add advice, once per cause."""
+        known = {item.cause for item in self.advice}
+        for item in advice:
+            if item.cause not in known:
+                self.advice.append(item)
+                known.add(item.cause)
+
+    @property
+    def instructor_notes(self) -> list[str]:
+        return [item.instructor for item in self.advice if item.instructor]
 
     @property
     def passed(self) -> bool:
@@ -117,7 +208,7 @@ class GradingResult:
                 "order": "desc",
             }
             for model in self.models.values()
-            if model.test_accuracy is not None
+            if model.test_accuracy is not None and model.shown
         ]
         return _strict_json(
             {
@@ -135,6 +226,9 @@ class GradingResult:
                         "summary": self.summary,
                         "score": self.score,
                         "max_score": self.max_score,
+                        "graded_max_score": self.graded_max_score,
+                        "pending_points": self.pending_points,
+                        "visible": asdict(self.visible),
                         "profile": self.profile,
                         "device": self.device,
                         "data": self.data,
@@ -147,6 +241,7 @@ class GradingResult:
                         "timings": self.timings,
                         "provenance": self.provenance,
                         "notes": self.notes,
+                        "advice": [asdict(item) for item in self.advice],
                         "graded_at": self.graded_at,
                     }
                 },
@@ -170,17 +265,22 @@ def _model_record(model: ModelResult) -> dict[str, Any]:
 
 
 def _gradescope_test(check: CheckResult) -> dict[str, Any]:
-    test = {
-        "name": check.name,
+    """A check as Gradescope's test case. Gradescope knows only passed and failed, and takes a
+    test without a status as passed when its score is its max_score: a pending check is written
+    `failed`, worth its points, scoring 0, tagged and named pending, so nothing shows it passed
+    and the total shows the points it has not earned yet."""
+    pending = check.skipped
+    return {
+        "name": f"{check.name} (pending: not graded yet)" if pending else check.name,
+        "name_format": "md",
         "score": check.score,
-        "max_score": check.counted_points,
-        "output": f"Skipped: {check.message}" if check.skipped else check.message,
+        "max_score": check.points,
+        "status": "passed" if check.passed and not pending else "failed",
+        "output": f"Pending, not graded yet: {check.message}" if pending else check.message,
         "output_format": "md",
         "visibility": check.visibility,
+        **({"tags": ["pending"]} if pending else {}),
     }
-    if not check.skipped:  # Gradescope knows no "skipped"; without a status it shows the score
-        test["status"] = "passed" if check.passed else "failed"
-    return test
 
 
 def _strict_json(value: Any) -> Any:

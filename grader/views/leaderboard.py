@@ -26,12 +26,12 @@ def rank(
     graded = [model.variable for model in spec.models if model.threshold]
     metric = next(iter(graded or [model.variable for model in spec.models]), None)
     scored = sorted(
-        (row for row in rows if row.accuracies.get(metric) is not None),
-        key=lambda row: (-row.accuracies[metric], row.student.lower()),
+        (row for row in rows if row.shown_accuracies.get(metric) is not None),
+        key=lambda row: (-row.shown_accuracies[metric], row.student.lower()),
     )
     ranked, previous = [], None
     for position, row in enumerate(scored, start=1):
-        accuracy = round(row.accuracies[metric], 4)
+        accuracy = round(row.shown_accuracies[metric], 4)
         ranked.append(Ranked(ranked[-1].rank if accuracy == previous else position, row))
         previous = accuracy
     ranked_ids = {id(row) for row in scored}
@@ -44,7 +44,7 @@ def render_leaderboard(course: Course, spec: WeekSpec, rows: list[GradebookRow])
     models = [
         m.variable
         for m in spec.models
-        if any(r.accuracies.get(m.variable) is not None for r in rows)
+        if any(r.shown_accuracies.get(m.variable) is not None for r in rows)
     ]
     return render(
         course.templates,

@@ -8,8 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from grader.classroom.gradebook import NOT_GRADED, GradebookRow
 from grader.course.course import normalise_week
@@ -52,24 +54,34 @@ class TerminalProgress:
 
 
 def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -> None:
+    """The result on a terminal (and in grader.log, where ci and batch keep a child's output).
+    Text from the submission is printed as text: rich markup in it stays literal."""
+    from grader.views.report import headline  # jinja2 only when printing
+
     console = Console(highlight=False)
-    verdict = "[green]passed[/]" if result.passed else "[red]not passed[/]"
+    head = headline(result)
+    colour = "green" if head.icon == "✅" else "red"
     console.print(
-        f"\n[bold]{result.title}[/] · {result.student} · {verdict} · "
-        f"{result.score:g} / {result.max_score:g} points"
+        Text.assemble(
+            "\n",
+            (result.title, "bold"),
+            f" · {result.student} · ",
+            (head.verdict, colour),
+            f" · {head.points}",
+        )
     )
-    console.print(result.summary)
-    if result.checks:
+    console.print(head.summary, markup=False)
+    if result.shown_checks:
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         for column in ("", "Check", "Measured", "Required", "Points"):
             table.add_column(column, justify="right" if column == "Points" else "left")
-        for check in result.checks:
+        for check in result.shown_checks:
             table.add_row(
-                "⏭️" if check.skipped else "✅" if check.passed else "❌",
-                check.name,
-                "skipped" if check.skipped else check.measured or "—",
-                check.required or "—",
-                f"not counted ({check.points:g})"
+                "⏳" if check.skipped else "✅" if check.passed else "❌",
+                Text(check.name),
+                Text("pending" if check.skipped else check.measured or "—"),
+                Text(check.required or "—"),
+                f"pending ({check.points:g})"
                 if check.skipped
                 else f"{check.score:g}/{check.points:g}",
             )
@@ -77,10 +89,19 @@ def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -
     if result.execution and result.execution.failure:
         failure = result.execution.failure
         where = f"cell {failure.cell}" if failure.cell else "the grader's capture step"
-        console.print(f"[red]{where}: {failure.error}: {failure.message}[/]")
+        console.print(Text(f"{where}: {failure.error}: {failure.message}", style="red"))
     for model in result.models.values():
-        if model.hint:
-            console.print(f"💡 {model.hint}")
+        if model.hint and model.shown:
+            console.print(f"💡 {model.hint}", markup=False)
+    for item in result.advice:
+        if item.student:
+            console.print(f"💡 {item.student}", markup=False)
+    for note in result.instructor_notes:  # unwrapped: grader.log keeps paths and commands whole
+        console.print(f"For the instructor: {note}", markup=False, soft_wrap=True)
+    if result.execution and result.execution.runner_log:
+        console.print("The runner's own log (for the instructor):", style="dim")
+        for line in result.execution.runner_log:
+            console.print(line, markup=False, style="dim", soft_wrap=True)
     if smoke:
         console.print(
             "[dim]A short run: training was cut short, so accuracies are lower than "
@@ -89,7 +110,8 @@ def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -
     if out is not None:
         console.print(
             f"Report: {out / 'report.md'} · results: {out / 'results.json'} · "
-            f"notebook as run: {out / 'executed.ipynb'}"
+            f"notebook as run: {out / 'executed.ipynb'}",
+            markup=False,
         )
 
 
@@ -186,7 +208,7 @@ class BatchProgress:
     def _update(self, advance: int = 0) -> None:
         if self._bar is not None:
             now = ", ".join(f"{student} on {slot}" for student, slot in self.running.items())
-            self._bar.update(self._task, advance=advance, description=now)
+            self._bar.update(self._task, advance=advance, description=escape(now))
 
 
 # How a gradebook's outcomes read in a summary line, in this order.

@@ -47,12 +47,25 @@ def test_a_failed_check_is_below_threshold_and_names_the_check():
     assert summary == "1 of 2 checks failed: accuracy."
 
 
-def test_a_skipped_check_is_not_counted_and_is_mentioned():
+def test_a_pending_check_is_said_to_wait_for_the_instructor_not_the_student():
     outcome, summary = decide_outcome(
         _spec(MODEL), COMPLETED, {"model": _evaluated()}, [_check(True), _check(False, True)]
     )
     assert outcome is Outcome.PASSED
-    assert "1 check(s) could not be graded here and were skipped: weights missing" in summary
+    assert summary == (
+        "Every check that could be graded passed. 1 check (7 points) waits for the "
+        "instructor's setup of the grading machine and will be graded then."
+    )
+
+
+def test_a_failure_beside_pending_checks_counts_only_the_graded_ones():
+    checks = [_check(False, name="runs"), _check(False, True), _check(False, True)]
+    outcome, summary = decide_outcome(_spec(MODEL), COMPLETED, {"model": _evaluated()}, checks)
+    assert outcome is Outcome.BELOW_THRESHOLD
+    assert summary == (
+        "1 of 1 checks failed: runs. 2 checks (14 points) wait for the instructor's setup of "
+        "the grading machine and will be graded then."
+    )
 
 
 @pytest.mark.parametrize(
