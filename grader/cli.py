@@ -294,6 +294,12 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
 )
 @click.option("--strict", is_flag=True, help="Also fail (exit 1) when a submission does not pass.")
 @click.option("--dry-run", is_flag=True, help="Only print what would be graded.")
+@click.option(
+    "--budget",
+    "budget_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="budget.json of `grader ci-budget`: the submissions past the GPU budget get a notice.",
+)
 @_grade_options(without=("student",))
 @click.pass_context
 @_user_errors
@@ -309,6 +315,7 @@ def ci(
     post: bool,
     strict: bool,
     dry_run: bool,
+    budget_file: Path | None,
     **options,
 ) -> None:
     """Inside GitHub Actions: grade the submissions the push changed (every one on
@@ -319,7 +326,7 @@ def ci(
     comment could not be posted. 1: only with --strict, some submission did not pass.
     """
     from grader.course.config import load_course_config
-    from grader.github.grading import grade_plan
+    from grader.github.grading import grade_plan, read_budget
     from grader.github.plan import Event, plan_ci
     from grader.github.publish import exit_code, publish
 
@@ -332,7 +339,10 @@ def ci(
             paths = " ".join(submission.paths)
             click.echo(f"  {submission.state.value:9} {submission.folder}  {paths}")
         return
-    records = grade_plan(course, config, plan, checkout, out, GradeOptions(**options), click.echo)
+    over = read_budget(budget_file) if budget_file else None
+    records = grade_plan(
+        course, config, plan, checkout, out, GradeOptions(**options), click.echo, over
+    )
     posting = publish(course, config, out, repo=repo, post=post, **_github_env())
     _echo_posting(posting)
     sys.exit(exit_code(records, posting, strict))
@@ -366,6 +376,88 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     posting = publish(course, config, out, repo=repo, post=True, graded=False, **_github_env())
     _echo_posting(posting)
     sys.exit(2 if posting and posting.failed else 0)
+
+
+@main.command("ci-budget")
+@click.option(
+    "--checkout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The pushed repository, checked out (its files are read, nothing of it runs).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("grader-output"),
+    show_default=True,
+    help="Folder for budget.json (and, when nothing is left to grade, ci.json and notices).",
+)
+@click.option("--week", "weeks", multiple=True, help="Only this week (repeatable).")
+@click.option(
+    "--event",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GITHUB_EVENT_PATH",
+    help="The event's payload [$GITHUB_EVENT_PATH].",
+)
+@click.option("--event-name", envvar="GITHUB_EVENT_NAME", help="push, workflow_dispatch, …")
+@click.pass_context
+@_user_errors
+def ci_budget(
+    ctx: click.Context,
+    checkout: Path,
+    out: Path,
+    weeks: tuple[str, ...],
+    event: Path | None,
+    event_name: str | None,
+) -> None:
+    """Before a push is graded: which of its submissions are past the course's GPU budget.
+
+    Reads each student's count from the grader's own comment (GITHUB_TOKEN may only read
+    issues; GRADER_COURSE_SECRET checks the count's signature) and writes OUT/budget.json for
+    `grader ci --budget`. When nothing is left to grade, it writes the notices itself
+    (OUT/ci.json), so no GPU runner is needed. Sets the step outputs `grade` (true: something
+    to grade) and `graded` (true: ci.json is ready to post).
+    """
+    from grader.course.config import load_course_config
+    from grader.github.grading import check_budgets
+
+    course = _course(ctx)
+    config = load_course_config(course)
+    github = _github_env()
+    result = check_budgets(
+        course, config, checkout, out, list(weeks), event, event_name,
+        token=github["token"] or "", api_url=github["api_url"] or "", say=click.echo,
+    )  # fmt: skip
+    outputs = os.environ.get("GITHUB_OUTPUT")
+    if outputs:
+        with open(outputs, "a", encoding="utf-8") as stream:
+            stream.write(f"grade={str(result.to_grade > 0).lower()}\n")
+            stream.write(f"graded={str(result.notices_written).lower()}\n")
+
+
+@main.command()
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--student", "students", multiple=True, metavar="LOGIN", help="Only this student.")
+@click.pass_context
+@_user_errors
+def collect(ctx: click.Context, dest: Path, students: tuple[str, ...]) -> None:
+    """Clone every student repository (OWNER/PREFIX-LOGIN, GitHub Classroom's) into DEST/LOGIN,
+    for `grader batch WEEK DEST`: the instructor's regrade in student-repository mode.
+
+    GITHUB_TOKEN must read every student repository (an organisation token); it reaches git
+    through the environment and is written into no repository's configuration.
+    """
+    from grader.course.config import load_course_config
+    from grader.github.collect import collect_class
+
+    config = load_course_config(_course(ctx))
+    github = _github_env()
+    cloned = collect_class(
+        config, dest, token=github["token"] or "", api_url=github["api_url"] or "",
+        students=students, say=click.echo,
+    )  # fmt: skip
+    click.echo(f"{len(cloned)} student repositories in {dest}")
 
 
 @main.command()
@@ -472,7 +564,15 @@ def batch(
         f"{len(result.rows)} students, in {result.seconds:.0f} s with {len(result.slots)} "
         f"worker(s): {result.per_minute:.1f} submissions/minute"
     )
-    click.echo(f"gradebook: {result.gradebook}\nleaderboard: {result.leaderboard}")
+    click.echo(
+        f"gradebook: {result.gradebook}\nleaderboard: "
+        + (
+            str(result.leaderboard)
+            if result.leaderboard
+            else "not written: its pseudonyms need "
+            'GRADER_COURSE_SECRET (or course.toml\'s leaderboard.names = "logins")'
+        )
+    )
     if nbgrader_db is not None:
         recorded = import_into_nbgrader(result.rows, nbgrader_db, result.week)
         click.echo(f"nbgrader: {recorded} grades in {nbgrader_db}")
@@ -482,6 +582,7 @@ def batch(
     if post_leaderboard or post_reports:
         github = _github_env()
         posting = publish_batch(
+            course,
             result,
             config,
             repo=repo,

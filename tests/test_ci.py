@@ -335,6 +335,7 @@ profile = "subset"
     classroom.write("week3/week3.ipynb", *UNTRAINED)
     classroom.write("week3/week3-copy.ipynb", *UNTRAINED)
     event = classroom.push("two versions", actor="dave")
+    github.add_repo("course-org/dave")  # the student's own: the report goes there by default
 
     run = ci(
         course,
@@ -345,7 +346,10 @@ profile = "subset"
     )
 
     assert run.returncode == 0, run.stderr
-    (comment,) = github.comments(ORG_REPO, 4)
+    assert github.comments(ORG_REPO, 4) == []
+    (issue,) = github.issues("course-org/dave")
+    assert issue["title"] == "Week 3: a fully connected network on Fashion-MNIST"
+    (comment,) = github.comments("course-org/dave", issue["number"])
     assert comment["body"].startswith("<!-- grader-sticky week=week3 student=dave -->")
     assert "which notebook is your submission?" in comment["body"]
     assert "`week3/week3-copy.ipynb`" in comment["body"]
