@@ -51,8 +51,10 @@ class WeekIssue:
     def resolve(self, github: GitHubClient) -> int:
         """The issue's number, opening it when the grader has none in the repository yet."""
         found = self.find(github)
-        if found is not None:
-            return int(found["number"])
+        return int(found["number"]) if found is not None else self.open(github)
+
+    def open(self, github: GitHubClient) -> int:
+        """Open the grader's issue (after `find` found none); its number."""
         body = f"{self.marker}\n{self.body}"
         try:
             created = github.create_issue(self.repo, self.title, body)

@@ -55,7 +55,7 @@ class Poster:
         to the budget's count; `carry`: a notice that keeps the last graded report below it."""
         place = report_issue(self.course, self.config, week, student)
         found = place.find(github)
-        number = int(found["number"]) if found else place.resolve(github)
+        number = int(found["number"]) if found else place.open(github)
         sticky = StickyComment(place.repo, number, week, student)
         existing = sticky.find(github) if found else None
         reading = self._read(sticky, existing, fresh_issue=found is None)
