@@ -29,10 +29,10 @@ def _user_errors(command):
     return wrapper
 
 
-def _course(ctx: click.Context):
+def _course(ctx: click.Context, public: bool = False):
     from grader.course.course import find_course
 
-    return find_course(ctx.obj.get("course"))
+    return find_course(ctx.obj.get("course"), public)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,7 +155,9 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
 
     Training is cut short (the week's smoke parameters), so accuracies are lower than in the
     real grade; what this catches is a notebook that crashes, times out or leaves no usable
-    model. Exit code 1 only for those.
+    model. It needs only the course's public part (the released notebooks' spec.toml and
+    visible checks, which the course's wheel carries): hidden checks are not run. Exit code 1
+    only for those.
     """
     from grader.pipeline.grade import grade_submission
     from grader.states import Outcome
@@ -166,7 +168,7 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
         target = out or Path(scratch_out)
         with TerminalProgress() as progress:
             result = grade_submission(
-                _course(ctx),
+                _course(ctx, public=True),
                 week,
                 notebook,
                 target,

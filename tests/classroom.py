@@ -211,6 +211,7 @@ _MODULES = {
     "nbgrader": "nbgrader",
     "httpx": "httpx",
     "rich": "rich",
+    "tomli-w": "tomli_w",
     "pytest": "pytest",
 }
 

@@ -288,7 +288,7 @@ def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConf
         week = normalise_week(name)
         if week not in course.weeks():
             known = ", ".join(course.weeks()) or "none"
-            raise where.error(f"weeks.{name}", f"no such week in {course.solutions} (has: {known})")
+            raise where.error(f"weeks.{name}", f"no such week in {course.weeks_dir} (has: {known})")
         section = toml.Section.of(weeks_raw[name], f"weeks.{name}", where, _KEYS["weeks.*"])
         weeks[week] = _week(course, week, section, zone, patterns)
     return CourseConfig(
