@@ -43,8 +43,14 @@ from grader.course.submissions import Submission, find_submissions
 from grader.errors import GraderError, PostError
 from grader.github.client import GitHubClient, RetryPolicy
 from grader.github.git import last_commit_time
-from grader.github.places import leaderboard_issue
-from grader.github.post import POST_PAUSE, LeaderboardComment, Postings, post_comments
+from grader.github.places import leaderboard_issue, report_issue
+from grader.github.post import (
+    POST_PAUSE,
+    LeaderboardComment,
+    Postings,
+    comments_by_marker,
+    post_comments,
+)
 from grader.github.sticky import Poster
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
@@ -193,7 +199,7 @@ def publish_batch(
 
     def report(run: GradeRun):
         text = (run.job.out / "report.md").read_text
-        return lambda: poster.post(github, batch.week, run.job.student, text())
+        return lambda: poster.post(github, batch.week, run.job.student, text(), listed=listed)
 
     def board():
         number = place.resolve(github)
@@ -206,7 +212,11 @@ def publish_batch(
     if place is not None:
         todo.append(("the leaderboard", board))
     with GitHubClient(api_url, token.strip(), retry) as github:
-        return post_comments(github, todo, pause=pause)
+        listed = None
+        if config.ci.shared_issue and len(todo) > 1:  # one listing of the issue for them all
+            shared = report_issue(course, config, batch.week, "")
+            listed = comments_by_marker(github, shared.repo, shared.number)
+        return post_comments(github, todo, listed=listed, pause=pause)
 
 
 def find_class(

@@ -7,6 +7,7 @@ it, the GPU budget used), and, when the course has a budget, the signed count
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,14 +51,20 @@ class Poster:
         *,
         counts: bool = False,
         carry: bool = False,
+        listed: Mapping[str, dict] | None = None,
     ) -> PostedComment:
         """Post `text` as the student's comment for `week`. `counts`: a push-time grading, added
-        to the budget's count; `carry`: a notice that keeps the last graded report below it."""
+        to the budget's count; `carry`: a notice that keeps the last graded report below it;
+        `listed`: the shared issue's comments by marker (`comments_by_marker`), listed once for
+        many students."""
         place = report_issue(self.course, self.config, week, student)
         found = place.find(github)
         number = int(found["number"]) if found else place.open(github)
         sticky = StickyComment(place.repo, number, week, student)
-        existing = sticky.find(github) if found else None
+        if listed is not None and place.number is not None:
+            existing = listed.get(sticky.marker)
+        else:
+            existing = sticky.find(github) if found else None
         reading = self._read(sticky, existing, fresh_issue=found is None)
         body = self.compose(sticky, text, reading, counts=counts, carry=carry)
         return sticky.post(github, body, {sticky.marker: existing} if existing else {})
