@@ -499,6 +499,22 @@ def test_grading_children_get_no_secret():
             "[weeks.week3\n",
             "course.toml: Expected ']' at the end of a table declaration (at line 1",
         ),
+        (
+            '[ci]\nreports = "public"\n',
+            "course.toml line 2: ci.reports: must be one of",
+        ),
+        (
+            "[budget]\nper_day = 0\n",
+            "course.toml line 2: budget.per_day: must be a whole number ≥ 1",
+        ),
+        (
+            '[leaderboard]\nnames = "real"\n',
+            "course.toml line 2: leaderboard.names: must be one of",
+        ),
+        (
+            '[ci]\ncourse_secret = "my secret"\n',
+            "course.toml line 2: ci.course_secret: must be the name of a repository secret",
+        ),
     ],
 )
 def test_a_mistake_in_course_toml_names_the_key_and_the_line(tmp_path, toml, message):
