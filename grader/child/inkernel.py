@@ -8,6 +8,7 @@ stdlib, plus numpy and torch where needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -98,10 +99,12 @@ def _capture_model(
         return info | _export_model(obj, variable, model, inputs, info, out, started)
     finally:
         # As it was: a live check (`grader.student.check`) must not leave the student's model
-        # on another device, or in eval mode, for the cells that come after it.
-        obj.train(training)
-        if parameters:
-            obj.to(info["trained_on"])  # where its weights were (`.to` moves them in place)
+        # on another device, or in eval mode, for the cells that come after it. A model whose
+        # train() or to() raises has said what it had to in the attempts above.
+        with contextlib.suppress(Exception):
+            obj.train(training)
+            if parameters:
+                obj.to(info["trained_on"])  # where its weights were (`.to` moves them in place)
 
 
 def _export_model(
