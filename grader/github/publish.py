@@ -53,12 +53,14 @@ def post_records(
     def sticky(record: CiRecord):
         def prepare() -> PostedComment:
             text = _comment(out, record)
+            graded = record.state is SubmissionState.GRADE and not record.grader_failed
             return poster.post(
                 github,
                 record.week,
                 record.student,
                 text,
-                counts=record.state is SubmissionState.GRADE and not record.grader_failed,
+                report=graded,
+                counts=graded,
                 carry=record.state is SubmissionState.OVER_BUDGET,
             )
 

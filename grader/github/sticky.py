@@ -49,14 +49,15 @@ class Poster:
         student: str,
         text: str,
         *,
+        report: bool = True,
         counts: bool = False,
         carry: bool = False,
         listed: Mapping[str, dict] | None = None,
     ) -> PostedComment:
-        """Post `text` as the student's comment for `week`. `counts`: a push-time grading, added
-        to the budget's count; `carry`: a notice that keeps the last graded report below it;
-        `listed`: the shared issue's comments by marker (`comments_by_marker`), listed once for
-        many students."""
+        """Post `text` as the student's comment for `week`. `report`: a graded report (else a
+        notice); `counts`: a push-time grading, added to the budget's count; `carry`: a notice
+        that keeps the last graded report below it; `listed`: the shared issue's comments by
+        marker (`comments_by_marker`), listed once for many students."""
         place = report_issue(self.course, self.config, week, student)
         found = place.find(github)
         number = int(found["number"]) if found else place.open(github)
@@ -66,7 +67,7 @@ class Poster:
         else:
             existing = sticky.find(github) if found else None
         reading = self._read(sticky, existing, fresh_issue=found is None)
-        body = self.compose(sticky, text, reading, counts=counts, carry=carry)
+        body = self.compose(sticky, text, reading, report=report, counts=counts, carry=carry)
         return sticky.post(github, body, {sticky.marker: existing} if existing else {})
 
     def budget_reason(self, github: GitHubClient, week: str, student: str) -> str | None:
@@ -87,14 +88,16 @@ class Poster:
         text: str,
         reading: Reading | None,
         *,
-        counts: bool,
-        carry: bool,
+        report: bool = True,
+        counts: bool = False,
+        carry: bool = False,
     ) -> str:
         """The comment's text after its marker line: `text`, the carried report, the footer and
         the signed count."""
         trusted = reading is not None and reading.trusted
         previous = reading.ledger if reading is not None and trusted else Ledger()
-        main, report_at = text.rstrip("\n"), 0
+        main = text.rstrip("\n")
+        report_at = 0 if report else len(main)  # a notice holds no graded report to carry
         if carry and previous.last_report.strip():
             report_at = len(main) + len(CARRIED)
             main += CARRIED + previous.last_report

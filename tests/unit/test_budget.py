@@ -91,3 +91,29 @@ def test_pseudonyms_are_stable_ignore_case_and_differ_between_courses():
     assert len(set(ADJECTIVES)) == len(set(ANIMALS)) == 128
     names = {pseudonym("course-a", f"student{n}") for n in range(300)}
     assert len(names) == 300
+
+
+def test_a_notice_past_the_budget_carries_the_last_graded_report_never_an_older_notice():
+    from grader.course.config import CiConfig, CourseConfig
+    from grader.course.course import find_course
+    from grader.github.post import StickyComment
+    from grader.github.sticky import Poster
+
+    now = at("2026-11-26T10:00")
+    config = CourseConfig(None, {}, ci=CiConfig(reports="shared-issue"), budget=Budget(per_day=1))
+    poster = Poster(find_course(), config, SECRET, now)
+    sticky = StickyComment("course/dl", 4, "week3", "alice")
+
+    def posted(text, reading=None, **kind):
+        body = f"{MARKER}\n" + poster.compose(sticky, text, reading, **kind)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return read({"body": body, "updated_at": stamp}, now), body
+
+    graded, _ = posted("## ✅ passed", counts=True)
+    deferred, body = posted("## ⏳ wait", graded, report=False, carry=True)
+    assert body.index("⏳ wait") < body.index("✅ passed") and deferred.ledger.gradings == (now,)
+    again, body = posted("## ⏳ wait", deferred, report=False, carry=True)
+    assert body.count("⏳ wait") == 1 and body.count("✅ passed") == 1
+    withdrawn, _ = posted("## ⚠️ no submission", graded, report=False)
+    _, body = posted("## ⏳ wait", withdrawn, report=False, carry=True)
+    assert "no submission" not in body and "last graded push" not in body
