@@ -2,13 +2,14 @@
 submission, for docs/SCALING.md.
 
     .venv/bin/python benchmarks/batch_throughput.py throughput [--submissions 8] [--workers 1 2]
-    .venv/bin/python benchmarks/batch_throughput.py api [--students 300]
+    .venv/bin/python benchmarks/batch_throughput.py api [--students 300] [--student-repositories]
 
 `throughput` grades a class of copies of week 3's reference solution and its two faulty
 examples (a realistic mix: most notebooks train, some crash early) on the embedded real
 Fashion-MNIST subset, on the CPU, once per worker count. `api` posts a class's comments to the
 tests' fake GitHub (tests/github_server.py) the way `grader ci` and `grader batch` do, and counts
-requests.
+requests: on one week's shared issue, or (`--student-repositories`) on the week's issue of each
+student's own repository, with a GPU budget counted before each push.
 """
 
 from __future__ import annotations
@@ -139,6 +140,54 @@ def api(students: int) -> None:
     print(f"| `grader batch --post-leaderboard` alone | {leaderboard} | {alone:.3f} |")
 
 
+def api_student_repositories(students: int) -> None:
+    from datetime import datetime, timezone
+
+    from github_server import GitHubServer
+
+    from grader.course.config import Budget, CiConfig, load_course_config
+    from grader.github.client import GitHubClient, RetryPolicy
+    from grader.github.sticky import Poster
+
+    course = find_course()
+    config = load_course_config(course)
+    config = type(config)(
+        path=None, weeks=config.weeks, repository="course-org/dl-2025",
+        repository_prefix="dl-2025-", ci=CiConfig(reports="student-repository"),
+        budget=Budget(per_day=5, per_week=20),
+    )  # fmt: skip
+    logins = [f"student{n:03d}" for n in range(students)]
+    report = "<!-- grader-report week=week3 student={} -->\n## ✅ Week 3: passed\n"
+    retry = RetryPolicy(sleep=lambda seconds: None)
+    with GitHubServer(token="t") as github:
+        for login in logins:
+            github.add_repo(f"course-org/dl-2025-{login}")
+        poster = Poster(course, config, "secret", datetime.now(timezone.utc))
+
+        def calls(act) -> int:
+            with GitHubClient(github.url, "t", retry) as client:
+                act(client)
+                return client.api_calls
+
+        def push(client, login):
+            poster.post(client, "week3", login, report.format(login), counts=True)
+
+        first = [calls(lambda c, s=s: push(c, s)) for s in logins]
+        budget = [calls(lambda c, s=s: poster.budget_reason(c, "week3", s)) for s in logins]
+        again = [calls(lambda c, s=s: push(c, s)) for s in logins]
+        regrade = calls(lambda c: [poster.post(c, "week3", s, report.format(s)) for s in logins])
+    print(f"{students} students, each with their own repository; one week")
+    print("| how | API calls | per submission |")
+    print("|---|--:|--:|")
+    for how, counted in (
+        ("`grader ci-post`, first push of each student (opens the week's issue)", first),
+        ("`grader ci-budget`, counting before a later push", budget),
+        ("`grader ci-post`, a later push (updates the comment)", again),
+    ):
+        print(f"| {how} | {sum(counted)} | {sum(counted) / students:.2f} (max {max(counted)}) |")
+    print(f"| `grader batch --post-reports` (the regrade) | {regrade} | {regrade / students:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,9 +196,12 @@ def main() -> None:
     run.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     calls = commands.add_parser("api")
     calls.add_argument("--students", type=int, default=300)
+    calls.add_argument("--student-repositories", action="store_true")
     args = parser.parse_args()
     if args.command == "throughput":
         throughput(args.submissions, args.workers)
+    elif args.student_repositories:
+        api_student_repositories(args.students)
     else:
         api(args.students)
 

@@ -46,10 +46,10 @@ def _stop_with_descendants() -> contextlib.AbstractContextManager:
     return on_stop(kill_descendants)
 
 
-def _course(ctx: click.Context):
+def _course(ctx: click.Context, public: bool = False):
     from grader.course.course import find_course
 
-    return find_course(ctx.obj.get("course"))
+    return find_course(ctx.obj.get("course"), public)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,7 +173,9 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
 
     Training is cut short (the week's smoke parameters), so accuracies are lower than in the
     real grade; what this catches is a notebook that crashes, times out or leaves no usable
-    model. Exit code 1 only for those.
+    model. It needs only the course's public part (the released notebooks' spec.toml and
+    visible checks, which the course's wheel carries): hidden checks are not run. Exit code 1
+    only for those.
     """
     from grader.pipeline.grade import grade_submission
     from grader.states import Outcome
@@ -184,7 +186,7 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
         target = out or Path(scratch_out)
         with _stop_with_descendants(), TerminalProgress() as progress:
             result = grade_submission(
-                _course(ctx),
+                _course(ctx, public=True),
                 week,
                 notebook,
                 target,
@@ -312,6 +314,12 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
 )
 @click.option("--strict", is_flag=True, help="Also fail (exit 1) when a submission does not pass.")
 @click.option("--dry-run", is_flag=True, help="Only print what would be graded.")
+@click.option(
+    "--budget",
+    "budget_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="budget.json of `grader ci-budget`: the submissions past the GPU budget get a notice.",
+)
 @_grade_options(without=("student",))
 @click.pass_context
 @_user_errors
@@ -327,6 +335,7 @@ def ci(
     post: bool,
     strict: bool,
     dry_run: bool,
+    budget_file: Path | None,
     **options,
 ) -> None:
     """Inside GitHub Actions: grade the submissions the push changed (every one on
@@ -338,7 +347,7 @@ def ci(
     143 (130): stopped by SIGTERM (Ctrl-C); ci.json lists what finished, nothing is posted.
     """
     from grader.course.config import load_course_config
-    from grader.github.grading import grade_plan
+    from grader.github.grading import grade_plan, read_budget
     from grader.github.plan import Event, plan_ci
     from grader.github.publish import exit_code, publish
 
@@ -351,7 +360,10 @@ def ci(
             paths = " ".join(submission.paths)
             click.echo(f"  {submission.state.value:9} {submission.folder}  {paths}")
         return
-    records = grade_plan(course, config, plan, checkout, out, GradeOptions(**options), click.echo)
+    over = read_budget(budget_file) if budget_file else None
+    records = grade_plan(
+        course, config, plan, checkout, out, GradeOptions(**options), click.echo, over
+    )
     posting = publish(course, config, out, repo=repo, post=post, **_github_env())
     _echo_posting(posting)
     sys.exit(exit_code(records, posting, strict))
@@ -385,6 +397,88 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     posting = publish(course, config, out, repo=repo, post=True, graded=False, **_github_env())
     _echo_posting(posting)
     sys.exit(2 if posting and posting.failed else 0)
+
+
+@main.command("ci-budget")
+@click.option(
+    "--checkout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The pushed repository, checked out (its files are read, nothing of it runs).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("grader-output"),
+    show_default=True,
+    help="Folder for budget.json (and, when nothing is left to grade, ci.json and notices).",
+)
+@click.option("--week", "weeks", multiple=True, help="Only this week (repeatable).")
+@click.option(
+    "--event",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GITHUB_EVENT_PATH",
+    help="The event's payload [$GITHUB_EVENT_PATH].",
+)
+@click.option("--event-name", envvar="GITHUB_EVENT_NAME", help="push, workflow_dispatch, …")
+@click.pass_context
+@_user_errors
+def ci_budget(
+    ctx: click.Context,
+    checkout: Path,
+    out: Path,
+    weeks: tuple[str, ...],
+    event: Path | None,
+    event_name: str | None,
+) -> None:
+    """Before a push is graded: which of its submissions are past the course's GPU budget.
+
+    Reads each student's count from the grader's own comment (GITHUB_TOKEN may only read
+    issues; GRADER_COURSE_SECRET checks the count's signature) and writes OUT/budget.json for
+    `grader ci --budget`. When nothing is left to grade, it writes the notices itself
+    (OUT/ci.json), so no GPU runner is needed. Sets the step outputs `grade` (true: something
+    to grade) and `graded` (true: ci.json is ready to post).
+    """
+    from grader.course.config import load_course_config
+    from grader.github.grading import check_budgets
+
+    course = _course(ctx)
+    config = load_course_config(course)
+    github = _github_env()
+    result = check_budgets(
+        course, config, checkout, out, list(weeks), event, event_name,
+        token=github["token"] or "", api_url=github["api_url"] or "", say=click.echo,
+    )  # fmt: skip
+    outputs = os.environ.get("GITHUB_OUTPUT")
+    if outputs:
+        with open(outputs, "a", encoding="utf-8") as stream:
+            stream.write(f"grade={str(result.to_grade > 0).lower()}\n")
+            stream.write(f"graded={str(result.notices_written).lower()}\n")
+
+
+@main.command()
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--student", "students", multiple=True, metavar="LOGIN", help="Only this student.")
+@click.pass_context
+@_user_errors
+def collect(ctx: click.Context, dest: Path, students: tuple[str, ...]) -> None:
+    """Clone every student repository (OWNER/PREFIX-LOGIN, GitHub Classroom's) into DEST/LOGIN,
+    for `grader batch WEEK DEST`: the instructor's regrade in student-repository mode.
+
+    GITHUB_TOKEN must read every student repository (an organisation token); it reaches git
+    through the environment and is written into no repository's configuration.
+    """
+    from grader.course.config import load_course_config
+    from grader.github.collect import collect_class
+
+    config = load_course_config(_course(ctx))
+    github = _github_env()
+    cloned = collect_class(
+        config, dest, token=github["token"] or "", api_url=github["api_url"] or "",
+        students=students, say=click.echo,
+    )  # fmt: skip
+    click.echo(f"{len(cloned)} student repositories in {dest}")
 
 
 @main.command()
@@ -500,7 +594,15 @@ def batch(
         f"worker(s): {result.per_minute:.1f} submissions/minute"
     )
     click.echo(f"outcomes: {outcome_counts(result.rows)}")
-    click.echo(f"gradebook: {result.gradebook}\nleaderboard: {result.leaderboard}")
+    click.echo(
+        f"gradebook: {result.gradebook}\nleaderboard: "
+        + (
+            str(result.leaderboard)
+            if result.leaderboard
+            else "not written: its pseudonyms need "
+            'GRADER_COURSE_SECRET (or course.toml\'s leaderboard.names = "logins")'
+        )
+    )
     if result.stopped:
         click.echo("what finished is kept: run the same command again to grade the rest", err=True)
         raise Stopped(result.stopped)
@@ -528,6 +630,7 @@ def batch(
     if post_leaderboard or post_reports:
         github = _github_env()
         posting = publish_batch(
+            course,
             result,
             config,
             repo=repo,

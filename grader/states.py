@@ -106,3 +106,4 @@ class SubmissionState(Named):
     WITHDRAWN = "withdrawn"  # none left (deleted or renamed away): a notice
     AMBIGUOUS = "ambiguous"  # several match the week's pattern: a notice
     SYMLINK = "symlink"  # a link, not a file: a notice
+    OVER_BUDGET = "over_budget"  # past the course's GPU budget: a notice, the nightly regrade

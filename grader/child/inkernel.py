@@ -8,6 +8,7 @@ stdlib, plus numpy and torch where needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -93,6 +94,30 @@ def _capture_model(
             "(it was built or moved there, or loaded with `assign=True`): train it on the CPU "
             "or the GPU",
         }
+    training = obj.training
+    try:
+        return info | _export_model(obj, variable, model, inputs, info, out, started)
+    finally:
+        # As it was: a live check (`grader.student.check`) must not leave the student's model
+        # on another device, or in eval mode, for the cells that come after it. A model whose
+        # train() or to() raises has said what it had to in the attempts above.
+        with contextlib.suppress(Exception):
+            obj.train(training)
+            if parameters:
+                obj.to(info["trained_on"])  # where its weights were (`.to` moves them in place)
+
+
+def _export_model(
+    obj: Any,
+    variable: str,
+    model: dict[str, Any],
+    inputs: list[list[int]],
+    info: dict[str, Any],
+    out: Path,
+    started: float,
+) -> dict[str, Any]:
+    import torch
+
     obj.eval()
     attempts = []
     # On the CPU first (portable); on the device it trained on if it only works there.
@@ -114,14 +139,14 @@ def _capture_model(
                     f"input {layout} on {device}: {type(error).__name__}: {_first_line(error)}"
                 )
                 continue
-            return info | {
+            return {
                 "status": "exported",
                 "input_shape": shape,
                 "device": device,
                 "batch": batch,
                 "seconds": round(time.perf_counter() - started, 3),
             }
-    return info | {
+    return {
         "status": "unusable",
         "problem": f"`{variable}` could not be called and exported on a batch of inputs",
         "attempts": list(dict.fromkeys(attempts))[:6],

@@ -17,7 +17,10 @@
   lock too, so a new batch never grades into a folder that a killed one's child still writes.
 - **A history.** batch.json keeps every run; one that graded nothing hides none that did.
 - **Views.** From every student's results.json: the gradebook (CSV, optionally nbgrader's
-  database) with the late policy applied, and the leaderboard.
+  database) with the late policy applied, and the leaderboard (under pseudonyms, which need the
+  course's secret: without it no leaderboard is written).
+- **Layout.** A week whose pattern names no login (one repository per student) is looked for
+  under SUBMISSIONS/LOGIN/, as `grader collect` clones the student repositories.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from rich.console import Console
 
 from grader import stopping
 from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
+from grader.classroom.pseudonyms import Names, course_secret
 from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
 from grader.course.config import CourseConfig, SubmissionPattern, WeekConfig
 from grader.course.course import Course
@@ -47,14 +51,15 @@ from grader.course.submissions import Submission, find_submissions
 from grader.errors import GraderError, PostError
 from grader.github.client import GitHubClient, RetryPolicy
 from grader.github.git import last_commit_time
+from grader.github.places import leaderboard_issue, report_issue
 from grader.github.post import (
     POST_PAUSE,
     LeaderboardComment,
     Postings,
-    StickyComment,
     comments_by_marker,
     post_comments,
 )
+from grader.github.sticky import Poster
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
@@ -88,7 +93,7 @@ class Batch:
     slots: list[Slot]
     seconds: float  # wall-clock time of the gradings
     gradebook: Path
-    leaderboard: Path
+    leaderboard: Path | None  # None: pseudonyms without the course's secret, not written
     started_at: str = ""
     stopped: int | None = None  # the signal that stopped it before every grading finished
     stopped_students: list[str] = field(default_factory=list)
@@ -150,6 +155,15 @@ def _run_batch(
     settings = config.week(week)
     if patterns:
         settings = replace(settings, patterns=tuple(SubmissionPattern(p) for p in patterns))
+    elif not all(pattern.has_login for pattern in settings.patterns):
+        # One repository per student: `grader collect` cloned each into SUBMISSIONS/LOGIN/.
+        settings = replace(
+            settings,
+            patterns=tuple(
+                p if p.has_login else SubmissionPattern("{login}/" + p.text)
+                for p in settings.patterns
+            ),
+        )
     spec = course.week(settings.week)
     submissions = find_class(settings, root, students)
     profile = options.profile or settings.profile
@@ -173,8 +187,15 @@ def _run_batch(
     stopped = stopping.requested()
     rows = [_row(config, settings, submission, out, stopped) for submission in submissions]
     gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
-    leaderboard = out / "leaderboard.md"
-    leaderboard.write_text(render_leaderboard(course, spec, rows), encoding="utf-8")
+    leaderboard: Path | None = out / "leaderboard.md"
+    names = leaderboard_names(config)
+    if names is None:
+        leaderboard.unlink(missing_ok=True)  # never an older one with other names
+        leaderboard = None
+    else:
+        leaderboard.write_text(render_leaderboard(course, spec, rows, names), encoding="utf-8")
+    if not grade:  # the students the grading run graded, to post their reports
+        runs = _graded_before(out, settings.week)
     graded = {run.job.student for run in runs}
     batch = Batch(
         spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard, started_at,
@@ -185,7 +206,15 @@ def _run_batch(
     return batch
 
 
+def leaderboard_names(config: CourseConfig) -> Names | None:
+    """How the leaderboard names students; None: pseudonyms, but no secret to derive them."""
+    logins = config.leaderboard.names == "logins"
+    secret = course_secret()
+    return Names(logins, secret) if logins or secret else None
+
+
 def publish_batch(
+    course: Course,
     batch: Batch,
     config: CourseConfig,
     *,
@@ -196,43 +225,42 @@ def publish_batch(
     reports: bool = False,
     retry: RetryPolicy | None = None,
     pause: float = POST_PAUSE,
+    now: datetime | None = None,
 ) -> Postings:
     """Post the leaderboard (and with `reports`, the report of each student graded in this
-    batch) on the week's issue: one listing of the issue, then one request per comment, one
-    after the other with a pause, as GitHub asks of bulk writes."""
-    issue = config.week(batch.week).issue
-    repo = repo or config.issues_repository()
-    if not repo or issue is None:
-        raise PostError(
-            f"where to post: set course.repository (or pass --repo) and weeks.{batch.week}.issue"
-        )
+    batch, or with --no-grade in the batch that graded) where course.toml's `[ci] reports`
+    says: the week's shared issue, or each student's own repository (the leaderboard then on
+    `leaderboard.repository`, if set). One request per comment, one after the other with a
+    pause, as GitHub asks of bulk writes. A regrade's report does not count against the GPU
+    budget; the count in the student's comment is kept."""
+    if repo:
+        config = replace(config, repository=repo)
     if not token.strip():
         raise PostError("GITHUB_TOKEN is not set; posting needs a token with issues: write")
+    if leaderboard and batch.leaderboard is None:
+        course_secret(required_for="the leaderboard's pseudonyms")
+    place = leaderboard_issue(course, config, batch.week) if leaderboard else None
+    poster = Poster(course, config, course_secret(), now or datetime.now(timezone.utc))
 
-    def comment(kept, path: Path):
-        return lambda: (kept, path.read_text(encoding="utf-8"))
+    def report(run: GradeRun):
+        text = (run.job.out / "report.md").read_text
+        return lambda: poster.post(github, batch.week, run.job.student, text(), listed=listed)
+
+    def board():
+        number = place.resolve(github)
+        text = batch.leaderboard.read_text(encoding="utf-8")
+        return LeaderboardComment(place.repo, number, batch.week), text
 
     todo = []
     if reports:
-        todo += [
-            (
-                f"the comment of {run.job.student}",
-                comment(
-                    StickyComment(repo, issue, batch.week, run.job.student),
-                    run.job.out / "report.md",
-                ),
-            )
-            for run in batch.runs
-        ]
-    if leaderboard:
-        todo.append(
-            (
-                "the leaderboard",
-                comment(LeaderboardComment(repo, issue, batch.week), batch.leaderboard),
-            )
-        )
+        todo += [(f"the comment of {run.job.student}", report(run)) for run in batch.runs]
+    if place is not None:
+        todo.append(("the leaderboard", board))
     with GitHubClient(api_url, token.strip(), retry) as github:
-        listed = comments_by_marker(github, repo, issue)
+        listed = None
+        if config.ci.shared_issue and len(todo) > 1:  # one listing of the issue for them all
+            shared = report_issue(course, config, batch.week, "")
+            listed = comments_by_marker(github, shared.repo, shared.number)
         return post_comments(github, todo, listed=listed, pause=pause)
 
 
@@ -463,6 +491,20 @@ def _write_record(batch: Batch, out: Path) -> None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _graded_before(out: Path, week: str) -> list[GradeRun]:
+    """The gradings batch.json says the last grading run of OUT did (for --no-grade)."""
+    try:
+        record = json.loads((out / "batch.json").read_text(encoding="utf-8"))
+        students = [run["student"] for run in record["runs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [
+        GradeRun(GradeJob(week, student, out / student / "report.md", out / student), 0, 0.0, None)
+        for student in students
+        if (out / student / "report.md").is_file()
+    ]
 
 
 def _host_memory_mb() -> int:

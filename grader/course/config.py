@@ -28,6 +28,11 @@ DEFAULT_PATTERN = "submissions/{login}/{week}.ipynb"
 LOGIN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}"  # a GitHub login (with EMU's _suffix): a safe name
 STUDENT_SOURCES = ("actor", "owner", "repository")
 ISOLATIONS = ("namespace", "auto", "none")
+# Where a student's report is posted: an issue of the student's own repository (GitHub
+# Classroom's PREFIX-LOGIN, private: only the student and the instructors read it), or one
+# comment per student on the week's issue of course.repository (everyone who reads it sees all).
+REPORTS = ("student-repository", "shared-issue")
+NAMES = ("pseudonyms", "logins")  # what the leaderboard calls students
 
 
 class CourseConfigError(GraderError):
@@ -146,6 +151,38 @@ class CiConfig:
     # private grader repository; none: the workflow's own GITHUB_TOKEN. See docs/CI.md.
     post_token_secret: str | None = None
     grader_token_secret: str | None = None
+    reports: str = "student-repository"  # see REPORTS
+    # The secret that holds the course's key for pseudonyms and the GPU budget's signed count
+    # (GRADER_COURSE_SECRET in the jobs that post; never in a job that runs student code).
+    course_secret: str = "GRADER_COURSE_SECRET"
+    # student-repository: an organisation token (contents: read, issues: write on every
+    # student repository) for the instructor's regrade, which clones and comments on them all.
+    regrade_token_secret: str | None = None
+
+    @property
+    def shared_issue(self) -> bool:
+        return self.reports == "shared-issue"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many push-time gradings (GPU runs) a student gets per week of the course; past
+    either limit a push gets a notice and waits for the nightly regrade. None: no limit."""
+
+    per_day: int | None = None
+    per_week: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.per_day is not None or self.per_week is not None
+
+
+@dataclass(frozen=True)
+class LeaderboardConfig:
+    names: str = "pseudonyms"  # see NAMES: real logins only when course.toml says so
+    # student-repository mode: the repository (one the class can read) whose issue per week
+    # holds the leaderboard; None: the leaderboard is only an artifact of the regrade.
+    repository: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +195,9 @@ class CourseConfig:
     repository_prefix: str = ""  # classroom repositories are named PREFIX + login
     late: LatePolicy = field(default_factory=LatePolicy)
     ci: CiConfig = field(default_factory=CiConfig)
+    budget: Budget = field(default_factory=Budget)
+    leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
+    timezone: ZoneInfo | None = None  # course.timezone: due dates and the budget's days
 
     def week(self, week: str) -> WeekConfig:
         name = normalise_week(week)
@@ -170,6 +210,23 @@ class CourseConfig:
 
     def issues_repository(self) -> str | None:
         return self.repository or os.environ.get("GITHUB_REPOSITORY") or None
+
+    def owner(self) -> str | None:
+        """The organisation of the course's repositories (course.repository's owner, else
+        the workflow's GITHUB_REPOSITORY_OWNER)."""
+        if self.repository:
+            return self.repository.split("/")[0]
+        return os.environ.get("GITHUB_REPOSITORY_OWNER") or None
+
+    def student_repository(self, login: str) -> str:
+        """OWNER/PREFIX-LOGIN: a student's own repository, as GitHub Classroom names it."""
+        owner = self.owner()
+        if not owner:
+            raise CourseConfigError(
+                "whose are the student repositories? set course.repository (its owner is the "
+                "organisation) or run inside GitHub Actions (GITHUB_REPOSITORY_OWNER)"
+            )
+        return f"{owner}/{self.repository_prefix}{login}"
 
 
 def load_course_config(course: Course) -> CourseConfig:
@@ -188,7 +245,7 @@ def load_course_config(course: Course) -> CourseConfig:
 # --- reading and checking -----------------------------------------------------------------
 
 _KEYS = {
-    "": {"course", "submissions", "late", "ci", "weeks"},
+    "": {"course", "submissions", "late", "ci", "weeks", "budget", "leaderboard"},
     "course": {"name", "repository", "timezone"},
     "submissions": {"pattern", "student", "repository_prefix"},
     "late": {"grace_minutes", "penalty_per_day", "max_days"},
@@ -205,15 +262,21 @@ _KEYS = {
         "schedule",
         "post_token_secret",
         "grader_token_secret",
+        "reports",
+        "course_secret",
+        "regrade_token_secret",
     },
+    "budget": {"per_day", "per_week"},
+    "leaderboard": {"names", "repository"},
     "weeks.*": {"issue", "due", "profile", "pattern", "runs_on", "gpu_memory_mb"},
 }
 
 
 def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConfig:
     top = toml.Section.of(raw, "", where, _KEYS[""])
-    info, submissions, late, ci = (
-        top.table(name, _KEYS[name]) for name in ("course", "submissions", "late", "ci")
+    info, submissions, late, ci, budget, leaderboard = (
+        top.table(name, _KEYS[name])
+        for name in ("course", "submissions", "late", "ci", "budget", "leaderboard")
     )
     zone = info.get("timezone", _zone)
     patterns = submissions.get("pattern", _patterns, (SubmissionPattern(DEFAULT_PATTERN),))
@@ -225,7 +288,7 @@ def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConf
         week = normalise_week(name)
         if week not in course.weeks():
             known = ", ".join(course.weeks()) or "none"
-            raise where.error(f"weeks.{name}", f"no such week in {course.solutions} (has: {known})")
+            raise where.error(f"weeks.{name}", f"no such week in {course.weeks_dir} (has: {known})")
         section = toml.Section.of(weeks_raw[name], f"weeks.{name}", where, _KEYS["weeks.*"])
         weeks[week] = _week(course, week, section, zone, patterns)
     return CourseConfig(
@@ -241,6 +304,15 @@ def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConf
             max_days=late.get("max_days", toml.integer),
         ),
         ci=_ci(ci),
+        budget=Budget(
+            per_day=budget.get("per_day", toml.integer, None, 1),
+            per_week=budget.get("per_week", toml.integer, None, 1),
+        ),
+        leaderboard=LeaderboardConfig(
+            names=leaderboard.get("names", toml.choice, "pseudonyms", NAMES),
+            repository=leaderboard.get("repository", _repository),
+        ),
+        timezone=zone,
     )
 
 
@@ -291,6 +363,9 @@ def _ci(section: toml.Section) -> CiConfig:
         schedule=section.get("schedule", toml.string),
         post_token_secret=section.get("post_token_secret", _secret_name),
         grader_token_secret=section.get("grader_token_secret", _secret_name),
+        reports=section.get("reports", toml.choice, defaults.reports, REPORTS),
+        course_secret=section.get("course_secret", _secret_name, defaults.course_secret),
+        regrade_token_secret=section.get("regrade_token_secret", _secret_name),
     )
 
 

@@ -1,7 +1,8 @@
 """`grader release`: nbgrader's generate_assignment, from `solutions/WEEK/` to `assignments/WEEK/`.
 
 Solution regions are replaced by `# YOUR CODE HERE`, hidden tests are stripped, outputs cleared.
-The grading spec, the graders and the example submissions stay behind.
+The example submissions and the hidden checks stay behind; beside the notebook go the week's
+public spec.toml and visible graders (`grader.course.public`), for `grader check`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from grader.course.course import Course
+from grader.course.public import write_public
 from grader.errors import ReleaseError
 
 # Instructor-only files in a week's folder: never copied into the student's release.
@@ -23,6 +25,8 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
+    if course.public:
+        raise ReleaseError("releasing needs the course's solutions/, not its public part")
     spec = course.week(week)
     release_root = (dest or course.assignments).resolve()
     config = Config()
@@ -52,4 +56,5 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
     notebooks = sorted(target.glob("*.ipynb"))
     if not notebooks:
         raise ReleaseError(f"nbgrader released no notebook for {spec.week} into {target}")
+    write_public(course, spec.week, target)
     return notebooks

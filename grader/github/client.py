@@ -1,4 +1,5 @@
-"""GitHub's REST API, as far as the grader needs it (issue comments), with the retries, rate
+"""GitHub's REST API, as far as the grader needs it (issues, their comments, an organisation's
+repositories), with the retries, rate
 limits, pagination and error messages a CI job needs to end well. The token never leaves the
 client's requests: every error is redacted before anyone sees it."""
 
@@ -88,6 +89,34 @@ class GitHubClient:
         while url:
             response = self.request("GET", url)
             _raise_for_status(response, f"read the comments of issue #{issue} in {repo}")
+            yield from _json(response, list)
+            url = self._next_page(response)
+
+    def issues(self, repo: str) -> Iterator[dict[str, Any]]:
+        """Every issue of the repository, open or closed, newest first (pull requests left out)."""
+        url: str | None = f"repos/{repo}/issues?state=all&per_page=100"
+        while url:
+            response = self.request("GET", url)
+            _raise_for_status(response, f"list the issues of {repo}")
+            yield from (item for item in _json(response, list) if "pull_request" not in item)
+            url = self._next_page(response)
+
+    def create_issue(self, repo: str, title: str, body: str) -> dict[str, Any]:
+        response = self.request(
+            "POST", f"repos/{repo}/issues", json={"title": title, "body": body}, repeatable=False
+        )
+        _raise_for_status(response, f"open an issue in {repo}")
+        return _json(response, dict)
+
+    def repositories(self, owner: str) -> Iterator[dict[str, Any]]:
+        """Every repository of an organisation (or, failing that, a user) the token can see."""
+        url: str | None = f"orgs/{owner}/repos?per_page=100&type=all"
+        while url:
+            response = self.request("GET", url)
+            if response.status_code == 404 and url.startswith("orgs/"):
+                url = f"users/{owner}/repos?per_page=100&type=all"
+                continue
+            _raise_for_status(response, f"list the repositories of {owner}")
             yield from _json(response, list)
             url = self._next_page(response)
 

@@ -15,17 +15,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from grader.classroom.gradebook import GradebookRow
+from grader.classroom.pseudonyms import course_secret
 from grader.classroom.spawn import GRACE_SECONDS, GradeJob, grade_in_child
 from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.course.submissions import Submission
-from grader.errors import GraderError
+from grader.errors import GraderError, PostError
+from grader.github.client import DEFAULT_API_URL, GitHubClient
 from grader.github.git import last_commit_time
-from grader.github.plan import Plan
+from grader.github.plan import Event, Plan, plan_ci
+from grader.github.sticky import Poster
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.results import grader_section
@@ -34,6 +38,7 @@ from grader.views.markdown import render
 from grader.views.report import MARKER
 
 MANIFEST = "ci.json"
+BUDGET = "budget.json"
 
 
 @dataclass
@@ -88,12 +93,14 @@ def grade_plan(
     out: Path,
     options: GradeOptions,
     say: Callable[[str], None] = print,
+    over_budget: dict[tuple[str, str], str] | None = None,
 ) -> list[CiRecord]:
-    """Grade each touched submission into `out` (a notice for the others); write ci.json, after
-    each one: a stop (`grader.stopping`) leaves the record of what finished. Holds `out`'s lock
+    """Grade each touched submission into `out` (a notice for the others, and for those
+    `over_budget` names: (week, student) → why); write ci.json, after each one: a stop
+    (`grader.stopping`) leaves the record of what finished. Holds `out`'s lock
     (`grader.lock`), and so do the children."""
     with lock_folder(out, "grader ci", say=say) as lock:
-        return _grade_plan(course, config, plan, checkout, out, options, say, lock)
+        return _grade_plan(course, config, plan, checkout, out, options, say, lock, over_budget)
 
 
 def _grade_plan(
@@ -105,6 +112,7 @@ def _grade_plan(
     options: GradeOptions,
     say: Callable[[str], None],
     lock: FolderLock,
+    over_budget: dict[tuple[str, str], str] | None,
 ) -> list[CiRecord]:
     out.mkdir(parents=True, exist_ok=True)
     records = []
@@ -112,7 +120,15 @@ def _grade_plan(
         folder = out / submission.folder
         folder.mkdir(parents=True, exist_ok=True)
         state = submission.state
-        if state is SubmissionState.GRADE:
+        why = (over_budget or {}).get((submission.week, submission.student))
+        if state is SubmissionState.GRADE and why:
+            say(f"{submission.week} of {submission.student}: over the GPU budget ({why})")
+            record = CiRecord.of(submission)
+            record.state = SubmissionState.OVER_BUDGET
+            comment = _notice(
+                course, "over_budget", submission, plan, reason=why, budget=config.budget
+            )
+        elif state is SubmissionState.GRADE:
             say(f"grading {submission.week} of {submission.student}: {submission.paths[0]}")
             record, comment = _grade(course, config, plan, submission, folder, options, lock)
             say(f"  {_points(record)} in {record.seconds:.0f} s")
@@ -213,3 +229,70 @@ def read_manifest(out: Path) -> tuple[dict[str, Any], list[CiRecord]]:
         raise GraderError(
             f"{out / MANIFEST} is missing or unreadable ({error}); run `grader ci` first"
         ) from None
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    to_grade: int  # submissions within the budget, for the GPU runner
+    over: dict[tuple[str, str], str]  # (week, student) -> why it waits for the nightly regrade
+    notices_written: bool  # nothing left to grade: ci.json and the notices are in OUT already
+    api_calls: int = 0
+
+
+def check_budgets(
+    course: Course,
+    config: CourseConfig,
+    checkout: Path,
+    out: Path,
+    weeks: list[str],
+    event_path: Path | None,
+    event_name: str | None,
+    *,
+    token: str,
+    api_url: str,
+    say: Callable[[str], None] = print,
+    now: datetime | None = None,
+) -> BudgetCheck:
+    """`grader ci-budget`: which submissions the event touched are past the GPU budget, read
+    from each student's comment; budget.json for `grader ci --budget`. When none is left to
+    grade, the notices are written here, and no GPU runner is needed."""
+    plan = plan_ci(config, checkout, Event.read(event_path, event_name), weeks)
+    out.mkdir(parents=True, exist_ok=True)
+    grading = [s for s in plan.touched if s.state is SubmissionState.GRADE]
+    over: dict[tuple[str, str], str] = {}
+    calls = 0
+    if grading and config.budget.limited:
+        if not token.strip():
+            raise PostError(
+                "GITHUB_TOKEN is not set: the budget is read from the students' comments; give "
+                "the step `env: GITHUB_TOKEN` with `permissions: issues: read`"
+            )
+        secret = course_secret(required_for="the GPU budget")
+        poster = Poster(course, config, secret, now or datetime.now(timezone.utc))
+        with GitHubClient(api_url or DEFAULT_API_URL, token.strip()) as github:
+            for submission in grading:
+                why = poster.budget_reason(github, submission.week, submission.student)
+                if why:
+                    over[(submission.week, submission.student)] = why
+                say(f"{submission.week} of {submission.student}: {why or 'within the budget'}")
+            calls = github.api_calls
+    record = {
+        "over_budget": [{"week": w, "student": s, "reason": r} for (w, s), r in over.items()],
+        "to_grade": len(grading) - len(over),
+        "api_calls": calls,
+    }
+    (out / BUDGET).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    to_grade = len(grading) - len(over)
+    notices = to_grade == 0 and bool(plan.touched)
+    if notices:  # nothing for the GPU: the notices are all there is to post
+        grade_plan(course, config, plan, checkout, out, GradeOptions(), say, over)
+    return BudgetCheck(to_grade, over, notices, calls)
+
+
+def read_budget(path: Path) -> dict[tuple[str, str], str]:
+    """The submissions budget.json says are past the budget: (week, student) -> why."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return {(i["week"], i["student"]): str(i["reason"]) for i in record["over_budget"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise GraderError(f"{path} is not a budget.json of `grader ci-budget`: {error}") from None

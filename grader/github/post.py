@@ -129,20 +129,25 @@ class Postings:
 
 def post_comments(
     github: GitHubClient,
-    todo: list[tuple[str, Callable[[], tuple[KeptComment, str]]]],
+    todo: list[tuple[str, Callable[[], tuple[KeptComment, str] | PostedComment]]],
     *,
     listed: Mapping[str, dict] | None = None,
     pause: float = POST_PAUSE,
 ) -> Postings:
     """Post comments one after the other, with a pause between writes, as GitHub asks of bulk
-    writes. Each entry is (whose, a function returning the comment and its text); a comment
+    writes. Each entry is (whose, a function returning the comment and its text, or posting it
+    and returning what it posted); a comment
     that fails (its text unreadable, GitHub refusing) is recorded and the next one goes on.
     `listed` (from `comments_by_marker`) saves listing the issue again for each comment."""
     postings = Postings()
     for index, (whose, prepare) in enumerate(todo):
         try:
-            comment, text = prepare()
-            postings.posted.append((whose, comment.post(github, text, listed)))
+            prepared = prepare()
+            if isinstance(prepared, PostedComment):  # it posted itself (`Poster.post`)
+                postings.posted.append((whose, prepared))
+            else:
+                comment, text = prepared
+                postings.posted.append((whose, comment.post(github, text, listed)))
         except (OSError, PostError) as error:
             postings.failed.append((whose, github.redact(str(error))))
         if pause and index + 1 < len(todo):

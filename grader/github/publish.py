@@ -3,21 +3,19 @@ The step that does this holds the token and runs no student code."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from grader.classroom.pseudonyms import course_secret
 from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.errors import PostError
 from grader.github.client import DEFAULT_API_URL, GitHubClient, RetryPolicy
 from grader.github.grading import CiRecord, read_manifest
-from grader.github.post import (
-    POST_PAUSE,
-    REPORT_MARKER,
-    Postings,
-    StickyComment,
-    post_comments,
-)
+from grader.github.post import POST_PAUSE, REPORT_MARKER, PostedComment, Postings, post_comments
+from grader.github.sticky import Poster
 from grader.states import Outcome, SubmissionState
 from grader.views.markdown import render
 
@@ -25,6 +23,7 @@ SUMMARY_LIMIT = 900_000  # GitHub keeps 1 MiB of summary per step
 
 
 def post_records(
+    course: Course,
     config: CourseConfig,
     out: Path,
     records: list[CiRecord],
@@ -34,31 +33,36 @@ def post_records(
     api_url: str,
     retry: RetryPolicy | None = None,
     pause: float = POST_PAUSE,
+    now: datetime | None = None,
 ) -> Postings:
     """Post each record's comment.md as the student's sticky comment, one after the other.
 
-    The repository and issue come from the course's configuration (trusted), never from the
-    output folder; of each comment.md only the text is used, under the week and student that
-    its first line names, which must be the record's."""
-    repo = repo or config.issues_repository()
-    if not repo:
-        raise PostError(
-            "no repository for the weeks' issues: set course.repository in course.toml, "
-            "GITHUB_REPOSITORY, or pass --repo"
-        )
+    Where it goes comes from the course's configuration (trusted), never from the output
+    folder: the student's own repository, or the week's shared issue (`--repo` overrides
+    course.repository there). Of each comment.md only the text is used, under the week and
+    student that its first line names, which must be the record's."""
+    if repo:
+        config = replace(config, repository=repo)
     if not token.strip():
         raise PostError(
             "GITHUB_TOKEN is not set: give the post step `env: GITHUB_TOKEN: ${{ github.token "
             "}}` and the job `permissions: issues: write`"
         )
+    poster = Poster(course, config, course_secret(), now or datetime.now(timezone.utc))
 
     def sticky(record: CiRecord):
-        def prepare() -> tuple[StickyComment, str]:
-            issue = config.week(record.week).issue
+        def prepare() -> PostedComment:
             text = _comment(out, record)
-            if issue is None:
-                raise PostError(f"{record.week} has no issue: set weeks.{record.week}.issue")
-            return StickyComment(repo, issue, record.week, record.student), text
+            graded = record.state is SubmissionState.GRADE and not record.grader_failed
+            return poster.post(
+                github,
+                record.week,
+                record.student,
+                text,
+                report=graded,
+                counts=graded,
+                carry=record.state is SubmissionState.OVER_BUDGET,
+            )
 
         return label(record), prepare
 
@@ -103,6 +107,7 @@ def publish(
     try:
         if post and records:
             posting = post_records(
+                course,
                 config,
                 out,
                 records,

@@ -71,6 +71,7 @@ def render_workflows(
     ci = config.ci
     ref = ci.grader_ref or read_git(course.root, "rev-parse", "HEAD") or _required("ci.grader_ref")
     secret = ci.post_token_secret
+    pseudonyms = config.leaderboard.names == "pseudonyms"
     common = {
         "header": HEADER,
         "actions": ACTIONS,
@@ -84,16 +85,32 @@ def render_workflows(
         "retention_days": ci.retention_days,
         "post_runs_on": list(ci.post_runs_on),
         "post_requirements": " ".join(f"'{requirement}'" for requirement in POST_REQUIREMENTS),
+        "shared_issue": ci.shared_issue,
+        "budget": config.budget.limited,
+        "course_secret": ci.course_secret,
+        # The comment names the student's pseudonym (their own repository only), or signs the
+        # budget's count: either needs the course's secret.
+        "course_secret_needed": config.budget.limited or (pseudonyms and not ci.shared_issue),
+        "pseudonyms": pseudonyms,
+        "regrade_token": f"${{{{ secrets.{ci.regrade_token_secret} }}}}"
+        if ci.regrade_token_secret
+        else None,
+        "leaderboard_repository": config.leaderboard.repository,
+        "repository_owner": config.owner() or "OWNER",
+        "repository_prefix": config.repository_prefix,
     }
     workflows = []
     if "grade" in which:
         for week in config.weeks.values():
-            if week.issue is None:
+            if week.issue is None and ci.shared_issue:
                 raise GraderError(f"{week.week} has no issue: set weeks.{week.week}.issue")
             spec = course.week(week.week)
+            where = f"issue #{week.issue}" if ci.shared_issue else "the student's issue"
             context = {
                 "week": week.week,
                 "issue": week.issue,
+                "post_name": f"Post {week.week} reports on {where}",
+                "post_step": f"Post each report as the student's comment on {where}",
                 "paths": [pattern.path_filter(week.week) for pattern in week.patterns],
                 "runs_on": list(week.runs_on or ci.runs_on),
                 "timeout_minutes": math.ceil(spec.timeout / 60) + SETUP_MINUTES,
@@ -103,6 +120,12 @@ def render_workflows(
             text = environment.get_template("grade-week.yml.j2").render(**common, **context)
             workflows.append(Workflow(f".github/workflows/grade-{week.week}.yml", text))
     if "regrade" in which:
+        if not ci.shared_issue and not ci.regrade_token_secret:
+            raise GraderError(
+                "the regrade of every student repository needs an organisation token: set "
+                "ci.regrade_token_secret to the name of a secret that can read every student "
+                "repository and write its issues (see docs/CI.md)"
+            )
         context = {
             "weeks": list(config.weeks),
             "batch_runs_on": list(ci.batch_runs_on or ci.runs_on),

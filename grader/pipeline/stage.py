@@ -66,22 +66,7 @@ def with_grader_cells(
         cell.metadata["grader"] = {"cell": number}  # replaces anything a student put there
         if INJECTED in cell.metadata.get("tags", []):
             cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != INJECTED]
-    capture_spec: dict[str, Any] = {
-        "out": str(scratch.capture),
-        "models": [
-            {
-                "variable": m.variable,
-                "inputs": m.inputs,
-                "outputs": m.outputs,
-                "images": m.task == "classify-images",
-            }
-            for m in spec.models
-            if m.requires not in missing_weights
-        ],
-        "values": [v.variable for v in spec.values],
-        "probe_transform": any(m.task == "classify-images" for m in spec.models),
-        "curves": spec.curves,
-    }
+    capture_spec = capture_request(spec, scratch.capture, missing_weights)
     prologue = _injected_cell(
         "# Added by the grader: fixed seeds, so that this run can be reproduced.\n"
         f"from grader.child.inkernel import prologue as _grader_prologue\n_grader_prologue({seed})",
@@ -96,6 +81,28 @@ def with_grader_cells(
     )
     nb.cells = [prologue, *nb.cells, capture]
     return nb
+
+
+def capture_request(
+    spec: WeekSpec, out: Path, missing_weights: set[str] = frozenset()
+) -> dict[str, Any]:
+    """What `grader.child.inkernel.capture` takes from the kernel, and where it writes it."""
+    return {
+        "out": str(out),
+        "models": [
+            {
+                "variable": m.variable,
+                "inputs": m.inputs,
+                "outputs": m.outputs,
+                "images": m.task == "classify-images",
+            }
+            for m in spec.models
+            if m.requires not in missing_weights
+        ],
+        "values": [v.variable for v in spec.values],
+        "probe_transform": any(m.task == "classify-images" for m in spec.models),
+        "curves": spec.curves,
+    }
 
 
 def _injected_cell(source: str, role: str) -> nbformat.NotebookNode:

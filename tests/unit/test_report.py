@@ -23,6 +23,7 @@ from report_checks import (
 from rich.console import Console
 
 from grader.classroom.gradebook import GradebookRow
+from grader.classroom.pseudonyms import Names
 from grader.course.config import Lateness
 from grader.course.course import find_course
 from grader.data.cache import CachedWeights
@@ -246,7 +247,7 @@ def test_text_from_the_submission_stays_inert_in_summaries_notices_and_leaderboa
     notice = render(TEMPLATES, "ci-notice.md.j2", kind="ambiguous", submission=submission,
                     commit="abc1234", marker="", title="Week 3")  # fmt: skip
     row = GradebookRow(text, "week3", Outcome.PASSED, 10, 10, {"model": 0.9}, Lateness(None, None))
-    board = render_leaderboard(COURSE, COURSE.week("week3"), [row])
+    board = render_leaderboard(COURSE, COURSE.week("week3"), [row], Names(logins=True))
     for markdown in (summary, posted, notice, board):
         assert live_problems(markdown) == []
         assert display_problems(markdown) == []
@@ -346,9 +347,10 @@ def test_the_leaderboard_is_one_row_a_student_and_hides_points_of_hidden_checks(
         GradebookRow("cy", "week3", Outcome.BELOW_THRESHOLD, 8, 10, {"model": 0.7},
                      Lateness(None, None), hidden_points=2)
     )  # fmt: skip
-    board = render_leaderboard(COURSE, COURSE.week("week3"), rows)
-    assert "| 2 | ben | **0.8000** | 10 / 10 | ✅ |\n" in board
-    assert "| 3 | cy | **0.7000** | shown later | — |\n" in board
+    names = Names(logins=False, secret="course secret")
+    board = render_leaderboard(COURSE, COURSE.week("week3"), rows, names)
+    assert f"| 2 | {names('ben')} | **0.8000** | 10 / 10 | ✅ |\n" in board
+    assert f"| 3 | {names('cy')} | **0.7000** | shown later | — |\n" in board
     assert display_problems(board) == []
 
 

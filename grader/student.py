@@ -1,0 +1,194 @@
+"""The student's check from inside a live notebook, in Colab or a local Jupyter:
+
+    %pip install -q --no-deps dl-course-grader
+    from grader.student import check
+    check("week3")
+
+It takes the trained models out of the kernel as the grader does (`torch.export`, through the
+same in-kernel capture, which leaves them as they were), measures them on the public test data
+(torchvision's download of the week's data set, or `data_root=` a local copy; an explicit root
+is never downloaded to), runs the week's visible checks from the course's public part, and
+prints them. Nothing here is a grade: the grade comes from the grader's own run after a push.
+Imports stay within what Colab has (torch, torchvision, numpy, pytest, nbformat), so the wheel
+installs with `--no-deps`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from grader.course.course import find_course, normalise_week
+from grader.data.cache import default_cache_dir, find_weights
+from grader.data.datasets import ImageDataset
+from grader.errors import DataError, GraderError
+from grader.pipeline.results import Execution, GradingResult, ModelResult
+from grader.sandbox.isolation import Scratch
+from grader.states import ExecutionStatus, ModelStatus, Outcome
+
+
+def check(
+    week: str,
+    *,
+    data_root: str | Path | None = None,
+    profile: str | None = None,
+    namespace: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> GradingResult:
+    """Check the notebook this is called from; print the checks and return the result.
+
+    `data_root`: a torchvision-style root (ROOT/FashionMNIST/raw/t10k-*) to measure on, as it
+    is; without it the week's public test set is downloaded with torchvision into the grader's
+    cache. `profile`: the thresholds' profile [default: by the size of the test set]."""
+    from grader.child.inkernel import capture
+    from grader.pipeline.capture import captured_model, read_capture, read_values
+    from grader.pipeline.checks import Facts, run_graders
+    from grader.pipeline.evaluate import reevaluate_models
+    from grader.pipeline.outcome import decide_outcome
+    from grader.pipeline.stage import capture_request
+
+    namespace = namespace if namespace is not None else inspect.stack()[1].frame.f_globals
+    course = find_course(public=True)
+    spec = course.week(normalise_week(week))
+    dataset = _test_data(spec.dataset, data_root) if spec.dataset else None
+    chosen = spec.profile_for(dataset.count("test") if dataset else None, profile)
+    result = GradingResult(spec.week, spec.title, "you", Outcome.GRADER_ERROR, "")
+    result.profile = chosen.name
+    started = time.monotonic()
+    weights = [find_weights(w) for w in spec.weights]
+    present = {m.requires for m in spec.models if m.requires and m.variable in namespace}
+    missing = {
+        found.spec.name: found.reason
+        for found in weights
+        if found.path is None and found.spec.name not in present
+    }
+    scratch = Scratch(Path(tempfile.mkdtemp(prefix="grader-check-")))
+    for folder in (scratch.capture, scratch.eval):
+        folder.mkdir(parents=True)
+    try:
+        capture(capture_request(spec, scratch.capture, set(missing)), namespace)
+        found = read_capture(scratch)
+        execution = Execution(ExecutionStatus.COMPLETED, 0.0)
+        ready = []
+        for model in spec.models:
+            if model.requires in missing:
+                result.models[model.variable] = ModelResult(
+                    model.variable, ModelStatus.SKIPPED, problem=missing[model.requires]
+                )
+            elif (problem := captured_model(model, found, execution)) is not None:
+                result.models[model.variable] = problem
+            else:
+                ready.append(model)
+        worker = _InKernel()
+        if ready:
+            evaluated, _ = reevaluate_models(spec, ready, found, dataset, chosen, worker, scratch)
+            result.models.update(evaluated)
+        result.models = {m.variable: result.models[m.variable] for m in spec.models}
+        result.device = worker.device()
+        result.values = read_values(found, scratch)
+        result.execution = execution
+        facts = Facts(
+            result.models, execution, chosen, found.get("curves"), result.values, missing,
+            spec.directory, live=True,
+        )  # fmt: skip
+        result.checks = run_graders(spec, facts)
+        result.outcome, result.summary = decide_outcome(
+            spec, execution, result.models, result.checks
+        )
+    finally:
+        shutil.rmtree(scratch.root, ignore_errors=True)
+    result.timings["total"] = round(time.monotonic() - started, 2)
+    if dataset is not None:
+        result.data = {"dataset": dataset.name, "test_images": dataset.count("test")}
+    if not quiet:
+        print(describe(result))
+    return result
+
+
+def describe(result: GradingResult) -> str:
+    """The result as plain lines: what a notebook cell prints."""
+    verdict = "passes every visible check" if result.passed else "does not pass yet"
+    data = result.data
+    measured_on = (
+        f"{data['test_images']:,} {data['dataset']} test images" if data else "the week's data"
+    )
+    lines = [
+        f"{result.title}: your notebook {verdict} "
+        f"({result.score:g} / {result.max_score:g} points of the visible checks)",
+        f"Measured by the grader's code in this kernel on {measured_on} (profile "
+        f"{result.profile}). Not a grade: the grade comes from the grader's own run after you "
+        "push.",
+        "",
+    ]
+    for item in result.checks:
+        mark = "⏭️" if item.skipped else "✅" if item.passed else "❌"
+        measured = f" — measured {item.measured}" if item.measured else ""
+        required = f", required {item.required}" if item.required else ""
+        lines.append(f"{mark} {item.name}{measured}{required}")
+        if item.message and not item.passed:
+            lines.append(f"     {item.message}")
+    lines.append("")
+    lines.append(result.summary)
+    lines += [f"💡 {m.hint}" for m in result.models.values() if m.hint]
+    return "\n".join(lines)
+
+
+class _InKernel:
+    """The evaluator's code (`grader.child.evaluator`) run here: the student's own kernel is
+    what this check trusts anyway."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._programs: dict[str, Any] = {}
+
+    def device(self) -> str:
+        return self._device
+
+    def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        import numpy as np
+        import torch
+
+        from grader.child.evaluator import _load, _run
+
+        replies = []
+        for job in jobs:
+            try:
+                if job["model"] not in self._programs:
+                    self._programs[job["model"]] = _load(job["model"], self._device)
+                inputs = torch.from_numpy(np.load(job["inputs"]))
+                outputs = _run(self._programs[job["model"]], inputs, self._device, job["batch"])
+                np.save(job["output"], outputs)
+                replies.append({"ok": True})
+            except Exception as error:  # noqa: BLE001 - the model's failure, reported
+                replies.append({"ok": False, "error": f"{type(error).__name__}: {error}"})
+        return replies
+
+
+def _test_data(name: str, data_root: str | Path | None) -> ImageDataset:
+    """The week's test split: under `data_root` as it is, else torchvision's download."""
+    if data_root is not None:
+        dataset = ImageDataset(Path(data_root).expanduser().resolve(), name, "data_root")
+        missing = dataset.missing_files(("test",))
+        if missing:
+            raise DataError(
+                f"data_root={str(data_root)!r} has no {name} test split: missing "
+                f"{', '.join(missing)} in {dataset.raw_dir}"
+            )
+        return dataset
+    import torchvision
+
+    root = default_cache_dir() / "data"
+    try:
+        getattr(torchvision.datasets, name)(root=str(root), train=False, download=True)
+    except Exception as error:  # noqa: BLE001 - any download failure, said plainly
+        raise GraderError(
+            f"could not download the {name} test set ({type(error).__name__}: {error}); "
+            f"pass data_root= a folder that has it (ROOT/{name}/raw/t10k-*)"
+        ) from None
+    return ImageDataset(root, name, "torchvision")
