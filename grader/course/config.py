@@ -28,6 +28,13 @@ DEFAULT_PATTERN = "submissions/{login}/{week}.ipynb"
 LOGIN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}"  # a GitHub login (with EMU's _suffix): a safe name
 STUDENT_SOURCES = ("actor", "owner", "repository")
 ISOLATIONS = ("namespace", "auto", "none")
+# What every grading environment provides (the grader's own dependencies that notebooks use):
+# a notebook's `pip install` of these does nothing and succeeds, like one of the packages a
+# course adds in `[environment] packages`. pip names; `sklearn` is scikit-learn's old alias.
+PROVIDED_PACKAGES = (
+    "torch", "torchvision", "numpy", "pandas", "scikit-learn", "sklearn", "scipy",
+    "matplotlib", "pillow",
+)  # fmt: skip
 
 
 class CourseConfigError(GraderError):
@@ -158,6 +165,12 @@ class CourseConfig:
     repository_prefix: str = ""  # classroom repositories are named PREFIX + login
     late: LatePolicy = field(default_factory=LatePolicy)
     ci: CiConfig = field(default_factory=CiConfig)
+    packages: tuple[str, ...] = ()  # what the runners provide beyond PROVIDED_PACKAGES
+
+    @property
+    def provided_packages(self) -> tuple[str, ...]:
+        """Every package a notebook's `pip install` may name while grading."""
+        return tuple(dict.fromkeys((*PROVIDED_PACKAGES, *self.packages)))
 
     def week(self, week: str) -> WeekConfig:
         name = normalise_week(week)
@@ -188,7 +201,8 @@ def load_course_config(course: Course) -> CourseConfig:
 # --- reading and checking -----------------------------------------------------------------
 
 _KEYS = {
-    "": {"course", "submissions", "late", "ci", "weeks"},
+    "": {"course", "submissions", "late", "ci", "weeks", "environment"},
+    "environment": {"packages"},
     "course": {"name", "repository", "timezone"},
     "submissions": {"pattern", "student", "repository_prefix"},
     "late": {"grace_minutes", "penalty_per_day", "max_days"},
@@ -212,8 +226,9 @@ _KEYS = {
 
 def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConfig:
     top = toml.Section.of(raw, "", where, _KEYS[""])
-    info, submissions, late, ci = (
-        top.table(name, _KEYS[name]) for name in ("course", "submissions", "late", "ci")
+    info, submissions, late, ci, environment = (
+        top.table(name, _KEYS[name])
+        for name in ("course", "submissions", "late", "ci", "environment")
     )
     zone = info.get("timezone", _zone)
     patterns = submissions.get("pattern", _patterns, (SubmissionPattern(DEFAULT_PATTERN),))
@@ -241,6 +256,7 @@ def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConf
             max_days=late.get("max_days", toml.integer),
         ),
         ci=_ci(ci),
+        packages=environment.get("packages", _packages, ()),
     )
 
 
@@ -309,6 +325,16 @@ def _patterns(value: Any, key: str, where: toml.Where) -> tuple[SubmissionPatter
         if text.count("{login}") > 1:
             raise where.error(key, f"{text!r} names {{login}} more than once")
     return tuple(SubmissionPattern(text) for text in values)
+
+
+def _packages(value: Any, key: str, where: toml.Where) -> tuple[str, ...]:
+    names = toml.strings(value, key, where)
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+            raise where.error(
+                key, f'{name!r} is not a package name as pip writes it, like "torchmetrics"'
+            )
+    return tuple(re.sub(r"[-_.]+", "-", name).lower() for name in names)
 
 
 def _issue(value: Any, key: str, where: toml.Where) -> int:

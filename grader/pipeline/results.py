@@ -30,6 +30,10 @@ class Execution:
     cells_run: int = 0
     cells_total: int = 0
     failure: CellFailure | None = None
+    # Whether the grader's capture cell ran (after the last cell, or after a crash or a time
+    # limit in a kernel still alive), and why not.
+    captured: bool = False
+    capture_problem: str | None = None
 
 
 @dataclass
@@ -52,6 +56,11 @@ class ModelResult:
     hint: str | None = None
     parameters: int | None = None
     export_seconds: float | None = None
+    # The notebook's own name for it, when the week's variable was missing and the grader
+    # graded the one network the notebook trained (see grader.child.discovery).
+    found_as: str | None = None
+    # When it is missing: the networks that could be it (name, class, parameters, optimizers).
+    candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

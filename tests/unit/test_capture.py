@@ -3,7 +3,7 @@
 import pytest
 
 from grader.course.spec import ModelSpec
-from grader.pipeline.capture import captured_model
+from grader.pipeline.capture import captured_model, found_as
 from grader.pipeline.results import Execution
 from grader.states import ExecutionStatus, ModelStatus
 
@@ -16,10 +16,60 @@ def test_an_exported_model_is_ready_to_evaluate():
     assert captured_model(MODEL, capture, COMPLETED) is None
 
 
-def test_a_missing_variable_keeps_the_captures_words():
-    capture = {"models": {"model": {"status": "missing", "problem": "no variable `model`"}}}
+def test_a_missing_variable_is_explained_in_the_graders_own_words():
+    capture = {
+        "models": {"model": {"status": "missing", "problem": "forged words", "candidates": []}}
+    }
     result = captured_model(MODEL, capture, COMPLETED)
-    assert result.status is ModelStatus.MISSING and result.problem == "no variable `model`"
+    assert result.status is ModelStatus.MISSING
+    assert result.problem.startswith(
+        "the notebook defines no variable `model`, and no network is left at its top level"
+    )
+    assert "return it, and assign `model = train(...)`" in result.problem
+
+
+def test_several_candidates_are_listed_with_the_line_to_add():
+    listed = [
+        {"name": "linear", "class": "Sequential", "parameters": 7850, "optimizers": ["opt_a"]},
+        {"name": "mlp", "class": "Sequential", "parameters": 101770, "optimizers": ["opt_b"]},
+    ]
+    capture = {"models": {"model": {"status": "missing", "candidates": listed}}}
+    result = captured_model(MODEL, capture, COMPLETED)
+    assert result.candidates == listed
+    assert "2 networks could be it, so none was graded: add `model = NAME`" in result.problem
+
+
+def test_candidates_from_the_kernel_are_checked_before_the_report_shows_them():
+    forged = [
+        {"name": "x | y", "class": "A", "parameters": 1, "optimizers": []},
+        {"name": "ok", "class": "B" * 500, "parameters": "many", "optimizers": ["o", "`rm`"]},
+        "not a dict",
+    ]
+    capture = {"models": {"model": {"status": "missing", "candidates": forged}}}
+    (kept,) = captured_model(MODEL, capture, COMPLETED).candidates
+    assert kept == {"name": "ok", "class": "B" * 60, "parameters": None, "optimizers": ["o"]}
+
+
+def test_a_spec_that_enforces_the_name_says_so():
+    strict = ModelSpec("model", "classify-images", [[1, 28, 28]], [10], discover=False)
+    capture = {"models": {"model": {"status": "missing"}}}
+    assert captured_model(strict, capture, COMPLETED).problem == (
+        "the notebook defines no variable `model` (this week grades that name only)"
+    )
+
+
+def test_a_notebook_that_stopped_before_defining_the_model_is_told_so():
+    stopped = Execution(ExecutionStatus.CELL_ERROR, 1.0, captured=True)
+    capture = {"models": {"model": {"status": "missing", "candidates": []}}}
+    assert captured_model(MODEL, capture, stopped).problem == (
+        "the notebook stopped before it defined `model`"
+    )
+
+
+def test_the_name_a_model_was_found_under_must_be_an_identifier():
+    assert found_as({"found_as": "net"}) == "net"
+    assert found_as({"found_as": "net`; rm"}) is None
+    assert found_as({"found_as": 3}) is None
 
 
 def test_an_unusable_model_lists_what_was_tried():
@@ -40,6 +90,8 @@ def test_data_dependent_control_flow_gets_advice():
     [
         (ExecutionStatus.COMPLETED, "the capture step did not finish"),
         (ExecutionStatus.CELL_ERROR, "the notebook stopped before its end"),
+        (ExecutionStatus.KERNEL_DIED, "the Python kernel died, so nothing could be captured"),
+        (ExecutionStatus.OUT_OF_MEMORY, "the notebook ran out of memory and was killed, so"),
     ],
 )
 def test_nothing_captured_says_why(status, reason):
