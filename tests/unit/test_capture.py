@@ -1,5 +1,7 @@
 """What the in-kernel capture reported, turned into a ModelResult in one place."""
 
+from pathlib import Path
+
 import pytest
 
 from grader.course.spec import ModelSpec
@@ -103,3 +105,23 @@ def test_a_status_the_grader_does_not_know_is_not_trusted():
     capture = {"models": {"model": {"status": "evaluated", "test_accuracy": 1.0}}}
     result = captured_model(MODEL, capture, COMPLETED)
     assert result.status is ModelStatus.MISSING
+
+
+def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_discovery(tmp_path):
+    from dataclasses import replace
+
+    import nbformat
+
+    from grader.course.spec import load_spec
+    from grader.pipeline.stage import with_grader_cells
+    from grader.sandbox.isolation import Scratch
+
+    week3 = load_spec(Path(__file__).resolve().parents[2] / "solutions" / "week3" / "spec.toml")
+    strict = replace(week3, models=[replace(week3.models[0], discover=False)])
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    cells = with_grader_cells(notebook, strict, Scratch(tmp_path), 7, packages=("tqdm",)).cells
+    prologue, capture = cells[0].source, cells[-1].source
+    assert f"_grader_prologue(7, {{'data': '{tmp_path}/work/data', 'packages': ['tqdm']}})" in (
+        prologue
+    )
+    assert "'variable': 'model'" in capture and "'discover': False" in capture
