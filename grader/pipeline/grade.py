@@ -224,7 +224,7 @@ def _run_pipeline(
         result.outcome, result.summary = decide_outcome(
             spec, execution, result.models, result.checks
         )
-        for item in advice(submission, execution, limits, staged, packages):
+        for item in advice(execution, limits, staged, packages):
             result.notes.append(item.student)
             if item.instructor:
                 result.notes.append(f"For your instructor: {item.instructor}")

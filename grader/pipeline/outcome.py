@@ -10,7 +10,6 @@ from grader.course.spec import WeekSpec
 from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
 from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelResult
-from grader.pipeline.validate import SubmittedNotebook
 from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 
@@ -88,7 +87,6 @@ class Advice:
 
 
 def advice(
-    submission: SubmittedNotebook,
     execution: Execution,
     limits: Limits,
     dataset: ImageDataset | None = None,
@@ -124,7 +122,7 @@ def _package_advice(failure: CellFailure, packages: tuple[str, ...]) -> Advice |
     if module is None and failure.error != PACKAGE_NOT_AVAILABLE:
         return None
     names = [module] if module else re.findall(r"`([^`]+)`", failure.message)[:3]
-    shown = ", ".join(f"`{name}`" for name in names) or "that package"
+    shown = ", ".join(_code(name) for name in names) or "that package"
     listed = module is not None and re.sub(r"[-_.]+", "-", module.lower()) in packages
     if listed:
         return Advice(
@@ -194,7 +192,7 @@ def _download_advice(failure: CellFailure, dataset: ImageDataset | None) -> Advi
             )
         )
     url = _URL.search(text)
-    what = f"`{url.group(0)[:200]}`" if url else "a file"
+    what = _code(url.group(0)) if url else "a file"
     return Advice(
         f"The notebook tried to download {what}, and grading has no network. Put what it "
         "fetches into the notebook itself: paste the code of a helper script into a cell, for "
@@ -217,10 +215,10 @@ def _path_advice(failure: CellFailure) -> Advice | None:
     # (not a path inside the run's own scratch folder, grader.sandbox.isolation.Scratch)
     if found is None or "/grader-" in found[1]:
         return None
-    errno, path = found[0], found[1][:200]
+    errno, path = found[0], found[1]
     what = "which is read-only" if errno in ("13", "30") else "which does not exist"
     return Advice(
-        f"The notebook uses `{path}`, {what} while grading: only the notebook's own folder "
+        f"The notebook uses {_code(path)}, {what} while grading: only the notebook's own folder "
         "is there to write in. Use a relative path such as `./data` or `./checkpoints` "
         "instead; torchvision finds the week's data set whatever root it is given."
     )
@@ -233,6 +231,12 @@ def _exit_advice(failure: CellFailure) -> Advice | None:
         "The notebook called sys.exit() or exit(); remove it: a notebook that stops itself "
         "cannot be graded."
     )
+
+
+def _code(text: str) -> str:
+    """Text from the notebook (a path, a URL, a name) as inline code it cannot break out of:
+    the report shows advice as written."""
+    return "`" + " ".join(text.replace("`", "'").split())[:200] + "`"
 
 
 _NETWORK_ERRORS = {

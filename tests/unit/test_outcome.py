@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from grader.course.spec import ModelSpec, WeekSpec
@@ -10,7 +9,6 @@ from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
 from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelResult
-from grader.pipeline.validate import SubmittedNotebook
 from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 
@@ -168,8 +166,7 @@ def _advice(error: str, message: str, source: str = "", traceback: str = "", **k
         traceback=traceback,
     )  # fmt: skip
     execution = Execution(ExecutionStatus.CELL_ERROR, 1.0, failure=failure)
-    notebook = SubmittedNotebook(Path("x.ipynb"), nbformat.v4.new_notebook(), "0")
-    return advice(notebook, execution, Limits(), **keywords)
+    return advice(execution, Limits(), **keywords)
 
 
 REFUSED = "<urlopen error [Errno 111] Connection refused>"
@@ -237,3 +234,9 @@ def test_a_missing_import_reads_as_such_in_the_summary():
         "Cell 3 imports `seaborn`, which is not installed on the grader; the notebook stopped "
         "there."
     )
+
+
+def test_text_from_the_notebook_cannot_break_out_of_the_advice_code_span():
+    (said,) = _advice("OSError", "[Errno 30] Read-only file system: '/x` @all **y**'")
+    assert said.student.startswith("The notebook uses `/x' @all **y**`, which is read-only")
+    assert said.student.count("`") == 6  # its own two, and those of `./data`, `./checkpoints`
