@@ -180,12 +180,21 @@ for step in range(150):
 
 def test_missing_model_is_reported(tmp_path, synthetic_data):
     notebook = write_notebook(
-        tmp_path / "mine.ipynb", "import torch\nnet = torch.nn.Linear(784, 10)"
+        tmp_path / "mine.ipynb", "import torch\nloss_fn = torch.nn.CrossEntropyLoss()"
     )
     run = grade(notebook, tmp_path / "out", synthetic_data)
     assert run.code == 1
     assert run.outcome == "model_missing"
     assert "the notebook defines no variable `model`" in run.report
+
+
+def test_the_only_network_under_another_name_is_graded_and_named(tmp_path, synthetic_data):
+    notebook = write_notebook(
+        tmp_path / "mine.ipynb", "import torch\nnet = torch.nn.Linear(784, 10)"
+    )
+    run = grade(notebook, tmp_path / "out", synthetic_data)
+    assert run.outcome == "below_threshold"  # graded: an untrained layer
+    assert "Graded `net` because the notebook defines no `model`." in run.report
 
 
 def test_model_that_is_not_a_module_is_reported(tmp_path, synthetic_data):
