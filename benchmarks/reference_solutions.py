@@ -96,11 +96,12 @@ def row(week: str, model: str, seed: int, result: dict, seconds: float | None, m
         verdict = "met" if accuracy >= target[0] and seconds < target[1] else "MISSED"
     wanted = f"≥ {target[0]:.0%} in < {target[1]} s" if target else "—"
     # Week 2's classifiers are measured on points the grader draws, not on images.
-    what = "images" if measured.get("input_layout", "").endswith("images") else "inputs"
+    what = "images" if (measured.get("input_layout") or "").endswith("images") else "inputs"
+    count = measured.get("test_images")
+    data = f"{result['profile']}, {count:,} test {what}" if count else result["profile"]
     return (
-        f"| {date.today()} | {machine} | {week} `{model}` | {result['profile']}, "
-        f"{measured.get('test_images') or 0:,} test {what} | {seed} | {shown} | {trained} | "
-        f"{wanted} | {verdict} |"
+        f"| {date.today()} | {machine} | {week} `{model}` | {data} | {seed} | {shown} | "
+        f"{trained} | {wanted} | {verdict} |"
     )
 
 

@@ -65,7 +65,8 @@ UNTRAINED = [
     "import torch\nmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))"
 ]
 CRASHES = ["import torch\nmodel = torch.nn.Linear(784, 10)", "raise RuntimeError('shape mismatch')"]
-NO_MODEL = ["import torch\nnet = torch.nn.Linear(784, 10)"]
+# No network at all (a loss is no model); `net = nn.Linear(...)` would now be graded as `model`.
+NO_MODEL = ["import torch\nloss_fn = torch.nn.CrossEntropyLoss()"]
 WEEK2_BROKEN = ["import numpy as np\nw, b = np.zeros(2), 0.0", "raise ValueError('not done yet')"]
 
 

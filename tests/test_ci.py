@@ -515,6 +515,10 @@ def test_grading_children_get_no_secret():
             '[ci]\ncourse_secret = "my secret"\n',
             "course.toml line 2: ci.course_secret: must be the name of a repository secret",
         ),
+        (
+            '[environment]\npackages = ["torch metrics"]\n',
+            "course.toml line 2: environment.packages: 'torch metrics' is not a package name",
+        ),
     ],
 )
 def test_a_mistake_in_course_toml_names_the_key_and_the_line(tmp_path, toml, message):
@@ -531,6 +535,7 @@ def test_the_example_course_toml_is_valid():
     config = load_course_config(Course(REPO))
     assert {w: c.issue for w, c in config.weeks.items()} == {"week2": 3, "week3": 4, "week4": 5}
     assert config.weeks["week3"].due.utcoffset() == timedelta(hours=1)  # Berlin in November
+    assert {"torch", "tqdm"} <= set(config.provided_packages)  # the grader's own, and the course's
 
 
 def test_late_policy_counts_started_days_after_the_grace_period():

@@ -140,7 +140,8 @@ def test_notebook_that_raises_mid_way_reports_cell_error_and_output(tmp_path, sy
     assert "module.py" not in run.report and machine_paths(run.report) == []
     assert "It printed nothing the grader received before it stopped." in run.report
     # The partial executed notebook is kept: cells before the failure ran, later ones did not.
-    counts = [c.get("execution_count") for c in run.executed.cells if c.cell_type == "code"]
+    cells = [c for c in run.executed.cells if "cell" in c.metadata.get("grader", {})]
+    counts = [c.get("execution_count") for c in cells if c.cell_type == "code"]
     assert counts[1] is not None and counts[-1] is None
 
 
@@ -197,12 +198,21 @@ for step in range(150):
 
 def test_missing_model_is_reported(tmp_path, synthetic_data):
     notebook = write_notebook(
-        tmp_path / "mine.ipynb", "import torch\nnet = torch.nn.Linear(784, 10)"
+        tmp_path / "mine.ipynb", "import torch\nloss_fn = torch.nn.CrossEntropyLoss()"
     )
     run = grade(notebook, tmp_path / "out", synthetic_data)
     assert run.code == 1
     assert run.outcome == "model_missing"
     assert "the notebook defines no variable `model`" in run.report
+
+
+def test_the_only_network_under_another_name_is_graded_and_named(tmp_path, synthetic_data):
+    notebook = write_notebook(
+        tmp_path / "mine.ipynb", "import torch\nnet = torch.nn.Linear(784, 10)"
+    )
+    run = grade(notebook, tmp_path / "out", synthetic_data)
+    assert run.outcome == "below_threshold"  # graded: an untrained layer
+    assert "Graded `net` because the notebook defines no `model`." in run.report
 
 
 def test_model_that_is_not_a_module_is_reported(tmp_path, synthetic_data):

@@ -19,8 +19,11 @@ from typing import Any
 PROBE_SEED = 20231
 
 
-def prologue(seed: int) -> None:
-    """Fix every random seed a notebook is likely to use, so that a run can be reproduced."""
+def prologue(seed: int, settings: dict[str, Any] | None = None) -> None:
+    """Fix every random seed a notebook is likely to use, so that a run can be reproduced; point
+    torchvision's data sets at the staged data whatever root the notebook names
+    (`settings["data"]`); answer `pip install` from the packages the grading environment
+    provides (`settings["packages"]`)."""
     import random
 
     random.seed(seed)
@@ -37,6 +40,19 @@ def prologue(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:
         pass
+    settings = settings or {}
+    from grader.child.dataroots import redirect_torchvision_roots
+    from grader.child.installs import intercept_pip_install
+
+    for step, argument in (
+        (redirect_torchvision_roots, settings.get("data")),
+        (intercept_pip_install, settings.get("packages")),
+    ):
+        try:
+            if argument is not None:
+                step(argument)
+        except Exception as error:  # noqa: BLE001 - the notebook still runs without it
+            print(f"[grader] {step.__name__} failed: {error!r}", file=sys.stderr)
 
 
 def capture(spec: dict[str, Any], namespace: dict[str, Any]) -> None:
@@ -53,11 +69,21 @@ def capture(spec: dict[str, Any], namespace: dict[str, Any]) -> None:
     if spec.get("probe_transform"):
         report["transform"] = _describe_test_transform(namespace)
     probed = (report["transform"] or {}).get("shape")
+    variables = [model["variable"] for model in spec["models"]]
+    taken = {id(namespace[v]) for v in variables if v in namespace}
+    alone = sum(v not in namespace for v in variables) == 1
     for model in spec["models"]:
         inputs = model["inputs"]
         if probed and model.get("images") and probed not in inputs:
             inputs = [probed, *inputs]  # what the notebook's own test transform produces
-        report["models"][model["variable"]] = _capture_model(model, inputs, namespace, out)
+        found = _find_model(model, namespace, taken, alone)
+        if "status" in found:
+            report["models"][model["variable"]] = found
+            continue
+        name = found["found"].get("found_as", model["variable"])
+        report["models"][model["variable"]] = found["found"] | _capture_model(
+            model, found["object"], name, inputs, out
+        )
     if spec.get("values"):
         report["values"] = _save_values(spec["values"], namespace, out / "values.npz")
     if spec.get("curves"):
@@ -66,19 +92,43 @@ def capture(spec: dict[str, Any], namespace: dict[str, Any]) -> None:
     (out / "capture.tmp").rename(out / "capture.json")
 
 
-def _capture_model(
-    model: dict[str, Any], inputs: list[list[int]], namespace: dict[str, Any], out: Path
+def _find_model(
+    model: dict[str, Any], namespace: dict[str, Any], taken: set[int], alone: bool
 ) -> dict[str, Any]:
+    """{"object", "found"} for the model to capture: the week's variable, or (when that is
+    missing, the spec allows it and no other of the week's models is missing too) the one
+    network the notebook trained under another name. Else the capture's "missing" report,
+    with the candidates the grader saw."""
     variable = model["variable"]
-    if variable not in namespace:
-        return {"status": "missing", "problem": f"the notebook defines no variable `{variable}`"}
+    if variable in namespace:
+        return {"object": namespace[variable], "found": {}}
+    missing = {"status": "missing", "problem": f"the notebook defines no variable `{variable}`"}
+    if not model.get("discover", True) or "torch" not in sys.modules:
+        return missing
+    from grader.child.discovery import candidates, choose
+
+    listed = candidates(namespace, taken)
+    chosen = choose(listed) if alone else None
+    if chosen is None:
+        return missing | {"candidates": listed}
+    taken.add(id(namespace[chosen["name"]]))
+    return {
+        "object": namespace[chosen["name"]],
+        "found": {"found_as": chosen["name"], "optimizers": chosen["optimizers"]},
+    }
+
+
+def _capture_model(
+    model: dict[str, Any], obj: Any, name: str, inputs: list[list[int]], out: Path
+) -> dict[str, Any]:
+    """Export `obj` (the notebook's `name`) as the week's model: a batch of each input shape
+    in turn, on the CPU first."""
     import torch
 
-    obj = namespace[variable]
     if not isinstance(obj, torch.nn.Module):
         return {
             "status": "unusable",
-            "problem": f"`{variable}` is a {type(obj).__name__}, not a torch.nn.Module",
+            "problem": f"`{name}` is a {type(obj).__name__}, not a torch.nn.Module",
         }
     started = time.perf_counter()
     parameters = list(obj.parameters())
@@ -90,13 +140,13 @@ def _capture_model(
     if any(tensor.is_meta for tensor in [*parameters, *obj.buffers()]):
         return info | {
             "status": "unusable",
-            "problem": f"`{variable}` has weights on the `meta` device, which holds no values "
+            "problem": f"`{name}` has weights on the `meta` device, which holds no values "
             "(it was built or moved there, or loaded with `assign=True`): train it on the CPU "
             "or the GPU",
         }
     training = obj.training
     try:
-        return info | _export_model(obj, variable, model, inputs, info, out, started)
+        return info | _export_model(obj, name, model, inputs, info, out, started)
     finally:
         # As it was: a live check (`grader.student.check`) must not leave the student's model
         # on another device, or in eval mode, for the cells that come after it. A model whose
@@ -109,7 +159,7 @@ def _capture_model(
 
 def _export_model(
     obj: Any,
-    variable: str,
+    name: str,
     model: dict[str, Any],
     inputs: list[list[int]],
     info: dict[str, Any],
@@ -133,7 +183,7 @@ def _export_model(
                 if problem:
                     attempts.append(f"input {layout}: {problem}")
                     continue
-                batch = _export(obj, example, out / f"{variable}.pt2")
+                batch = _export(obj, example, out / f"{model['variable']}.pt2")
             except Exception as error:  # noqa: BLE001 - any failure is data for the report
                 attempts.append(
                     f"input {layout} on {device}: {type(error).__name__}: {_first_line(error)}"
@@ -148,7 +198,7 @@ def _export_model(
             }
     return {
         "status": "unusable",
-        "problem": f"`{variable}` could not be called and exported on a batch of inputs",
+        "problem": f"`{name}` could not be called and exported on a batch of inputs",
         "attempts": list(dict.fromkeys(attempts))[:6],
     }
 

@@ -1,11 +1,15 @@
 """The child process that executes a staged notebook with papermill, inside the sandbox.
 
-    python -m grader.child.runner INPUT OUTPUT --cwd DIR --cell-timeout S \
-        --parameters JSON --events FD
+    python -m grader.child.runner INPUT OUTPUT --cwd DIR --cell-timeout S --timeout S \
+        --capture-timeout S --parameters JSON --events FD
 
 It reports progress and how the run ended as JSON lines on file descriptor FD, which the kernel
-does not inherit. The grader trusts these events for progress and diagnostics only, never for a
-grade.
+does not inherit: `{"event": "cell", "index", "total"}` as each cell starts, then one
+`{"event": "done", "status", "index", "cell", "error", "message", "traceback", "captured",
+"capture_problem"}`. A cell that raises or runs past the per-cell or the total limit stops the
+student's part of the notebook; the grader's capture cell still runs in the living kernel
+(within `--capture-timeout`), and `captured` says whether it did. The grader trusts these events
+for progress and diagnostics only, never for a grade.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 
@@ -24,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("output")
     parser.add_argument("--cwd", required=True)
     parser.add_argument("--cell-timeout", type=int, required=True)
+    parser.add_argument("--timeout", type=float, required=True)
+    parser.add_argument("--capture-timeout", type=float, required=True)
     parser.add_argument("--parameters", default="{}")
     parser.add_argument("--events", type=int, required=True)
     args = parser.parse_args(argv)
@@ -37,8 +44,8 @@ def main(argv: list[str] | None = None) -> None:
 
     skip_slow_optional_imports()
     become_subreaper()
-    # The grader stops a run that outlives its total limit with SIGTERM: take the whole
-    # process tree (the kernel lives in a session of its own) down with us.
+    # The grader stops a run that outlives its limits (and the capture's grace) with SIGTERM:
+    # take the whole process tree (the kernel lives in a session of its own) down with us.
     signal.signal(signal.SIGTERM, lambda *_: (kill_descendants(), os._exit(143)))
     try:
         emit(**_execute(args, emit))
@@ -50,86 +57,212 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
     import nbformat
     import papermill
     import papermill.engines
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     parameters = json.loads(args.parameters)
     # papermill adds one cell when it has parameters to inject
     total = len(nbformat.read(args.input, as_version=4).cells) + bool(parameters)
-    current = {"index": None}
+    run = _Run(time.monotonic() + args.timeout, args.cell_timeout, args.capture_timeout)
 
     def on_cell_start(cell, cell_index, **_):
-        current["index"] = cell_index
+        run.index = cell_index
         emit(event="cell", index=cell_index, total=total)
 
-    papermill.engines.papermill_engines.register("grader", _capped_output_engine())
+    papermill.engines.papermill_engines.register("grader", _grading_engine(run))
     try:
         papermill.execute_notebook(
             args.input,
             args.output,
             parameters=parameters,
             kernel_name="python3",
+            # Colab and other tools write notebooks without a language: the grader runs Python.
+            language="python",
             cwd=args.cwd,
-            execution_timeout=args.cell_timeout,
             start_timeout=120,
             progress_bar=False,
             log_output=False,
             request_save_on_cell_execute=True,
             on_cell_start=on_cell_start,
-            # The grader's own cells (seeding imports torch; capture exports models) are
-            # bounded by the total limit only, not charged to the student's per-cell limit.
-            timeout_func=lambda cell: (
-                None if "injected" in cell.metadata.get("grader", {}) else args.cell_timeout
-            ),
+            timeout_func=run.timeout_for,
+            # A cell over its time is interrupted (KeyboardInterrupt in the kernel), so that the
+            # kernel lives on and the capture cell can still take the model out of it.
+            interrupt_on_timeout=True,
+            error_on_timeout={"ename": _TIMED_OUT, "evalue": "", "traceback": []},
             engine_name="grader",
         )
-    except PapermillExecutionError as error:
-        return {
-            "event": "done",
-            "status": "cell_error",
-            "index": error.cell_index,
-            "execution_count": error.exec_count,
-            "error": error.ename,
-            "message": error.evalue,
-            "traceback": error.traceback,
-        }
-    except CellTimeoutError as error:
-        return {
-            "event": "done",
-            "status": "cell_timeout",
-            "index": current["index"],
-            "message": str(error).strip().splitlines()[0],
-        }
+    except PapermillExecutionError:
+        pass  # the cell that failed is in `run.stopped`; papermill only re-reports it
     except DeadKernelError as error:
-        return {
-            "event": "done",
-            "status": "kernel_died",
-            "index": current["index"],
-            "message": str(error),
-        }
+        run.stopped = run.stopped or {
+            "status": "kernel_died", "index": run.index, "message": str(error),
+        }  # fmt: skip
+        run.capture_problem = run.capture_problem or "the kernel died"
     except Exception as error:  # noqa: BLE001 - reported, never raised into the void
         return {
             "event": "done",
             "status": "runner_error",
-            "index": current["index"],
+            "index": run.index,
             "message": f"{type(error).__name__}: {error}",
         }
-    return {"event": "done", "status": "completed", "index": current["index"]}
+    return {
+        "event": "done",
+        **(run.stopped or {"status": "completed", "index": run.index}),
+        "captured": run.captured,
+        "capture_problem": run.capture_problem,
+    }
+
+
+_TIMED_OUT = "grader-time-limit"  # the ename of nbclient's reply for a cell stopped at its limit
+
+
+class _Run:
+    """The state of one run: its time limits, where it stopped, whether the capture ran."""
+
+    def __init__(self, deadline: float, cell_timeout: int, capture_timeout: float):
+        self.deadline = deadline
+        self.cell_timeout = cell_timeout
+        self.capture_timeout = capture_timeout
+        self.index: int | None = None
+        self.limit = "cell"  # which limit bounds the running cell: "cell" or "total"
+        self.capture_deadline: float | None = None
+        self.stopped: dict[str, Any] | None = None  # how the student's part ended, if not well
+        self.captured = False
+        self.capture_problem: str | None = None
+
+    def timeout_for(self, cell) -> float | None:
+        """The per-cell limit, or what is left of the total if that is less. The grader's own
+        cells have their own bound: an import interrupted half-way would break the capture."""
+        if _role(cell) == "capture":
+            return max(1.0, self.capture_deadline - time.monotonic())
+        if _role(cell) == "prologue":
+            return self.capture_timeout
+        left = self.deadline - time.monotonic()
+        self.limit = "total" if left < self.cell_timeout else "cell"
+        return max(1.0, min(left, self.cell_timeout))
+
+    def stop(self, cell, index: int, error) -> None:
+        """Record why the notebook stopped at this cell (an error or a time limit)."""
+        where = {"index": index, "cell": _number(cell)}
+        if error.ename != _TIMED_OUT:
+            self.stopped = {
+                "status": "cell_error", **where, "error": error.ename,
+                "message": error.evalue, "traceback": _traceback(cell),
+            }  # fmt: skip
+            return
+        if self.limit == "total":
+            status, message = "total_timeout", "the notebook ran past its total time limit"
+        else:
+            status = "cell_timeout"
+            message = f"the cell ran for more than {self.cell_timeout} s"
+        self.stopped = {"status": status, **where, "message": message}
+        cell.outputs.append(_grader_note(f"stopped by the grader: {message}"))
+
+
+def _role(cell) -> str | None:
+    """The grader's own cells' role ("prologue", "capture"); None for the student's."""
+    return cell.metadata.get("grader", {}).get("injected")
+
+
+def _number(cell) -> int | None:
+    """The cell's number in the student's own notebook (the stage wrote it)."""
+    return cell.metadata.get("grader", {}).get("cell")
+
+
+def _traceback(cell) -> list[str]:
+    """The kernel's traceback of the error the cell printed (its last 200 lines)."""
+    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    return list(errors[-1].get("traceback", []))[-200:] if errors else []
+
+
+def _grader_note(text: str):
+    import nbformat
+
+    return nbformat.v4.new_output("stream", name="stderr", text=f"\n[grader] {text}\n")
 
 
 CELL_OUTPUT_LIMIT = 2_000_000  # characters of output kept per cell
 NOTEBOOK_OUTPUT_LIMIT = 20_000_000
 
 
-def _capped_output_engine():
-    """papermill's nbclient engine, keeping a bounded amount of output: a cell that prints a
-    gigabyte must not take the runner, the executed notebook or the report down with it."""
+def _grading_engine(run: _Run):
+    """papermill's nbclient engine, with two changes. It keeps a bounded amount of output: a
+    cell that prints a gigabyte must not take the runner, the executed notebook or the report
+    down with it. And when a student cell fails or runs out of time, it skips the remaining
+    student cells but still runs the grader's capture cell in the living kernel, so that the
+    model trained before a late crash is graded."""
     import nbformat
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, logger
     from papermill.utils import merge_kwargs, remove_args
 
-    class CappedOutputClient(PapermillNotebookClient):
+    class GradingClient(PapermillNotebookClient):
+        def papermill_execute_cells(self):
+            for index, cell in enumerate(self.nb.cells):
+                if _role(cell) == "capture":
+                    self._capture(cell, index)
+                    continue
+                if run.stopped or (_role(cell) is None and time.monotonic() >= run.deadline):
+                    run.stopped = run.stopped or {
+                        "status": "total_timeout", "index": index, "cell": _number(cell),
+                        "message": "the notebook ran past its total time limit",
+                    }  # fmt: skip
+                    continue  # the student's remaining cells are not run
+                try:
+                    self.nb_man.cell_start(cell, index)
+                    self.execute_cell(cell, index)
+                except (CellExecutionError, CellTimeoutError) as error:
+                    self.nb_man.cell_exception(cell, cell_index=index, exception=error)
+                    if isinstance(error, CellTimeoutError):  # the kernel did not answer in time
+                        error = CellExecutionError("", _TIMED_OUT, "")
+                    run.stop(cell, index, error)
+                except DeadKernelError:
+                    self.nb_man.cell_exception(cell, cell_index=index)
+                    run.stopped = {
+                        "status": "kernel_died", "index": index, "cell": _number(cell),
+                        "message": "the kernel died while this cell ran",
+                    }  # fmt: skip
+                    raise
+                finally:
+                    self.nb_man.cell_complete(cell, cell_index=index)
+
+        def _capture(self, cell, index: int) -> None:
+            """Run the capture cell; after an interrupted cell, the kernel may still be busy
+            or refuse ("abort") the first request: try again until the capture's bound."""
+            run.capture_deadline = time.monotonic() + run.capture_timeout
+            while True:
+                self._grader_reply_status = None
+                try:
+                    self.nb_man.cell_start(cell, index)
+                    self.execute_cell(cell, index)
+                except (CellExecutionError, CellTimeoutError) as error:
+                    self.nb_man.cell_exception(cell, cell_index=index, exception=error)
+                    timed_out = getattr(error, "ename", _TIMED_OUT) == _TIMED_OUT
+                    run.capture_problem = (
+                        f"the kernel did not finish the capture within {run.capture_timeout:g} s"
+                        + (" (it was still busy with the interrupted cell)" if run.stopped else "")
+                        if timed_out
+                        else f"the capture raised {error.ename}: {error.evalue}"
+                    )
+                    return
+                except DeadKernelError:
+                    run.capture_problem = "the kernel died"
+                    raise
+                finally:
+                    self.nb_man.cell_complete(cell, cell_index=index)
+                if self._grader_reply_status != "aborted":
+                    run.captured = True
+                    return
+                if time.monotonic() >= run.capture_deadline:
+                    run.capture_problem = "the kernel refused to run the capture"
+                    return
+                time.sleep(0.2)
+
+        async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+            self._grader_reply_status = ((exec_reply or {}).get("content") or {}).get("status")
+            return await super()._check_raise_for_error(cell, cell_index, exec_reply)
+
         def output(self, outs, msg, display_id, cell_index):
             if msg["msg_type"] not in ("stream", "display_data", "execute_result"):
                 return super().output(outs, msg, display_id, cell_index)
@@ -154,7 +287,7 @@ def _capped_output_engine():
                 ))  # fmt: skip
             return None
 
-    class CappedOutputEngine(NBClientEngine):
+    class GradingEngine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(
             cls,
@@ -175,9 +308,9 @@ def _capped_output_engine():
                 startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
             )  # fmt: skip
-            return CappedOutputClient(nb_man, **final_kwargs).execute()
+            return GradingClient(nb_man, **final_kwargs).execute()
 
-    return CappedOutputEngine
+    return GradingEngine
 
 
 if __name__ == "__main__":

@@ -33,6 +33,13 @@ ISOLATIONS = ("namespace", "auto", "none")
 # comment per student on the week's issue of course.repository (everyone who reads it sees all).
 REPORTS = ("student-repository", "shared-issue")
 NAMES = ("pseudonyms", "logins")  # what the leaderboard calls students
+# What every grading environment provides (the grader's own dependencies that notebooks use):
+# a notebook's `pip install` of these does nothing and succeeds, like one of the packages a
+# course adds in `[environment] packages`. pip names; `sklearn` is scikit-learn's old alias.
+PROVIDED_PACKAGES = (
+    "torch", "torchvision", "numpy", "pandas", "scikit-learn", "sklearn", "scipy",
+    "matplotlib", "pillow",
+)  # fmt: skip
 
 
 class CourseConfigError(GraderError):
@@ -198,6 +205,12 @@ class CourseConfig:
     budget: Budget = field(default_factory=Budget)
     leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
     timezone: ZoneInfo | None = None  # course.timezone: due dates and the budget's days
+    packages: tuple[str, ...] = ()  # what the runners provide beyond PROVIDED_PACKAGES
+
+    @property
+    def provided_packages(self) -> tuple[str, ...]:
+        """Every package a notebook's `pip install` may name while grading."""
+        return tuple(dict.fromkeys((*PROVIDED_PACKAGES, *self.packages)))
 
     def week(self, week: str) -> WeekConfig:
         name = normalise_week(week)
@@ -245,7 +258,8 @@ def load_course_config(course: Course) -> CourseConfig:
 # --- reading and checking -----------------------------------------------------------------
 
 _KEYS = {
-    "": {"course", "submissions", "late", "ci", "weeks", "budget", "leaderboard"},
+    "": {"course", "submissions", "late", "ci", "weeks", "budget", "leaderboard", "environment"},
+    "environment": {"packages"},
     "course": {"name", "repository", "timezone"},
     "submissions": {"pattern", "student", "repository_prefix"},
     "late": {"grace_minutes", "penalty_per_day", "max_days"},
@@ -274,9 +288,9 @@ _KEYS = {
 
 def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConfig:
     top = toml.Section.of(raw, "", where, _KEYS[""])
-    info, submissions, late, ci, budget, leaderboard = (
+    info, submissions, late, ci, budget, leaderboard, environment = (
         top.table(name, _KEYS[name])
-        for name in ("course", "submissions", "late", "ci", "budget", "leaderboard")
+        for name in ("course", "submissions", "late", "ci", "budget", "leaderboard", "environment")
     )
     zone = info.get("timezone", _zone)
     patterns = submissions.get("pattern", _patterns, (SubmissionPattern(DEFAULT_PATTERN),))
@@ -313,6 +327,7 @@ def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConf
             repository=leaderboard.get("repository", _repository),
         ),
         timezone=zone,
+        packages=environment.get("packages", _packages, ()),
     )
 
 
@@ -384,6 +399,16 @@ def _patterns(value: Any, key: str, where: toml.Where) -> tuple[SubmissionPatter
         if text.count("{login}") > 1:
             raise where.error(key, f"{text!r} names {{login}} more than once")
     return tuple(SubmissionPattern(text) for text in values)
+
+
+def _packages(value: Any, key: str, where: toml.Where) -> tuple[str, ...]:
+    names = toml.strings(value, key, where)
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+            raise where.error(
+                key, f'{name!r} is not a package name as pip writes it, like "torchmetrics"'
+            )
+    return tuple(re.sub(r"[-_.]+", "-", name).lower() for name in names)
 
 
 def _issue(value: Any, key: str, where: toml.Where) -> int:

@@ -77,6 +77,9 @@ class ModelSpec:
     threshold: str | None = None  # the profile threshold its test accuracy is held to
     requires: str | None = None  # the name of pretrained weights it needs
     required: bool = True  # False: shown in the report when present, never failing the run
+    # When `variable` is missing, grade the one network the notebook trained under another name
+    # (the report says so); False: the name is enforced.
+    discover: bool = True
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class WeekSpec:
     values: list[ValueSpec] = field(default_factory=list)
     weights: list[WeightsSpec] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # from the week's folder into the kernel's ./
+    # What a notebook that crashes or runs out of time after training costs: "end_check" (only
+    # the graders' "runs to the end" check fails; the captured model is graded) or "all_points".
+    crash_costs: str = "end_check"
 
     @property
     def source_notebook(self) -> Path:
@@ -161,6 +167,7 @@ class WeekSpec:
 TASKS = ("classify-images", "classify-points")
 DATASETS = ("FashionMNIST", "MNIST")
 # The outcomes an example submission may be expected to get (grader.pipeline.results.Outcome).
+CRASH_COSTS = ("end_check", "all_points")
 EXPECTED_OUTCOMES = (
     "passed", "below_threshold", "cell_error", "cell_timeout", "total_timeout", "out_of_memory",
     "kernel_died", "model_missing", "model_unusable", "submission_invalid",
@@ -171,11 +178,11 @@ _KEYS = {
         "title", "notebook", "issue", "curves", "execution", "parameters", "smoke", "models",
         "profiles", "examples", "values", "weights", "files",
     },
-    "execution": {"cell_timeout", "timeout", "memory_mb", "processes"},
+    "execution": {"cell_timeout", "timeout", "memory_mb", "processes", "crash_costs"},
     "smoke": {"parameters"},
     "models": {
         "variable", "task", "inputs", "outputs", "dataset", "data", "threshold", "requires",
-        "required",
+        "required", "discover",
     },
     "profile": {"description", "test_images", "thresholds", "parameters"},
     "threshold": {"minimum", "maximum", "full_marks_at"},
@@ -233,6 +240,7 @@ def load_spec(path: Path) -> WeekSpec:
         files=[
             _file_in(name, "files", where, week_dir) for name in top.get("files", toml.strings, [])
         ],
+        crash_costs=execution.get("crash_costs", toml.choice, "end_check", CRASH_COSTS),
     )
 
 
@@ -248,6 +256,7 @@ def _model(section: toml.Section, week_dir: Path) -> ModelSpec:
         threshold=section.get("threshold", toml.text),
         requires=section.get("requires", toml.text),
         required=section.get("required", toml.boolean, True),
+        discover=section.get("discover", toml.boolean, True),
     )
     if task == "classify-images" and model.dataset is None:
         raise section.error("dataset", f"is missing: a {task} model needs one of {DATASETS}")

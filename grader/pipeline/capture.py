@@ -6,6 +6,7 @@ ModelResult, or says the model is ready to evaluate."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -38,12 +39,20 @@ def captured_model(
     if status is CaptureStatus.EXPORTED:
         return None
     if status is None:
-        reason = (
-            "the capture step did not finish"
-            if execution.status is ExecutionStatus.COMPLETED
-            else "the notebook stopped before its end, so no model was captured"
+        return ModelResult(model.variable, ModelStatus.MISSING, problem=_not_captured(execution))
+    if status is CaptureStatus.MISSING:
+        listed = candidates(info)
+        stopped = execution.status is not ExecutionStatus.COMPLETED and not listed
+        return ModelResult(
+            model.variable,
+            ModelStatus.MISSING,
+            problem=(
+                f"the notebook stopped before it defined `{model.variable}`"
+                if stopped
+                else _missing(model, listed)
+            ),
+            candidates=listed,
         )
-        return ModelResult(model.variable, ModelStatus.MISSING, problem=reason)
     problem = str(info.get("problem", ""))
     attempts = [str(attempt) for attempt in info.get("attempts", [])]
     if attempts:
@@ -61,6 +70,69 @@ def captured_model(
         problem=problem,
         parameters=info.get("parameters"),
     )
+
+
+def _not_captured(execution: Execution) -> str:
+    """Why the capture cell handed nothing over, in plain words."""
+    status, problem = execution.status, execution.capture_problem
+    if status is ExecutionStatus.KERNEL_DIED:
+        return "the Python kernel died, so nothing could be captured"
+    if status is ExecutionStatus.OUT_OF_MEMORY:
+        return "the notebook ran out of memory and was killed, so nothing could be captured"
+    if status is ExecutionStatus.COMPLETED:
+        return "the capture step did not finish" + (f": {problem}" if problem else "")
+    return "the notebook stopped before its end and the model could not be captured" + (
+        f" afterwards: {problem}" if problem else ""
+    )
+
+
+def _missing(model: ModelSpec, listed: list[dict[str, Any]]) -> str:
+    defines = f"the notebook defines no variable `{model.variable}`"
+    if not model.discover:
+        return f"{defines} (this week grades that name only)"
+    if not listed:
+        return (
+            f"{defines}, and no network is left at its top level (one built inside a function "
+            f"is gone when the function returns: return it, and assign `{model.variable} = "
+            "train(...)`)"
+        )
+    if len(listed) == 1:
+        return f"{defines}; `{listed[0]['name']}` could be it: add `{model.variable} = " + (
+            f"{listed[0]['name']}` as the last line of the notebook to have it graded"
+        )
+    return (
+        f"{defines}, and {len(listed)} networks could be it, so none was graded: add "
+        f"`{model.variable} = NAME` for the one to grade as the last line of the notebook"
+    )
+
+
+def candidates(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The networks the capture listed for a missing model, checked: names are identifiers,
+    counts are numbers (capture.json comes from the student's kernel)."""
+    listed = []
+    for item in info.get("candidates") or []:
+        if not isinstance(item, dict) or not _IDENTIFIER.fullmatch(str(item.get("name", ""))):
+            continue
+        parameters = item.get("parameters")
+        optimizers = [str(o) for o in item.get("optimizers") or [] if _IDENTIFIER.fullmatch(str(o))]
+        listed.append(
+            {
+                "name": str(item["name"]),
+                "class": str(item.get("class", ""))[:60],
+                "parameters": parameters if isinstance(parameters, int) else None,
+                "optimizers": optimizers[:4],
+            }
+        )
+    return listed[:8]
+
+
+def found_as(info: dict[str, Any]) -> str | None:
+    """The notebook's own name of the network graded in place of a missing variable."""
+    name = info.get("found_as")
+    return name if isinstance(name, str) and _IDENTIFIER.fullmatch(name) else None
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,60}")
 
 
 def read_values(capture: dict[str, Any], scratch: Scratch) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Execute a staged notebook with papermill in a child process, within wall-clock limits, and
-say how it ended: completed, or the cell, the error and the last lines it printed."""
+say how it ended: completed, or the cell, the error and the last lines it printed, and whether
+the model could still be captured afterwards."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ CellProgress = Callable[[int, int], None]  # (index of the cell starting, cells 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _GRACE_SECONDS = 5
+# After a crash or a time limit the capture cell still runs in the living kernel: it exports the
+# models (a few seconds; more for a big network on a busy CPU) and may first wait for the
+# interrupted cell to end. The runner gives it this long; the grader waits this long and a
+# margin past the total limit before it kills the whole run.
+CAPTURE_SECONDS = 120
+_MARGIN_SECONDS = 30
 
 
 def execute_notebook(
@@ -46,6 +53,7 @@ def execute_notebook(
     command = [
         sys.executable, "-m", "grader.child.runner", str(run.notebook), str(run.executed),
         "--cwd", str(run.scratch.work), "--cell-timeout", str(cell_timeout),
+        "--timeout", str(timeout), "--capture-timeout", str(CAPTURE_SECONDS),
         "--parameters", json.dumps(parameters), "--events", str(write_fd),
     ]  # fmt: skip
     started = time.monotonic()
@@ -55,8 +63,11 @@ def execute_notebook(
             stderr=subprocess.STDOUT, pass_fds=(write_fd,),
         )  # fmt: skip
     os.close(write_fd)
+    # The runner stops the notebook at `timeout` itself and still captures; this deadline is
+    # for a runner or kernel that does not stop.
+    hard_deadline = started + timeout + CAPTURE_SECONDS + _MARGIN_SECONDS
     done, stopped = _follow_events(
-        read_fd, started + timeout, progress, lambda: sandbox.enforcer.check(runner.pid)
+        read_fd, hard_deadline, progress, lambda: sandbox.enforcer.check(runner.pid)
     )
     if stopped:
         _stop(runner)
@@ -64,29 +75,34 @@ def execute_notebook(
     kill_descendants(keep=set(keep_alive))
     index = (done or {}).get("index")
     limits = sandbox.limits
+    where = {"index": index, "cell": (done or {}).get("cell"), "captured": False}
     if stopped == "timeout":
         done = {
+            **where,
             "status": ExecutionStatus.TOTAL_TIMEOUT,
-            "index": index,
             "message": f"the whole notebook may run for at most {timeout:g} s",
+            "capture_problem": "the kernel did not stop when the time was up",
         }
     elif sandbox.enforcer.out_of_memory():
         done = {
+            **where,
             "status": ExecutionStatus.OUT_OF_MEMORY,
-            "index": index,
             "message": f"the notebook used more than {limits.memory_mb:,} MB of memory",
+            "capture_problem": "the notebook was killed for its memory",
         }
     elif sandbox.enforcer.tripped == "processes":
         done = {
+            **where,
             "status": ExecutionStatus.KERNEL_DIED,
-            "index": index,
             "message": f"the notebook started more than {limits.processes} processes",
+            "capture_problem": "the notebook was killed for its processes",
         }
     elif done is None:
         done = {
+            **where,
             "status": ExecutionStatus.KERNEL_DIED,
-            "index": index,
             "message": f"the notebook runner exited with code {runner.returncode}",
+            "capture_problem": "the notebook runner died",
         }
     return _describe(run, done, time.monotonic() - started)
 
@@ -134,15 +150,15 @@ def _describe(run: StagedRun, done: dict[str, Any], seconds: float) -> Execution
     nb = read_executed(run)
     student_cells = [c for c in nb.cells if "cell" in c.metadata.get("grader", {})]
     status = _status(done)
-    if status is ExecutionStatus.COMPLETED and not _captured(nb):
-        done = _stopped_early(student_cells, done)
-        status = ExecutionStatus.CELL_ERROR
     ran = sum(1 for c in student_cells if c.get("execution_count") is not None)
+    problem = done.get("capture_problem")
     execution = Execution(
         status=status,
         seconds=round(seconds, 2),
         cells_run=ran,
         cells_total=len(student_cells),
+        captured=done.get("captured") is True,
+        capture_problem=_plain(str(problem))[:300] if problem else None,
     )
     if status is not ExecutionStatus.COMPLETED:
         execution.failure = _failure(nb, {**done, "status": status})
@@ -158,38 +174,6 @@ def _status(done: dict[str, Any]) -> ExecutionStatus:
         return ExecutionStatus.RUNNER_ERROR
 
 
-def _captured(nb: nbformat.NotebookNode) -> bool:
-    return any(
-        c.metadata.get("grader", {}).get("injected") == "capture"
-        and c.get("execution_count") is not None
-        for c in nb.cells
-    )
-
-
-def _stopped_early(cells: list[nbformat.NotebookNode], done: dict[str, Any]) -> dict[str, Any]:
-    """papermill counts `sys.exit(0)` as success and runs no further cell: for grading, the
-    notebook stopped at that cell."""
-    for cell in cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                message = output.get("evalue") or ""
-                if output.get("ename") == "SystemExit":
-                    message = f"the notebook called sys.exit({message})"
-                return {
-                    **done,
-                    "status": ExecutionStatus.CELL_ERROR,
-                    "error": output.get("ename", "Error"),
-                    "message": message,
-                    "traceback": output.get("traceback", []),
-                }
-    return {
-        **done,
-        "status": ExecutionStatus.CELL_ERROR,
-        "error": "stopped",
-        "message": "the notebook stopped before its last cell",
-    }
-
-
 def read_executed(run: StagedRun) -> nbformat.NotebookNode:
     """The executed notebook, or the staged one if the run never got to save it."""
     for path in (run.executed, run.notebook):
@@ -201,8 +185,8 @@ def read_executed(run: StagedRun) -> nbformat.NotebookNode:
 
 
 def _failed_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The cell papermill marked as failed or left running. (After a cell error the runner's
-    index will not do: papermill adds banner cells above the failure.)"""
+    """The cell papermill marked as failed or left running. (The runner's index will not do:
+    papermill adds banner cells above a failure.)"""
     for cell in nb.cells:
         state = cell.metadata.get("papermill", {})
         if state.get("exception") or state.get("status") in ("failed", "running"):
@@ -214,15 +198,15 @@ def _failed_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
 
 
 def _failure(nb: nbformat.NotebookNode, done: dict[str, Any]) -> CellFailure:
+    """Where the notebook stopped: the cell the runner names by its number in the student's
+    notebook, else the one papermill marked as failed or left running."""
+    number = done.get("cell")
+    cell = next(
+        (c for c in nb.cells if isinstance(number, int) and _number(c) == number), None
+    ) or _failed_cell(nb)
     index = done.get("index")
-    if (
-        done["status"] is not ExecutionStatus.CELL_ERROR
-        and isinstance(index, int)
-        and 0 <= index < len(nb.cells)
-    ):
-        cell = nb.cells[index]  # the cell that was running when the run was stopped
-    else:
-        cell = _failed_cell(nb)
+    if cell is None and isinstance(index, int) and 0 <= index < len(nb.cells):
+        cell = nb.cells[index]
     meta = cell.metadata.get("grader", {}) if cell is not None else {}
     failure = CellFailure(
         cell=meta.get("cell"),
@@ -237,6 +221,10 @@ def _failure(nb: nbformat.NotebookNode, done: dict[str, Any]) -> CellFailure:
         if meta.get("injected") == "capture":
             failure.cell = None
     return failure
+
+
+def _number(cell: nbformat.NotebookNode) -> int | None:
+    return cell.metadata.get("grader", {}).get("cell")
 
 
 def last_output_lines(cell: nbformat.NotebookNode, limit: int = 15) -> list[str]:

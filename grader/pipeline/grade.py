@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +17,7 @@ from typing import Protocol
 import nbformat
 
 from grader import stopping
+from grader.course.config import load_course_config
 from grader.course.course import Course
 from grader.course.spec import Profile, WeekSpec
 from grader.data.cache import find_weights
@@ -23,14 +25,14 @@ from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
 from grader.lock import lock_folder
 from grader.options import GradeOptions
-from grader.pipeline.capture import captured_model, read_capture, read_values
+from grader.pipeline.capture import captured_model, found_as, read_capture, read_values
 from grader.pipeline.checks import Facts, run_graders
 from grader.pipeline.evaluate import EvaluatorProcess, reevaluate_models
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.predictions import write_predictions
 from grader.pipeline.provenance import graded_datasets, provenance, test_data_line
-from grader.pipeline.results import GradingResult, ModelResult
+from grader.pipeline.results import CheckResult, GradingResult, ModelResult
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.pipeline.visibility import show_checks
@@ -92,6 +94,7 @@ def _grade(
     student = options.student or os.environ.get("GITHUB_ACTOR") or "student"
     try:
         spec = course.week(week)
+        packages = load_course_config(course).provided_packages
         dataset, graded_on = graded_datasets(spec, options)
         test_images = graded_on.count("test") if graded_on else None
         profile = spec.profile_for(test_images, options.profile)
@@ -130,8 +133,9 @@ def _grade(
         )
     try:
         executed = _run_pipeline(
-            result, spec, submission, (dataset, graded_on), profile, options, progress, out
-        )
+            result, spec, submission, (dataset, graded_on), profile, options, progress, out,
+            packages,
+        )  # fmt: skip
         stopping.check()  # a stop the graders' pytest caught leaves a result not to trust
         show_checks(result, course, spec)
     except GraderError as error:
@@ -155,11 +159,13 @@ def _run_pipeline(
     options: GradeOptions,
     progress: GradingProgress,
     out: Path,
+    packages: tuple[str, ...],
 ) -> nbformat.NotebookNode:
     """Stage, execute, capture, re-evaluate and check; returns the executed notebook.
 
     `datasets` is (what the notebook gets in ./data, what the grader evaluates on): the same
-    data set, unless an instructor configured a private test split."""
+    data set, unless an instructor configured a private test split. `packages` are those a
+    `pip install` in the notebook may name."""
     staged, graded_on = datasets
     isolation = resolve_isolation(options.isolation)
     limits = Limits(memory_mb=options.memory_mb or spec.memory_mb, processes=spec.processes)
@@ -184,7 +190,9 @@ def _run_pipeline(
                 if found.path is not None
             }
         )
-        run = stage_workdir(submission.notebook, spec, staged, weights, scratch, options.seed)
+        run = stage_workdir(
+            submission.notebook, spec, staged, weights, scratch, options.seed, packages
+        )
         worker = EvaluatorProcess(sandbox, options.device)
         if options.device == "cuda":
             worker.device()  # fail now, not after a long run, when there is no CUDA device
@@ -203,9 +211,10 @@ def _run_pipeline(
         )  # fmt: skip
         result.execution = execution
         result.timings["notebook"] = execution.seconds
-        capture = read_capture(scratch)
+        # After a crash or a time limit the capture still ran in the living kernel: the model
+        # trained by then is graded (the spec's `crash_costs` says what the crash costs).
+        capture = read_capture(scratch) if execution.captured else {}
         result.curves = _clean_curves(capture.get("curves"))
-        completed = execution.status is ExecutionStatus.COMPLETED and bool(capture)
         ready = []
         for model in spec.models:
             if model.variable in skipped:
@@ -216,7 +225,7 @@ def _run_pipeline(
                 result.models[model.variable] = problem
             else:
                 ready.append(model)
-        if completed and ready:
+        if capture and ready:
             progress.step("Re-evaluating the models on the grader's own data")
             evaluating = time.monotonic()
             result.device = worker.device()
@@ -227,7 +236,8 @@ def _run_pipeline(
             result.provenance.update({key: str(value) for key, value in drawn.items()})
             result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
         result.models = {m.variable: result.models[m.variable] for m in spec.models}
-        if completed:
+        result.notes.extend(_found_under_other_names(result.models, capture))
+        if capture:
             result.values = read_values(capture, scratch)
         else:
             result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
@@ -238,10 +248,12 @@ def _run_pipeline(
             result.models, execution, profile, result.curves, result.values, missing, spec.directory
         )
         result.checks = run_graders(spec, facts)
+        if execution.status is not ExecutionStatus.COMPLETED and spec.crash_costs == "all_points":
+            result.checks = [_no_points_after_a_crash(check) for check in result.checks]
         result.outcome, result.summary = decide_outcome(
             spec, execution, result.models, result.checks
         )
-        result.advise(*advice(submission, execution, limits))
+        result.advise(*advice(execution, limits, staged, packages))
         return read_executed(run)
     finally:
         if worker is not None:
@@ -249,6 +261,31 @@ def _run_pipeline(
         sandbox.close()
         if not options.keep_workdir:
             scratch.remove()
+
+
+def _found_under_other_names(models: dict[str, ModelResult], capture: dict) -> list[str]:
+    """Set each model's `found_as` and say, for each, which network was graded and why."""
+    notes = []
+    for variable, model in models.items():
+        name = found_as((capture.get("models") or {}).get(variable) or {})
+        if name is None:
+            continue
+        model.found_as = name
+        notes.append(f"Graded `{name}` because the notebook defines no `{variable}`.")
+    return notes
+
+
+def _no_points_after_a_crash(check: CheckResult) -> CheckResult:
+    """This week's spec gives no points to a notebook that did not run to its end."""
+    if check.skipped or not check.passed:
+        return check
+    return replace(
+        check,
+        score=0.0,
+        passed=False,
+        message="no points: the notebook did not run to its end, and this week grants none "
+        "then (the model was still measured, as shown below)",
+    )
 
 
 def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary: str):

@@ -34,6 +34,11 @@ class Execution:
     # unknown parameter", "Kernel died"): the instructor's log, never the student's output.
     runner_log: list[str] = field(default_factory=list)
 
+    # Whether the grader's capture cell ran (after the last cell, or after a crash or a time
+    # limit in a kernel still alive), and why not.
+    captured: bool = False
+    capture_problem: str | None = None
+
 
 @dataclass(frozen=True)
 class Advice:
@@ -74,6 +79,11 @@ class ModelResult:
     # written to predictions.npz beside results.json, never into results.json or a report.
     predictions: Any = field(default=None, repr=False, compare=False)
     shown: bool = True  # False while a check that measures it is hidden from the student
+    # The notebook's own name for it, when the week's variable was missing and the grader
+    # graded the one network the notebook trained (see grader.child.discovery).
+    found_as: str | None = None
+    # When it is missing: the networks that could be it (name, class, parameters, optimizers).
+    candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

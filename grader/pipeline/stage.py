@@ -35,6 +35,7 @@ def stage_workdir(
     weights: list[CachedWeights],
     scratch: Scratch,
     seed: int,
+    packages: tuple[str, ...] = (),
 ) -> StagedRun:
     if dataset is not None:
         dataset.stage(scratch.work / "data")
@@ -49,7 +50,7 @@ def stage_workdir(
     _pin_kernel(scratch)
     notebook = scratch.run / "input.ipynb"
     missing = {found.spec.name for found in weights if found.path is None}
-    nbformat.write(with_grader_cells(submission, spec, scratch, seed, missing), notebook)
+    nbformat.write(with_grader_cells(submission, spec, scratch, seed, missing, packages), notebook)
     return StagedRun(scratch, notebook, scratch.run / "executed.ipynb")
 
 
@@ -59,17 +60,23 @@ def with_grader_cells(
     scratch: Scratch,
     seed: int,
     missing_weights: set[str] = frozenset(),
+    packages: tuple[str, ...] = (),
 ) -> nbformat.NotebookNode:
-    """The submission with every cell numbered as the student sees it, plus our two cells."""
+    """The submission with every cell numbered as the student sees it, plus our two cells.
+    `packages` are those a `pip install` in the notebook may name (the grading environment
+    provides them)."""
     nb = copy.deepcopy(submission)
     for number, cell in enumerate(nb.cells, start=1):
         cell.metadata["grader"] = {"cell": number}  # replaces anything a student put there
         if INJECTED in cell.metadata.get("tags", []):
             cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != INJECTED]
     capture_spec = capture_request(spec, scratch.capture, missing_weights)
+    settings = {"data": str(scratch.work / "data"), "packages": sorted(packages)}
     prologue = _injected_cell(
-        "# Added by the grader: fixed seeds, so that this run can be reproduced.\n"
-        f"from grader.child.inkernel import prologue as _grader_prologue\n_grader_prologue({seed})",
+        "# Added by the grader: fixed seeds, so that this run can be reproduced; the staged data\n"
+        "# found whatever root torchvision is given; no `pip install` while grading.\n"
+        "from grader.child.inkernel import prologue as _grader_prologue\n"
+        f"_grader_prologue({seed}, {settings!r})",
         "prologue",
     )
     capture = _injected_cell(
@@ -95,6 +102,7 @@ def capture_request(
                 "inputs": m.inputs,
                 "outputs": m.outputs,
                 "images": m.task == "classify-images",
+                "discover": m.discover,
             }
             for m in spec.models
             if m.requires not in missing_weights

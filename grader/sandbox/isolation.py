@@ -248,6 +248,12 @@ def isolate(
         *[arg for folder in _maskable(hidden, scratch) for arg in ("--tmpfs", str(folder))],
         "--dev",
         "/dev",
+        # POSIX semaphores and shared memory, which DataLoader workers (num_workers=2, as in
+        # Colab's and PyTorch's tutorials) need: writable for nobody too, private to the run.
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/dev/shm",
         "--proc",
         "/proc",
         "--tmpfs",

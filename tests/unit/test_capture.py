@@ -1,9 +1,11 @@
 """What the in-kernel capture reported, turned into a ModelResult in one place."""
 
+from pathlib import Path
+
 import pytest
 
 from grader.course.spec import ModelSpec
-from grader.pipeline.capture import captured_model
+from grader.pipeline.capture import captured_model, found_as
 from grader.pipeline.results import Execution
 from grader.states import ExecutionStatus, ModelStatus
 
@@ -16,10 +18,60 @@ def test_an_exported_model_is_ready_to_evaluate():
     assert captured_model(MODEL, capture, COMPLETED) is None
 
 
-def test_a_missing_variable_keeps_the_captures_words():
-    capture = {"models": {"model": {"status": "missing", "problem": "no variable `model`"}}}
+def test_a_missing_variable_is_explained_in_the_graders_own_words():
+    capture = {
+        "models": {"model": {"status": "missing", "problem": "forged words", "candidates": []}}
+    }
     result = captured_model(MODEL, capture, COMPLETED)
-    assert result.status is ModelStatus.MISSING and result.problem == "no variable `model`"
+    assert result.status is ModelStatus.MISSING
+    assert result.problem.startswith(
+        "the notebook defines no variable `model`, and no network is left at its top level"
+    )
+    assert "return it, and assign `model = train(...)`" in result.problem
+
+
+def test_several_candidates_are_listed_with_the_line_to_add():
+    listed = [
+        {"name": "linear", "class": "Sequential", "parameters": 7850, "optimizers": ["opt_a"]},
+        {"name": "mlp", "class": "Sequential", "parameters": 101770, "optimizers": ["opt_b"]},
+    ]
+    capture = {"models": {"model": {"status": "missing", "candidates": listed}}}
+    result = captured_model(MODEL, capture, COMPLETED)
+    assert result.candidates == listed
+    assert "2 networks could be it, so none was graded: add `model = NAME`" in result.problem
+
+
+def test_candidates_from_the_kernel_are_checked_before_the_report_shows_them():
+    forged = [
+        {"name": "x | y", "class": "A", "parameters": 1, "optimizers": []},
+        {"name": "ok", "class": "B" * 500, "parameters": "many", "optimizers": ["o", "`rm`"]},
+        "not a dict",
+    ]
+    capture = {"models": {"model": {"status": "missing", "candidates": forged}}}
+    (kept,) = captured_model(MODEL, capture, COMPLETED).candidates
+    assert kept == {"name": "ok", "class": "B" * 60, "parameters": None, "optimizers": ["o"]}
+
+
+def test_a_spec_that_enforces_the_name_says_so():
+    strict = ModelSpec("model", "classify-images", [[1, 28, 28]], [10], discover=False)
+    capture = {"models": {"model": {"status": "missing"}}}
+    assert captured_model(strict, capture, COMPLETED).problem == (
+        "the notebook defines no variable `model` (this week grades that name only)"
+    )
+
+
+def test_a_notebook_that_stopped_before_defining_the_model_is_told_so():
+    stopped = Execution(ExecutionStatus.CELL_ERROR, 1.0, captured=True)
+    capture = {"models": {"model": {"status": "missing", "candidates": []}}}
+    assert captured_model(MODEL, capture, stopped).problem == (
+        "the notebook stopped before it defined `model`"
+    )
+
+
+def test_the_name_a_model_was_found_under_must_be_an_identifier():
+    assert found_as({"found_as": "net"}) == "net"
+    assert found_as({"found_as": "net`; rm"}) is None
+    assert found_as({"found_as": 3}) is None
 
 
 def test_an_unusable_model_lists_what_was_tried():
@@ -40,6 +92,8 @@ def test_data_dependent_control_flow_gets_advice():
     [
         (ExecutionStatus.COMPLETED, "the capture step did not finish"),
         (ExecutionStatus.CELL_ERROR, "the notebook stopped before its end"),
+        (ExecutionStatus.KERNEL_DIED, "the Python kernel died, so nothing could be captured"),
+        (ExecutionStatus.OUT_OF_MEMORY, "the notebook ran out of memory and was killed, so"),
     ],
 )
 def test_nothing_captured_says_why(status, reason):
@@ -51,3 +105,23 @@ def test_a_status_the_grader_does_not_know_is_not_trusted():
     capture = {"models": {"model": {"status": "evaluated", "test_accuracy": 1.0}}}
     result = captured_model(MODEL, capture, COMPLETED)
     assert result.status is ModelStatus.MISSING
+
+
+def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_discovery(tmp_path):
+    from dataclasses import replace
+
+    import nbformat
+
+    from grader.course.spec import load_spec
+    from grader.pipeline.stage import with_grader_cells
+    from grader.sandbox.isolation import Scratch
+
+    week3 = load_spec(Path(__file__).resolve().parents[2] / "solutions" / "week3" / "spec.toml")
+    strict = replace(week3, models=[replace(week3.models[0], discover=False)])
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    cells = with_grader_cells(notebook, strict, Scratch(tmp_path), 7, packages=("tqdm",)).cells
+    prologue, capture = cells[0].source, cells[-1].source
+    assert f"_grader_prologue(7, {{'data': '{tmp_path}/work/data', 'packages': ['tqdm']}})" in (
+        prologue
+    )
+    assert "'variable': 'model'" in capture and "'discover': False" in capture

@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from grader.course.spec import ModelSpec, WeekSpec
+from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
-from grader.pipeline.outcome import decide_outcome
+from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelResult
+from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 
 
@@ -130,3 +132,124 @@ def test_only_a_pass_exits_0_and_only_the_graders_failure_exits_2():
     assert Outcome.PASSED.exit_code == 0
     assert Outcome.GRADER_ERROR.exit_code == 2
     assert {o.exit_code for o in Outcome} == {0, 1, 2}
+
+
+# --- after a crash: the model trained by then ----------------------------------------------------
+
+
+def test_a_late_crash_says_the_model_was_still_graded():
+    failure = CellFailure(cell=7, execution_count=7, error="KeyError", message="'val_acc'")
+    execution = Execution(ExecutionStatus.CELL_ERROR, 1.0, failure=failure, captured=True)
+    outcome, summary = decide_outcome(_spec(MODEL), execution, {"model": _evaluated()}, [])
+    assert outcome is Outcome.CELL_ERROR
+    assert summary == (
+        "Cell 7 raised KeyError: 'val_acc'; the notebook stopped there. The model it had "
+        "trained by then was captured and graded."
+    )
+
+
+def test_a_model_stopped_by_a_time_limit_is_said_to_be_captured_mid_training():
+    failure = CellFailure(cell=5, execution_count=5, error="cell timeout", message="")
+    execution = Execution(ExecutionStatus.CELL_TIMEOUT, 1.0, failure=failure, captured=True)
+    _, summary = decide_outcome(_spec(MODEL), execution, {"model": _evaluated()}, [])
+    assert summary.endswith(
+        "(cell 5) The model was captured as it stood when the notebook was "
+        "stopped (it may have been mid-training) and graded."
+    )
+
+
+def test_a_multi_line_error_message_keeps_its_first_line_in_the_summary():
+    message = "Error downloading train-images-idx3-ubyte.gz:\nTried https://…, got:\n<urlopen …>"
+    failure = CellFailure(cell=1, execution_count=1, error="RuntimeError", message=message)
+    _, summary = decide_outcome(
+        _spec(MODEL), Execution(ExecutionStatus.CELL_ERROR, 1.0, failure=failure), {}, []
+    )
+    assert summary == (
+        "Cell 1 raised RuntimeError: Error downloading train-images-idx3-ubyte.gz; the notebook "
+        "stopped there."
+    )
+
+
+# --- advice that fits the failure ------------------------------------------------------------------
+
+
+def _advice(error: str, message: str, source: str = "", traceback: str = "", **keywords):
+    failure = CellFailure(
+        cell=1, execution_count=1, error=error, message=message, source=source,
+        traceback=traceback,
+    )  # fmt: skip
+    execution = Execution(ExecutionStatus.CELL_ERROR, 1.0, failure=failure)
+    return advice(execution, Limits(), **keywords)
+
+
+REFUSED = "<urlopen error [Errno 111] Connection refused>"
+
+
+def test_a_helper_script_from_github_is_no_pretrained_weights():
+    source = (
+        'urllib.request.urlretrieve("https://raw.githubusercontent.com/a/b/main/utils.py", "u.py")'
+    )
+    (said,) = _advice("URLError", REFUSED, source, "File /usr/lib/python3/urllib/request.py")
+    assert said.student.startswith(
+        "The notebook tried to download `https://raw.githubusercontent.com/a/b/main/utils.py`, "
+        "and grading has no network."
+    )
+    assert "paste the code" in said.student and "pretrained" not in said.student
+    assert said.instructor == ""
+
+
+def test_pretrained_weights_are_the_instructors_to_prefetch():
+    traceback = "File .../site-packages/torch/hub.py:870, in load_state_dict_from_url"
+    (said,) = _advice("URLError", REFUSED, "models.mobilenet_v2(weights='DEFAULT')", traceback)
+    assert "tried to download pretrained weights" in said.student
+    assert "That is not your fault: tell your instructor." in said.student
+    assert "grader prefetch" in said.instructor and "grader prefetch" not in said.student
+
+
+def test_a_data_set_download_is_never_needed_for_the_weeks_own():
+    dataset = ImageDataset(Path("/data"), "FashionMNIST", "embedded")
+    traceback = "File .../torchvision/datasets/mnist.py:196, in MNIST.download"
+    (said,) = _advice(
+        "RuntimeError", "Error downloading train-images-idx3-ubyte.gz:", "", traceback,
+        dataset=dataset,
+    )  # fmt: skip
+    assert "tried to download a data set" in said.student
+    assert "`datasets.FashionMNIST(root=..., download=True)` finds it whatever the root" in (
+        said.student
+    )
+
+
+def test_an_absolute_root_the_notebook_writes_to_is_named_with_the_fix():
+    (said,) = _advice("RuntimeError", "Parent directory /files does not exist.")
+    assert said.student.startswith("The notebook uses `/files`, which does not exist while")
+    assert "Use a relative path such as `./data`" in said.student
+    (said,) = _advice("OSError", "[Errno 30] Read-only file system: '/content/model.pt'")
+    assert "`/content/model.pt`, which is read-only while grading" in said.student
+    assert _advice("FileNotFoundError", "[Errno 2] No such file or directory: 'data/x.csv'") == []
+
+
+def test_a_package_the_grader_lacks_is_named_and_the_instructor_told_how_to_add_it():
+    (said,) = _advice("ModuleNotFoundError", "No module named 'seaborn'")
+    assert said.student.startswith("`seaborn` is not installed on the grader")
+    assert "course.toml's `[environment] packages`" in said.instructor
+    (said,) = _advice("ModuleNotFoundError", "No module named 'seaborn'", packages=("seaborn",))
+    assert "although the course provides it: that is not your fault" in said.student
+
+
+def test_a_missing_import_reads_as_such_in_the_summary():
+    failure = CellFailure(
+        cell=3, execution_count=3, error="ModuleNotFoundError", message="No module named 'seaborn'"
+    )
+    _, summary = decide_outcome(
+        _spec(MODEL), Execution(ExecutionStatus.CELL_ERROR, 1.0, failure=failure), {}, []
+    )
+    assert summary == (
+        "Cell 3 imports `seaborn`, which is not installed on the grader; the notebook stopped "
+        "there."
+    )
+
+
+def test_text_from_the_notebook_cannot_break_out_of_the_advice_code_span():
+    (said,) = _advice("OSError", "[Errno 30] Read-only file system: '/x` @all **y**'")
+    assert said.student.startswith("The notebook uses `/x' @all **y**`, which is read-only")
+    assert said.student.count("`") == 6  # its own two, and those of `./data`, `./checkpoints`

@@ -91,7 +91,7 @@ def test_a_threshold_a_profile_lacks_is_refused(week3):
 
 
 def test_two_profiles_for_the_same_test_split_are_refused(week3):
-    spec = _edit(week3, "test_images = 4443", "test_images = 10000")
+    spec = _edit(week3, "test_images = 4000", "test_images = 10000")
     with pytest.raises(SpecError, match="test_images: 10000 is also profile 'full'"):
         load_spec(spec)
 
@@ -119,4 +119,19 @@ def test_a_missing_required_key_is_named(week3):
 def test_broken_toml_names_the_file(week3):
     spec = _edit(week3, "[execution]", "[execution")
     with pytest.raises(SpecError, match=str(spec)):
+        load_spec(spec)
+
+
+def test_discovery_and_the_cost_of_a_crash_have_defaults_and_can_be_set(week3):
+    spec = load_spec(week3 / "spec.toml")
+    assert spec.crash_costs == "end_check" and spec.models[0].discover is True
+    _edit(week3, "timeout = 1800", 'timeout = 1800\ncrash_costs = "all_points"')
+    spec = _edit(week3, 'variable = "model"', 'variable = "model"\ndiscover = false')
+    strict = load_spec(spec)
+    assert strict.crash_costs == "all_points" and strict.models[0].discover is False
+
+
+def test_an_unknown_cost_of_a_crash_is_refused(week3):
+    spec = _edit(week3, "timeout = 1800", 'timeout = 1800\ncrash_costs = "half"')
+    with pytest.raises(SpecError, match="execution.crash_costs: must be one of 'end_check'"):
         load_spec(spec)
