@@ -118,7 +118,8 @@ def describe(result: GradingResult) -> str:
     )
     lines = [
         f"{result.title}: your notebook {verdict} "
-        f"({result.score:g} / {result.max_score:g} points of the visible checks)",
+        f"({result.score:g} / {result.graded_max_score:g} points of the visible checks it could "
+        "run here)",
         f"Measured by the grader's code in this kernel on {measured_on} (profile "
         f"{result.profile}). Not a grade: the grade comes from the grader's own run after you "
         "push.",

@@ -151,7 +151,11 @@ def test_run_autograder_grades_a_submission_with_the_same_pipeline_and_report(gr
     # Gradescope's container cannot create namespaces: auto fell back to none, and says so.
     assert section["provenance"]["Sandbox"].startswith("none isolation")
     assert "none isolation" in results["output"]
-    assert results["output"] == (root / "results" / "grading" / "report.md").read_text()
+    # The same report, but with the training curves as a table: Gradescope renders no mermaid.
+    report = (root / "results" / "grading" / "report.md").read_text()
+    assert "```mermaid" in report and "```mermaid" not in results["output"]
+    head = report.split("### Training curves")[0] if "### Training curves" in report else report
+    assert results["output"].startswith(head.split("```mermaid")[0])
 
 
 @pytest.mark.slow

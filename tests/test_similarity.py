@@ -119,7 +119,8 @@ def test_batch_similarity_finds_a_copied_model_that_code_alone_misses(tmp_path, 
 
     done = grader(
         "--course", course, "batch", "week3", tmp_path / "class", "--out", out,
-        "--data-dir", shared_data, "--device", "cpu", "--workers", "2", "--similarity",
+        "--data-dir", shared_data, "--profile", "subset", "--device", "cpu", "--workers", "2",
+        "--similarity",
     )  # fmt: skip
 
     assert done.returncode == 0, done.stdout + done.stderr

@@ -113,8 +113,8 @@ def test_a_network_a_function_returned_is_graded_under_its_own_name(corpus):
 def test_two_trained_networks_are_listed_not_guessed(corpus):
     row = corpus["two-models-compared.ipynb"]
     assert "2 networks could be it, so none was graded: add `model = NAME`" in row.report
-    assert "| `linear` | Sequential | 7,850 | `opt_linear` |" in row.report
-    assert "| `mlp` | Sequential | 101,770 | `opt_mlp` |" in row.report
+    assert "| `linear` | `Sequential` | 7,850 | `opt_linear` |" in row.report
+    assert "| `mlp` | `Sequential` | 101,770 | `opt_mlp` |" in row.report
 
 
 def test_a_network_that_lived_only_inside_a_function_is_explained(corpus):
@@ -134,7 +134,7 @@ def test_a_late_crash_costs_only_the_runs_to_the_end_check(corpus):
     )
     assert [(test["name"], test["status"]) for test in row.tests] == [
         ("The notebook runs from top to bottom without an error", "failed"),
-        ("`model` is a trained torch.nn.Module the grader can run", "passed"),
+        ("`model` is a torch.nn.Module the grader can run on its own test images", "passed"),
         ("Test accuracy of `model`, measured by the grader", "passed"),
     ]
     assert "cell 4 stopped it: KeyError" in row.report

@@ -16,7 +16,7 @@ from grader.course.public import write_public
 from grader.errors import ReleaseError
 
 # Instructor-only files in a week's folder: never copied into the student's release.
-INSTRUCTOR_ONLY = ["spec.toml", "graders", "examples", "private"]
+INSTRUCTOR_ONLY = ["spec.toml", "graders", "examples", "private", "similarity-baseline.json"]
 
 
 def release_week(course: Course, week: str, dest: Path | None = None) -> list[Path]:

@@ -37,12 +37,18 @@ def decide_outcome(
         if model.status is ModelStatus.SKIPPED or model.variable not in required:
             continue
         if model.status is ModelStatus.MISSING:
-            return Outcome.MODEL_MISSING, f"{Outcome.MODEL_MISSING.sentence} {model.problem}."
+            return Outcome.MODEL_MISSING, f"{Outcome.MODEL_MISSING.sentence} {_sentence(model)}"
         if model.status is ModelStatus.UNUSABLE:
-            return Outcome.MODEL_UNUSABLE, f"{Outcome.MODEL_UNUSABLE.sentence} {model.problem}."
+            return Outcome.MODEL_UNUSABLE, f"{Outcome.MODEL_UNUSABLE.sentence} {_sentence(model)}"
     failed = [check for check in checks if not check.passed and not check.skipped]
     outcome = Outcome.BELOW_THRESHOLD if failed else Outcome.PASSED
     return outcome, checks_summary(checks)
+
+
+def _sentence(model) -> str:
+    """The model's problem as a sentence of its own: capitalised, one full stop."""
+    problem = (model.problem or "").strip().rstrip(".")
+    return f"{problem[:1].upper()}{problem[1:]}." if problem else ""
 
 
 def checks_summary(checks: list[CheckResult]) -> str:

@@ -78,7 +78,7 @@ def test_a_required_model_that_cannot_be_evaluated_decides_the_outcome(status, o
     models = {"model": ModelResult("model", status, problem="the notebook defines no `model`")}
     decided, summary = decide_outcome(_spec(MODEL), COMPLETED, models, [_check(False)])
     assert decided is outcome
-    assert summary.endswith("the notebook defines no `model`.")
+    assert summary.endswith("The notebook defines no `model`.")
 
 
 def test_an_optional_model_never_fails_the_run():

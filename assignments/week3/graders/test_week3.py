@@ -13,7 +13,7 @@ def test_notebook_runs_to_the_end(execution):
 
 @pytest.mark.points(1)
 def test_model_is_a_usable_network(models):
-    """`model` is a trained torch.nn.Module the grader can run"""
+    """`model` is a torch.nn.Module the grader can run on its own test images"""
     model = models["model"]
     assert model.status == "evaluated", model.problem
 

@@ -25,7 +25,7 @@ def test_notebook_runs_to_the_end(execution):
 
 @pytest.mark.points(1)
 def test_cnn_is_a_usable_network(models):
-    """`cnn` is a trained torch.nn.Module the grader can run"""
+    """`cnn` is a network the grader can run on [N, 1, 28, 28] images"""
     model = models["cnn"]
     assert model.status == "evaluated", model.problem
 
