@@ -60,7 +60,10 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
 
     def on_cell_start(cell, cell_index, **_):
         current["index"] = cell_index
-        emit(event="cell", index=cell_index, total=total)
+        # Whether student code starts now: what failed before that is the grader's own doing.
+        grader = cell.metadata.get("grader", {})
+        student = "cell" in grader or grader.get("injected") == "capture"
+        emit(event="cell", index=cell_index, total=total, student=student)
 
     papermill.engines.papermill_engines.register("grader", _capped_output_engine())
     try:

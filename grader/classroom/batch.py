@@ -126,6 +126,12 @@ def run_batch(
     slots = plan_slots(workers, detect_gpus(), settings.gpu_memory_mb, spec.memory_mb)
     started = time.monotonic()
     timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
+    verified: dict[str, str] = {}
+    if todo:  # the sandbox self-test, once for the whole batch (it raises when it fails)
+        from grader.pipeline.grade import verify_sandbox
+
+        verified = verify_sandbox(spec, options)
+    slots = [replace(slot, env={**slot.env, **verified}) for slot in slots]
     with BatchProgress(len(todo), console) as progress:
         runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress)
     seconds = round(time.monotonic() - started, 2)

@@ -28,6 +28,10 @@ CellProgress = Callable[[int, int], None]  # (index of the cell starting, cells 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _GRACE_SECONDS = 5
+# The grader's own start (the runner, the kernel, the grader's first cell) is not the student's
+# time: the total limit counts from the first student cell. Not getting there in this long is
+# the grader's failure.
+STARTUP_SECONDS = 300
 
 
 def execute_notebook(
@@ -55,8 +59,9 @@ def execute_notebook(
             stderr=subprocess.STDOUT, pass_fds=(write_fd,),
         )  # fmt: skip
     os.close(write_fd)
+    seen: dict[str, Any] = {"student": False}  # whether student code has started
     done, stopped = _follow_events(
-        read_fd, started + timeout, progress, lambda: sandbox.enforcer.check(runner.pid)
+        read_fd, timeout, progress, lambda: sandbox.within_limits(runner.pid), seen
     )
     if stopped:
         _stop(runner)
@@ -68,13 +73,23 @@ def execute_notebook(
         done = {
             "status": ExecutionStatus.TOTAL_TIMEOUT,
             "index": index,
-            "message": f"the whole notebook may run for at most {timeout:g} s",
+            "message": f"the whole notebook may run for at most {timeout:g} s"
+            if seen["student"]
+            else f"the kernel did not get to the notebook's first cell in {STARTUP_SECONDS} s",
         }
     elif sandbox.enforcer.out_of_memory():
         done = {
             "status": ExecutionStatus.OUT_OF_MEMORY,
             "index": index,
             "message": f"the notebook used more than {limits.memory_mb:,} MB of memory",
+        }
+    elif (done or {}).get("status") != "completed" and sandbox.out_of_disk():
+        done = {
+            **(done or {}),
+            "status": ExecutionStatus.OUT_OF_DISK,
+            "index": index,
+            "message": f"{(done or {}).get('message') or 'its writes failed'}: the notebook's "
+            f"folder may hold at most {limits.disk_mb:,} MB, and it was full",
         }
     elif sandbox.enforcer.tripped == "processes":
         done = {
@@ -88,15 +103,41 @@ def execute_notebook(
             "index": index,
             "message": f"the notebook runner exited with code {runner.returncode}",
         }
+    if not seen["student"] and done.get("status") != "completed":
+        done = _before_student_code(run, done, runner.returncode)
     return _describe(run, done, time.monotonic() - started)
 
 
+def _before_student_code(run: StagedRun, done: dict[str, Any], code: int | None) -> dict[str, Any]:
+    """A run that ended before any student code started failed on the grader's side (the
+    kernel never started, the grader's first cell failed, the runner died): a runner error,
+    with what the instructor needs to know."""
+    said = done.get("message") or f"the runner exited with code {code}"
+    if done.get("error"):
+        said = f"{done['error']}: {said}"
+    log = [line for line in kernel_log_tail(run, 40) if line.strip()]
+    return {
+        "status": ExecutionStatus.RUNNER_ERROR,
+        "index": None,
+        "message": f"the notebook's kernel never got to its first cell "
+        f"({str(done.get('status')).replace('_', ' ')}: {said})"
+        + (f"; the runner's log ends: {log[-1]}" if log else ""),
+    }
+
+
 def _follow_events(
-    fd: int, deadline: float, progress: CellProgress | None, within_limits: Callable[[], bool]
+    fd: int,
+    timeout: float,
+    progress: CellProgress | None,
+    within_limits: Callable[[], bool],
+    seen: dict[str, Any],
 ) -> tuple[dict | None, str | None]:
     """Read the runner's JSON events until it closes the pipe; stop early at the deadline
-    ("timeout") or when the watchdog finds the run over its limits ("limit")."""
+    ("timeout": STARTUP_SECONDS to reach student code, then `timeout` from there) or when the
+    watchdog finds the run over its limits ("limit"). `seen["student"]` turns True once a cell
+    of the student's (or the capture after them) starts."""
     done, buffer = None, b""
+    deadline = time.monotonic() + STARTUP_SECONDS
     with os.fdopen(fd, "rb", buffering=0) as stream:
         while True:
             remaining = deadline - time.monotonic()
@@ -114,8 +155,11 @@ def _follow_events(
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 event = json.loads(line)
-                if event["event"] == "cell" and progress:
-                    progress(event["index"], event["total"])
+                if event["event"] == "cell":
+                    if event.get("student") is True and not seen["student"]:
+                        seen["student"], deadline = True, time.monotonic() + timeout
+                    if progress:
+                        progress(event["index"], event["total"])
                 elif event["event"] == "done":
                     done = event
 
@@ -216,7 +260,7 @@ def _failed_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
 def _failure(nb: nbformat.NotebookNode, done: dict[str, Any]) -> CellFailure:
     index = done.get("index")
     if (
-        done["status"] is not ExecutionStatus.CELL_ERROR
+        done["status"] not in (ExecutionStatus.CELL_ERROR, ExecutionStatus.OUT_OF_DISK)
         and isinstance(index, int)
         and 0 <= index < len(nb.cells)
     ):

@@ -32,6 +32,7 @@ from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
+from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 from grader.views.markdown import safe_name
 from grader.views.report import render_report
@@ -73,7 +74,7 @@ def grade_submission(
         test_images = graded_on.count("test") if graded_on else None
         profile = spec.profile_for(test_images, options.profile)
     except GraderError as error:
-        result = _bare_result(week, week, student, Outcome.GRADER_ERROR, str(error))
+        result = _bare_result(week, week, student, Outcome.GRADER_ERROR, not_your_fault(error))
         write_outputs(result, out, course, executed=None, started=started)
         raise
     result = _bare_result(spec.week, spec.title, student, Outcome.GRADER_ERROR, "")
@@ -110,7 +111,7 @@ def grade_submission(
             result, spec, submission, (dataset, graded_on), profile, options, progress, out
         )
     except GraderError as error:
-        result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
+        result.outcome, result.summary = Outcome.GRADER_ERROR, not_your_fault(error)
         write_outputs(result, out, course, executed=None, started=started)
         raise
     write_outputs(result, out, course, executed=executed, started=started)
@@ -133,8 +134,9 @@ def _run_pipeline(
     data set, unless an instructor configured a private test split."""
     staged, graded_on = datasets
     isolation = resolve_isolation(options.isolation)
-    limits = Limits(memory_mb=options.memory_mb or spec.memory_mb, processes=spec.processes)
-    scratch = Scratch.create()
+    limits = grading_limits(spec, options)
+    # A kept scratch folder stays a plain folder (its quota is then the watchdog's).
+    scratch = Scratch.create(limits.disk_mb, mount=not options.keep_workdir)
     # What the notebook must not read even with a read-only view of the machine: the course's
     # solutions and graders, the private test split, the grades, and the checkout the grader
     # runs in (in a classroom repository, the other students' notebooks).
@@ -143,6 +145,11 @@ def _run_pipeline(
     result.provenance["Sandbox"] = sandbox.describe()
     worker = None
     try:
+        # The evaluation worker starts first, in the sandbox the notebook will run in: until
+        # this process (or its parent) has seen it import what a grading needs, the notebook
+        # waits for it (grader.sandbox.selftest).
+        check = () if verified(sandbox) else MODULES
+        worker = EvaluatorProcess(sandbox, options.device, check)
         progress.step("Staging a scratch folder and the data")
         weights = [find_weights(w) for w in spec.weights]
         missing = {found.spec.name: found.reason for found in weights if found.path is None}
@@ -154,8 +161,13 @@ def _run_pipeline(
                 if found.path is not None
             }
         )
-        run = stage_workdir(submission.notebook, spec, staged, weights, scratch, options.seed)
-        worker = EvaluatorProcess(sandbox, options.device)
+        try:
+            run = stage_workdir(submission.notebook, spec, staged, weights, scratch, options.seed)
+        except (OSError, EOFError) as error:  # a truncated cache file, a full disk
+            raise GraderError(f"staging the notebook's scratch folder failed: {error}") from None
+        if check:
+            progress.step("Checking that the sandbox runs the grader's Python")
+        result.timings["sandbox check"] = check_sandbox(sandbox, worker.self_test)
         if options.device == "cuda":
             worker.device()  # fail now, not after a long run, when there is no CUDA device
         parameters = {
@@ -173,6 +185,10 @@ def _run_pipeline(
         )  # fmt: skip
         result.execution = execution
         result.timings["notebook"] = execution.seconds
+        if execution.status is ExecutionStatus.RUNNER_ERROR:
+            raise GraderError(f"the notebook runner failed: {execution.failure.message}")
+        if not options.keep_workdir:
+            scratch.discard_notebook_files()  # room for the evaluation, whatever the run left
         capture = read_capture(scratch)
         result.curves = _clean_curves(capture.get("curves"))
         completed = execution.status is ExecutionStatus.COMPLETED and bool(capture)
@@ -191,7 +207,7 @@ def _run_pipeline(
             evaluating = time.monotonic()
             result.device = worker.device()
             evaluated, drawn = reevaluate_models(
-                spec, ready, capture, graded_on, profile, worker, scratch
+                spec, ready, capture, graded_on, profile, worker, scratch, public=staged
             )
             result.models.update(evaluated)
             result.provenance.update({key: str(value) for key, value in drawn.items()})
@@ -205,14 +221,17 @@ def _run_pipeline(
         if execution.failure and execution.status in died:
             execution.failure.last_output = execution.failure.last_output or kernel_log_tail(run)
         progress.step("Running the graders")
+        held = {m.threshold: result.models[m.variable].review for m in spec.models}
         facts = Facts(
-            result.models, execution, profile, result.curves, result.values, missing, spec.directory
-        )
+            result.models, execution, profile, result.curves, result.values, missing,
+            spec.directory, withheld={key: why for key, why in held.items() if key and why},
+        )  # fmt: skip
         result.checks = run_graders(spec, facts)
         result.outcome, result.summary = decide_outcome(
             spec, execution, result.models, result.checks
         )
         result.notes.extend(advice(submission, execution, limits))
+        result.notes.extend(review_notes(result.models.values(), profile))
         return read_executed(run)
     finally:
         if worker is not None:
@@ -220,6 +239,60 @@ def _run_pipeline(
         sandbox.close()
         if not options.keep_workdir:
             scratch.remove()
+
+
+def grading_limits(spec: WeekSpec, options: GradeOptions) -> Limits:
+    return Limits(
+        memory_mb=options.memory_mb or spec.memory_mb,
+        processes=spec.processes,
+        disk_mb=options.disk_mb or spec.disk_mb,
+    )
+
+
+def verify_sandbox(spec: WeekSpec, options: GradeOptions) -> dict[str, str]:
+    """The sandbox self-test, run here once for many child gradings of `spec`'s week (`grader
+    batch`): raises SandboxBroken, or returns the environment that tells each child it passed."""
+    sandbox = Sandbox(
+        Scratch.create(), resolve_isolation(options.isolation), grading_limits(spec, options)
+    )
+    worker = None
+    try:
+        worker = EvaluatorProcess(sandbox, "cpu", MODULES)
+        check_sandbox(sandbox, worker.self_test)
+    finally:
+        if worker is not None:
+            worker.close()
+        sandbox.close()
+        sandbox.scratch.remove()
+    return {VERIFIED: fingerprint(sandbox)}
+
+
+def not_your_fault(error: GraderError) -> str:
+    """The summary of a grading the grader could not finish: the student's sentence, then the
+    cause, for the instructor (who also finds it on stderr, in grader.log)."""
+    return f"{Outcome.GRADER_ERROR.sentence} For the instructor: {error}"
+
+
+def review_notes(models, profile: Profile) -> list[str]:
+    """For the instructor, on a model held for review: both numbers and what to do."""
+    notes = []
+    for model in models:
+        if model.review:
+            notes.append(
+                f"For the instructor: `{model.variable}` is held for review. Test accuracy "
+                f"{model.test_accuracy:.4f}; on {model.train_images or 0:,} images of the "
+                f"training split {_fraction(model.train_accuracy)} (margin allowed: "
+                f"{profile.review_margin:g}); public test images stored in its tensors: "
+                f"{_fraction(model.stored_test_images, percent=True)}. Read the notebook; "
+                "regrade with --private-data-dir, or accept the grade by hand."
+            )
+    return notes
+
+
+def _fraction(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.0%}" if percent else f"{value:.4f}"
 
 
 def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary: str):

@@ -40,6 +40,12 @@ def decide_outcome(
             return Outcome.MODEL_MISSING, f"{Outcome.MODEL_MISSING.sentence} {model.problem}."
         if model.status is ModelStatus.UNUSABLE:
             return Outcome.MODEL_UNUSABLE, f"{Outcome.MODEL_UNUSABLE.sentence} {model.problem}."
+    held = [m for m in models.values() if m.review and m.variable in required]
+    if held:
+        why = " ".join(f"`{m.variable}`: {m.review}." for m in held)
+        return Outcome.NEEDS_REVIEW, (
+            f"{Outcome.NEEDS_REVIEW.sentence} {why} Its accuracy checks are withheld until then."
+        )
     failed = [check.name for check in checks if not check.passed and not check.skipped]
     skipped = [check for check in checks if check.skipped]
     also = (
@@ -95,6 +101,12 @@ def advice(submission: SubmittedNotebook, execution: Execution, limits: Limits) 
                 "week's data is already in `./data`, where torchvision's `download=True` finds "
                 "it without downloading; anything else must come with the assignment."
             )
+    if execution.status is ExecutionStatus.OUT_OF_DISK:
+        said.append(
+            f"Your notebook's folder (with `./data`, your home and temporary files) may hold at "
+            f"most {limits.disk_mb:,} MB while grading. Save fewer or smaller files: one "
+            "checkpoint, overwritten, rather than one per epoch; no copies of the data."
+        )
     if failure and failure.error == "SystemExit":
         said.append(
             "The notebook called sys.exit() or exit(); remove it: a notebook that "

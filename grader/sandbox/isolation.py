@@ -22,13 +22,15 @@ import functools
 import glob
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import GraderError
+from grader.sandbox.disk import ScratchQuota
 from grader.sandbox.limits import Enforcer, Limits
 
 # Passed through to the kernel when set; everything else (tokens, CI secrets, cloud
@@ -54,9 +56,11 @@ PASSED_THROUGH = (
 
 @dataclass(frozen=True)
 class Scratch:
-    """The folders of one run. Only `work` is the notebook's; the rest is the grader's."""
+    """The folders of one run. Only `work` is the notebook's; the rest is the grader's. With a
+    `quota`, the whole folder is at most that big (grader.sandbox.disk)."""
 
     root: Path
+    quota: ScratchQuota | None = field(default=None, compare=False)
 
     @property
     def work(self) -> Path:  # the kernel's working directory, with ./data staged in it
@@ -79,8 +83,12 @@ class Scratch:
         return self.root / "eval"
 
     @classmethod
-    def create(cls) -> Scratch:
-        scratch = cls(Path(tempfile.mkdtemp(prefix="grader-")).resolve())
+    def create(cls, disk_mb: int | None = None, mount: bool = True) -> Scratch:
+        """A new scratch folder; with `disk_mb`, a quota (its own file system where `mount` and
+        the machine allow it, else a watchdog)."""
+        root = Path(tempfile.mkdtemp(prefix="grader-")).resolve()
+        quota = ScratchQuota.create(root, disk_mb, mount) if disk_mb else None
+        scratch = cls(root, quota)
         for folder in (
             scratch.work,
             scratch.home,
@@ -92,11 +100,29 @@ class Scratch:
             folder.mkdir(parents=True, exist_ok=True)
         return scratch
 
+    def discard_notebook_files(self) -> None:
+        """Remove what the notebook left in its working folder and home once its run is over:
+        the grader reads only the executed notebook and the capture, and its own evaluation
+        files must find room even when the notebook filled the quota."""
+        for folder in (self.work, self.home):
+            _remove_tree(folder)
+            folder.mkdir(exist_ok=True)
+
     def remove(self) -> None:
-        for path in self.root.rglob("*"):  # staged data is read-only
-            with contextlib.suppress(OSError):
-                path.chmod(0o700 if path.is_dir() else 0o600)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.quota is not None:
+            self.quota.release()  # unmounting takes every file of the run with it
+        _remove_tree(self.root)
+
+
+def _remove_tree(folder: Path) -> None:
+    """Delete `folder`, also where the notebook made folders read-only. Only real folders are
+    opened up: chmod follows links, and a link the notebook left (to /usr/lib, say) must never
+    change a file of the runner."""
+    for path in [folder, *folder.rglob("*")]:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o700)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def kernel_env(scratch: Scratch) -> dict[str, str]:
@@ -130,6 +156,9 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         https_proxy="http://127.0.0.1:9",
         NO_PROXY="",
     )
+    python_path = forwarded_python_path()
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(python_path)
     # OpenMP threads spin while they wait for work: on a shared CPU (grader batch, a busy
     # runner) thousands of small steps then take 10-20 times longer. Passive waiting costs
     # nothing measurable on big tensors.
@@ -234,6 +263,13 @@ def isolate(
     unshare, capabilities = _AS_NOBODY if drop else _IN_USER_NAMESPACE
     if drop:
         command = _as_nobody(command)
+    needed = _needed(scratch)
+    remounted = [p for p in needed if p != scratch.root and _under_private_mounts(p)]
+    masked = [  # a folder under /tmp is out of sight already, unless it was mounted back
+        folder
+        for folder in _maskable(hidden, scratch)
+        if not _under_private_mounts(folder) or any(p in folder.parents for p in remounted)
+    ]
     wrapper = [
         shutil.which("bwrap"),
         *unshare,
@@ -242,14 +278,17 @@ def isolate(
         "--ro-bind",
         "/",
         "/",
-        *(_reachable_for_nobody(_needed(scratch), scratch) if drop else []),
-        *[arg for folder in _maskable(hidden, scratch) for arg in ("--tmpfs", str(folder))],
+        *(_reachable_for_nobody(needed, scratch) if drop else []),
         "--dev",
         "/dev",
         "--proc",
         "/proc",
         "--tmpfs",
         "/tmp",
+        # What the sandbox needs that the three mounts above cover (a virtual environment in a
+        # clone under /tmp, say) is mounted back, read-only, after them.
+        *_mount_back(remounted),
+        *[arg for folder in masked for arg in ("--tmpfs", str(folder))],
         "--bind",
         str(scratch.root),
         str(scratch.root),
@@ -262,11 +301,69 @@ def isolate(
     return [*wrapper, "--", *command]
 
 
+# Mounted fresh inside the sandbox, hiding what the machine has there.
+PRIVATE_MOUNTS = (Path("/tmp"), Path("/dev"), Path("/proc"))
+
+
+def _under_private_mounts(path: Path) -> bool:
+    return any(path == mount or mount in path.parents for mount in PRIVATE_MOUNTS)
+
+
+def _mount_back(paths: list[Path]) -> list[str]:
+    """bubblewrap arguments that mount `paths` back, read-only, into the fresh mounts; the
+    folders above them, which bubblewrap would make for root alone, are made enterable."""
+    arguments: list[str] = []
+    made: set[Path] = set()
+    for path in paths:
+        for folder in reversed(path.parents):
+            if _under_private_mounts(folder) and folder not in {*PRIVATE_MOUNTS, *made}:
+                arguments += ["--perms", "0755", "--dir", str(folder)]
+                made.add(folder)
+        arguments += ["--ro-bind", str(path), str(path)]
+    return arguments
+
+
 def _needed(scratch: Scratch) -> list[Path]:
-    """What student code needs to reach: Python, its packages, this package, the scratch."""
-    interpreter = Path(sys.executable).resolve().parent
+    """What student code needs to reach: Python (the interpreter as named and as resolved, its
+    prefixes), every folder on the grader's own sys.path, this package, the scratch folder."""
+    executable = Path(sys.executable).absolute()
     prefixes = {Path(prefix).resolve() for prefix in (sys.prefix, sys.base_prefix)}
-    return [*sorted(prefixes), interpreter, Path(__file__).resolve().parents[1], scratch.root]
+    paths = {executable.parent, executable.resolve().parent, *prefixes, *search_path()}
+    paths.add(Path(__file__).resolve().parents[1])  # this package
+    paths -= {Path("/")}
+    # Nested paths need only the outermost; mounting both would only repeat it.
+    outermost = sorted(p for p in paths if not any(q in p.parents for q in paths))
+    return [*outermost, scratch.root]
+
+
+def search_path() -> list[Path]:
+    """The folders on this process's sys.path (what the grader imports from), less the current
+    folder, which may be a classroom checkout the notebook must not see."""
+    cwd = Path.cwd().resolve()
+    found = []
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry):
+            continue
+        path = Path(entry).resolve()
+        if path != cwd and path.exists() and path not in found:
+            found.append(path)
+    return found
+
+
+def forwarded_python_path() -> list[str]:
+    """Folders a Python started in the sandbox would not find by itself: $PYTHONPATH's, and the
+    user's site-packages (the sandbox has another $HOME and no user site). Passed on through
+    PYTHONPATH, so that student code imports the packages the grader does."""
+    cwd = Path.cwd().resolve()
+    entries = [e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e]
+    if site.ENABLE_USER_SITE and site.USER_SITE and site.USER_SITE in sys.path:
+        entries.append(site.USER_SITE)
+    kept = []
+    for entry in entries:
+        path = Path(entry).resolve()
+        if os.path.isabs(entry) and path.is_dir() and path != cwd and str(path) not in kept:
+            kept.append(str(path))
+    return kept
 
 
 def _traversable_by_nobody(folder: Path) -> bool:
@@ -354,6 +451,22 @@ class Sandbox:
             **popen,
         )
 
+    def within_limits(self, root_pid: int) -> bool:
+        """The watchdogs, for what no cgroup or file system enforces: False (and the run's
+        process tree killed, for memory and processes) once the run is over a limit."""
+        if not self.enforcer.check(root_pid):
+            return False
+        quota = self.scratch.quota
+        if quota is not None and not quota.within():
+            self.enforcer.tripped = "disk"
+            return False
+        return True
+
+    def out_of_disk(self) -> bool:
+        """Did the notebook use up its scratch quota?"""
+        quota = self.scratch.quota
+        return self.enforcer.tripped == "disk" or (quota is not None and quota.full())
+
     def describe(self) -> str:
         limits = self.limits
         user = ""
@@ -363,10 +476,12 @@ class Sandbox:
                 if drops_privileges(self.isolation)
                 else " as root in a user namespace, without capabilities"
             )
+        quota = self.scratch.quota
+        disk = f"; {quota.megabytes:,} MB of disk ({quota.mechanism})" if quota else ""
         return (
             f"{self.isolation} isolation{user}; at most {limits.memory_mb:,} MB of memory, "
             f"{limits.processes} processes, files of {limits.file_size_mb:,} MB "
-            f"({self.enforcer.mechanism})"
+            f"({self.enforcer.mechanism}){disk}"
         )
 
     def close(self) -> None:

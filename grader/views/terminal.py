@@ -62,7 +62,7 @@ def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -
             table.add_column(column, justify="right" if column == "Points" else "left")
         for check in result.checks:
             table.add_row(
-                "⏭️" if check.skipped else "✅" if check.passed else "❌",
+                "⏭️" if check.skipped else "✅" if check.passed else "⏸️" if check.withheld else "❌",
                 check.name,
                 "skipped" if check.skipped else check.measured or "—",
                 check.required or "—",
