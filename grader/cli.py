@@ -420,6 +420,12 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also record the grades in this nbgrader gradebook database (e.g. gradebook.db).",
 )
+@click.option(
+    "--pushes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Push times written by `grader pushes`, for lateness by GitHub's clock [default: ask "
+    "GitHub when GITHUB_TOKEN is set, else commit dates].",
+)
 @_grade_options(without=("student",))
 @click.pass_context
 @_user_errors
@@ -437,6 +443,7 @@ def batch(
     post_reports: bool,
     repo: str | None,
     nbgrader_db: Path | None,
+    pushes: Path | None,
     **options,
 ) -> None:
     """Grade every WEEK submission in SUBMISSIONS, in parallel, and write the gradebook and the
@@ -450,10 +457,18 @@ def batch(
     from grader.classroom.gradebook import import_into_nbgrader
     from grader.classroom.spawn import stop_children_on_sigterm
     from grader.course.config import load_course_config
+    from grader.github.pushes import load_push_log
 
     course = _course(ctx)
     config = load_course_config(course)
     stop_children_on_sigterm()
+    github = _github_env()
+    log, warning = load_push_log(
+        submissions, path=pushes, repository=repo or config.issues_repository(),
+        token=github["token"], api_url=github["api_url"],
+    )  # fmt: skip
+    if warning:
+        click.echo(f"grader: warning: {warning}", err=True)
     result = run_batch(
         course,
         config,
@@ -466,6 +481,7 @@ def batch(
         students=students,
         force=force,
         grade=grade,
+        pushes=log,
     )
     click.echo(
         f"{result.week}: graded {len(result.runs)}, kept {len(result.skipped)} current, "
@@ -480,7 +496,6 @@ def batch(
     for row in result.grader_errors:
         click.echo(f"grader: error: {row.student}: {row.summary}", err=True)
     if post_leaderboard or post_reports:
-        github = _github_env()
         posting = publish_batch(
             result,
             config,
@@ -493,6 +508,49 @@ def batch(
         _echo_posting(posting)
         failed = failed or bool(posting.failed)
     sys.exit(2 if failed else 0)
+
+
+@main.command()
+@click.option(
+    "--checkout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The checkout of the repository students push to (its branch is the one asked about).",
+)
+@click.option(
+    "--repo",
+    metavar="OWNER/NAME",
+    help="The repository students push to [default: course.toml, else $GITHUB_REPOSITORY].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pushes.json"),
+    show_default=True,
+    help="Where to write the push log, for `grader batch --pushes`.",
+)
+@click.pass_context
+@_user_errors
+def pushes(ctx: click.Context, checkout: Path, repo: str | None, out: Path) -> None:
+    """Write when each push to the checkout's branch reached GitHub (GitHub's clock, which no
+    commit date can change), for `grader batch --pushes`: the step that holds GITHUB_TOKEN,
+    apart from the step that runs student code. Reads GITHUB_TOKEN, honours GITHUB_API_URL."""
+    from grader.course.config import load_course_config
+    from grader.errors import PostError
+    from grader.github.client import GitHubClient
+    from grader.github.pushes import current_branch, fetch_push_log
+
+    repository = repo or load_course_config(_course(ctx)).issues_repository()
+    github = _github_env()
+    if not repository:
+        raise click.UsageError("which repository: pass --repo OWNER/NAME or set course.repository")
+    if not github["token"].strip():
+        raise PostError("GITHUB_TOKEN is not set; reading push times needs a token that can read")
+    with GitHubClient(github["api_url"], github["token"].strip()) as client:
+        log = fetch_push_log(client, repository, current_branch(checkout))
+    out.write_text(log.to_json() + "\n", encoding="utf-8")
+    click.echo(f"{len(log.pushes)} pushes to {log.ref or 'every branch'} of {repository}: {out}")
 
 
 @main.command("init-ci")

@@ -116,3 +116,11 @@ class SubmissionState(Named):
     WITHDRAWN = "withdrawn"  # none left (deleted or renamed away): a notice
     AMBIGUOUS = "ambiguous"  # several match the week's pattern: a notice
     SYMLINK = "symlink"  # a link, not a file: a notice
+
+
+class Clock(Named):
+    """Which clock dated a submission, for its lateness (grader.github.pushes)."""
+
+    PUSH = "push"  # when GitHub received the push that brought it: GitHub's clock
+    COMMIT = "commit"  # the commit's own date, which its author can set
+    FILE = "file"  # the file's modification time: no git history to ask

@@ -1,7 +1,8 @@
 """A small, stateful GitHub REST API for tests: issue comments over real HTTP on 127.0.0.1.
 
 It speaks the endpoints `grader post` uses (list with pagination, create, update, get,
-delete), checks the token, and lets a test script faults for the next requests: any
+delete) and the repository activity `grader batch` and `grader pushes` read (pushes, with a
+cursor), checks the token, and lets a test script faults for the next requests: any
 status with headers and body, a connection reset, or a stall.
 
     with GitHubServer(token="t") as gh:
@@ -25,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 COMMENT_LIMIT = 65_536
 _COMMENTS = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments")
 _COMMENT = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
+_ACTIVITY = re.compile(r"/repos/([^/]+/[^/]+)/activity")
 
 
 @dataclass
@@ -92,6 +94,7 @@ class GitHubServer:
         # Called with each request before it is answered: a test acts "meanwhile", as a human might.
         self.before_answer: Callable[[RecordedRequest], object] | None = None
         self._issues: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self._activity: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -129,6 +132,35 @@ class GitHubServer:
         """What a human clicking "Delete" does."""
         with self._lock:
             self._delete(comment_id)
+
+    def add_push(
+        self,
+        repo: str,
+        after: str,
+        *,
+        before: str = "0" * 40,
+        ref: str = "refs/heads/main",
+        at: float | None = None,
+        activity_type: str = "push",
+        actor: str = "alice",
+    ) -> None:
+        """A push GitHub received at `at` (seconds since the epoch; now by default)."""
+        with self._lock:
+            log = self._activity.setdefault(repo, [])
+            log.append(
+                {
+                    "id": 5000 + len(log),
+                    "node_id": f"RA_{len(log)}",
+                    "before": before,
+                    "after": after,
+                    "ref": ref,
+                    "timestamp": time.strftime(
+                        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at)
+                    ),
+                    "activity_type": activity_type,
+                    "actor": {"login": actor, "type": "User"},
+                }
+            )
 
     def inject(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -185,6 +217,8 @@ class GitHubServer:
                     if not isinstance(body, str) or len(body) > COMMENT_LIMIT:
                         return 422, {}, _error("Validation Failed")
                     return 201, {}, self._create(repo, number, body, self.login)
+            elif (match := _ACTIVITY.fullmatch(path)) and request.method == "GET":
+                return self._activities(match[1], request.query)
             elif match := _COMMENT.fullmatch(path):
                 comment = self._find(match[1], int(match[2]))
                 if comment is None:
@@ -220,6 +254,31 @@ class GitHubServer:
             rels |= {"prev": page - 1, "first": 1}
         headers = {"Link": ", ".join(f'<{base}{p}>; rel="{rel}"' for rel, p in rels.items())}
         return 200, headers if rels else {}, comments[(page - 1) * per_page : page * per_page]
+
+    def _activities(self, repo: str, query: dict[str, str]) -> tuple[int, dict, Any]:
+        """GitHub's repository activity: newest first unless direction=asc, filtered by ref
+        (full or short) and activity_type, paginated with an opaque cursor in `after`."""
+        ref = query.get("ref")
+        listed = [
+            item
+            for item in self._activity.get(repo, [])
+            if ref in (None, item["ref"], item["ref"].removeprefix("refs/heads/"))
+            and query.get("activity_type") in (None, item["activity_type"])
+        ]
+        if query.get("direction", "desc") == "desc":
+            listed.reverse()
+        per_page = max(1, min(int(query.get("per_page", 30)), self.page_size))
+        start = int(query.get("after", "0"))
+        page = listed[start : start + per_page]
+        headers = {}
+        if start + per_page < len(listed):
+            rest = {k: v for k, v in query.items() if k != "after"}
+            rest["after"] = str(start + per_page)
+            link = f"{self.url}/repos/{repo}/activity?" + "&".join(
+                f"{k}={quote(v, safe='')}" for k, v in rest.items()
+            )
+            headers["Link"] = f'<{link}>; rel="next"'
+        return 200, headers, page
 
     def _next_fault(self, method: str) -> Fault | None:
         with self._lock:

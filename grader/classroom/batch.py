@@ -37,7 +37,6 @@ from grader.course.course import Course
 from grader.course.submissions import Submission, find_submissions
 from grader.errors import GraderError, PostError
 from grader.github.client import GitHubClient, RetryPolicy
-from grader.github.git import last_commit_time
 from grader.github.post import (
     POST_PAUSE,
     LeaderboardComment,
@@ -46,6 +45,7 @@ from grader.github.post import (
     comments_by_marker,
     post_comments,
 )
+from grader.github.pushes import PushLog, SubmissionClock
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
 from grader.pipeline.results import grader_section
@@ -103,9 +103,11 @@ def run_batch(
     force: bool = False,
     grade: bool = True,
     console: Console | None = None,
+    pushes: PushLog | None = None,
 ) -> Batch:
     """Grade what is not yet current under `out` (of `students` only, when given), then write
-    the gradebook and the leaderboard of every student."""
+    the gradebook and the leaderboard of every student; lateness by the push times in `pushes`
+    where they date a notebook, else by its commit."""
     out.mkdir(parents=True, exist_ok=True)
     settings = config.week(week)
     if patterns:
@@ -135,7 +137,8 @@ def run_batch(
     with BatchProgress(len(todo), console) as progress:
         runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress)
     seconds = round(time.monotonic() - started, 2)
-    rows = [_row(config, settings, submission, out) for submission in submissions]
+    clock = SubmissionClock(root, pushes)
+    rows = [_row(config, settings, submission, out, clock) for submission in submissions]
     gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
     leaderboard = out / "leaderboard.md"
     leaderboard.write_text(render_leaderboard(course, spec, rows), encoding="utf-8")
@@ -342,7 +345,11 @@ def _grade_all(
 
 
 def _row(
-    config: CourseConfig, settings: WeekConfig, submission: Submission, out: Path
+    config: CourseConfig,
+    settings: WeekConfig,
+    submission: Submission,
+    out: Path,
+    clock: SubmissionClock,
 ) -> GradebookRow:
     if submission.problem:
         return GradebookRow.not_graded(submission.student, settings.week, submission.problem)
@@ -356,8 +363,9 @@ def _row(
         return GradebookRow.not_graded(
             submission.student, settings.week, why, notebook=notebook, outcome=Outcome.GRADER_ERROR
         )
-    lateness = config.late.apply(last_commit_time(submission.root, notebook), settings.due)
-    return GradebookRow.from_results(results, notebook=notebook, lateness=lateness)
+    submitted, how = clock.submitted(notebook)
+    lateness = config.late.apply(submitted, settings.due)
+    return GradebookRow.from_results(results, notebook=notebook, lateness=lateness, clock=how)
 
 
 def _write_record(batch: Batch, out: Path) -> None:

@@ -36,6 +36,7 @@ class GradebookRow:
     graded_at: str = ""
     summary: str = ""
     checks: list[dict[str, Any]] = field(default_factory=list)
+    clock: str = ""  # which clock dated the submission: push, commit or file (states.Clock)
 
     def __post_init__(self) -> None:
         if self.outcome != NOT_GRADED and not isinstance(self.outcome, Outcome):
@@ -43,7 +44,7 @@ class GradebookRow:
 
     @classmethod
     def from_results(
-        cls, results: dict[str, Any], *, notebook: str, lateness: Lateness
+        cls, results: dict[str, Any], *, notebook: str, lateness: Lateness, clock: str = ""
     ) -> GradebookRow:
         grader = grader_section(results)
         return cls(
@@ -61,6 +62,7 @@ class GradebookRow:
             graded_at=grader.get("graded_at", ""),
             summary=grader.get("summary", ""),
             checks=results.get("tests", []),
+            clock=str(clock),
         )
 
     @classmethod
@@ -100,6 +102,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
         "final_score",
         *[f"{m} test_accuracy" for m in models],
         "submitted_at",
+        "clock",
         "due",
         "graded_at",
         "notebook",
@@ -125,6 +128,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
                     "final_score": f"{row.final_score:g}",
                     **{f"{m} test_accuracy": _accuracy(row.accuracies.get(m)) for m in models},
                     "submitted_at": _iso(late.submitted_at),
+                    "clock": row.clock,
                     "due": _iso(late.due),
                     "graded_at": row.graded_at,
                     "notebook": row.notebook,
