@@ -84,12 +84,15 @@ def execute_notebook(
             "message": f"the notebook used more than {limits.memory_mb:,} MB of memory",
         }
     elif (done or {}).get("status") != "completed" and sandbox.out_of_disk():
+        said = (done or {}).get("message")
         done = {
             **(done or {}),
             "status": ExecutionStatus.OUT_OF_DISK,
             "index": index,
-            "message": f"{(done or {}).get('message') or 'its writes failed'}: the notebook's "
-            f"folder may hold at most {limits.disk_mb:,} MB, and it was full",
+            "message": f"{said}: the notebook's folder may hold at most {limits.disk_mb:,} MB, "
+            "and it was full"
+            if said and sandbox.enforcer.tripped != "disk"
+            else f"the notebook wrote more than {limits.disk_mb:,} MB into its folder",
         }
     elif sandbox.enforcer.tripped == "processes":
         done = {

@@ -212,6 +212,10 @@ def _run_pipeline(
             result.models.update(evaluated)
             result.provenance.update({key: str(value) for key, value in drawn.items()})
             result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
+        if worker.restarts:
+            result.provenance["Evaluation worker"] = (
+                f"started afresh {worker.restarts} time(s): it died (see evaluator.log)"
+            )
         result.models = {m.variable: result.models[m.variable] for m in spec.models}
         if completed:
             result.values = read_values(capture, scratch)

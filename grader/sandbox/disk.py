@@ -38,7 +38,7 @@ class ScratchQuota:
         """The quota for the empty `folder`: mounted when this machine allows it."""
         quota = cls(folder, megabytes)
         if not mount:
-            quota.why_not_mounted = "not mounted (a kept scratch folder stays a plain folder)"
+            quota.why_not_mounted = "a kept scratch folder stays a plain folder"
             return quota
         image = folder.with_name(folder.name + ".img")
         try:
@@ -54,7 +54,7 @@ class ScratchQuota:
     def mechanism(self) -> str:
         if self.image is not None:
             return "its own ext4 file system"
-        return "a watchdog" + (f" ({self.why_not_mounted})" if self.why_not_mounted else "")
+        return "a watchdog" + (f": {self.why_not_mounted}" if self.why_not_mounted else "")
 
     def used_mb(self) -> float:
         """What the folder holds now, in MB (blocks actually taken, not apparent sizes)."""

@@ -216,8 +216,9 @@ SANDBOX_UID = SANDBOX_GID = 65534
 # good (setuid from root clears every capability; bubblewrap's no_new_privs keeps it so), then
 # exec the real command.
 _DROP_PRIVILEGES = (
-    "import os, sys; os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]));"
-    " os.execv(sys.argv[3], sys.argv[3:])"
+    "import os, sys\nos.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))\n"
+    "try: os.execv(sys.argv[3], sys.argv[3:])\n"
+    "except OSError as e: sys.exit(f'the sandbox cannot run {sys.argv[3]} as nobody: {e.strerror}')"
 )
 
 
