@@ -255,17 +255,21 @@ def grading_limits(spec: WeekSpec, options: GradeOptions) -> Limits:
 
 def verify_sandbox(spec: WeekSpec, options: GradeOptions) -> dict[str, str]:
     """The sandbox self-test, run here once for many child gradings of `spec`'s week (`grader
-    batch`): raises SandboxBroken, or returns the environment that tells each child it passed."""
-    sandbox = Sandbox(
-        Scratch.create(), resolve_isolation(options.isolation), grading_limits(spec, options)
-    )
-    worker = None
-    try:
+    batch`, `grader demo`): raises SandboxBroken, or returns the environment that tells each
+    child it passed."""
+    limits = grading_limits(spec, options)
+    sandbox = Sandbox(Scratch.create(), resolve_isolation(options.isolation), limits)
+
+    def probe() -> str | None:
         worker = EvaluatorProcess(sandbox, "cpu", MODULES)
-        check_sandbox(sandbox, worker.self_test)
-    finally:
-        if worker is not None:
+        try:
+            return worker.self_test()
+        finally:
             worker.close()
+
+    try:
+        check_sandbox(sandbox, probe)
+    finally:
         sandbox.close()
         sandbox.scratch.remove()
     return {VERIFIED: fingerprint(sandbox)}

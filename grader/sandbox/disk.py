@@ -101,7 +101,7 @@ def _mount_image(image: Path, folder: Path, megabytes: int) -> None:
     mkfs = shutil.which("mkfs.ext4") or shutil.which("mkfs.ext4", path="/usr/sbin:/sbin")
     if mkfs is None:
         raise OSError("mkfs.ext4 is not installed (apt-get install e2fsprogs)")
-    with open(image, "wb") as stream:
+    with open(os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as stream:
         stream.truncate(megabytes * 2**20)
     subprocess.run(
         # No journal, no reserved blocks, lazy initialisation: a few milliseconds for any size.
