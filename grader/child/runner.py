@@ -1,11 +1,14 @@
 """The child process that executes a staged notebook with papermill, inside the sandbox.
 
     python -m grader.child.runner INPUT OUTPUT --cwd DIR --cell-timeout S \
-        --parameters JSON --events FD
+        --parameters JSON --events FD [--gate FD]
 
 It reports progress and how the run ended as JSON lines on file descriptor FD, which the kernel
 does not inherit. The grader trusts these events for progress and diagnostics only, never for a
-grade.
+grade. With a gate, the runner starts the kernel and runs the grader's own first cell, then
+says `{"event": "ready"}` and waits for `go` on the gate before the first student cell: the
+grader's checks of the sandbox overlap the kernel's start, and no student code runs before
+they passed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cell-timeout", type=int, required=True)
     parser.add_argument("--parameters", default="{}")
     parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--gate", type=int)
     args = parser.parse_args(argv)
     events = os.fdopen(args.events, "w", buffering=1)
 
@@ -56,13 +60,16 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
     parameters = json.loads(args.parameters)
     # papermill adds one cell when it has parameters to inject
     total = len(nbformat.read(args.input, as_version=4).cells) + bool(parameters)
-    current = {"index": None}
+    current: dict[str, Any] = {"index": None, "student": False}
 
     def on_cell_start(cell, cell_index, **_):
         current["index"] = cell_index
         # Whether student code starts now: what failed before that is the grader's own doing.
         grader = cell.metadata.get("grader", {})
         student = "cell" in grader or grader.get("injected") == "capture"
+        if student and not current["student"]:
+            current["student"] = True
+            _wait_at_gate(args.gate, emit)
         emit(event="cell", index=cell_index, total=total, student=student)
 
     papermill.engines.papermill_engines.register("grader", _capped_output_engine())
@@ -118,6 +125,16 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
             "message": f"{type(error).__name__}: {error}",
         }
     return {"event": "done", "status": "completed", "index": current["index"]}
+
+
+def _wait_at_gate(gate: int | None, emit) -> None:
+    """Before the first student cell: say so, and wait until the grader lets it run."""
+    if gate is None:
+        return
+    emit(event="ready")
+    with os.fdopen(gate, "rb", buffering=0) as stream:
+        if stream.read(3) != b"go\n":
+            raise RuntimeError("the grader stopped the run before the notebook's first cell")
 
 
 CELL_OUTPUT_LIMIT = 2_000_000  # characters of output kept per cell

@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import json
 import secrets
+import select
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from grader.sandbox.isolation import Sandbox, Scratch
 from grader.states import ModelStatus
 
 DIAGNOSTIC_SAMPLE = 1000
+GREETING_SECONDS = 300  # for the worker's first line: a cold import of torch can take a minute
 # A lookup table over the public test split scores (nearly) 1.0 on it, and much less on the
 # training split it was supposedly trained on; an honest model does better on the data it saw.
 TRAIN_SAMPLE = 2000  # images of the grader's copy of the training split, same preprocessing
@@ -70,12 +72,17 @@ class EvaluatorProcess:
     def _greeting(self) -> dict[str, Any]:
         """The worker's first line (after `import torch`): its device, or why it has none."""
         if self._hello is None:
+            said, _, _ = select.select([self.process.stdout], [], [], GREETING_SECONDS)
+            if not said:  # a worker that hangs before its first line is as good as dead
+                self.process.kill()
             try:
                 hello = json.loads(self.process.stdout.readline())
             except ValueError:
                 hello = None
             if not isinstance(hello, dict):
                 hello = {"dead": True}
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(5)  # its exit code, for the instructor
             self._hello = hello
         return self._hello
 
@@ -84,8 +91,6 @@ class EvaluatorProcess:
         imported every module, else why it could not (grader.sandbox.selftest)."""
         hello = self._greeting()
         if hello.get("dead"):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(5)
             said = self._log_tail() or f"the interpreter exited with code {self.process.poll()}"
             return said + self._why_killed()
         return hello.get("broken")
@@ -102,8 +107,8 @@ class EvaluatorProcess:
                 f"the evaluation worker failed to start (exit code {self.process.poll()}, "
                 f"{self.restarts + 1} time(s)): {self._log_tail() or 'it said nothing'}"
             )
-        if "error" in hello:
-            raise GraderError(str(hello["error"]))
+        if "error" in hello or "broken" in hello:
+            raise GraderError(str(hello.get("error") or hello["broken"]))
         return str(hello["device"])
 
     def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -43,26 +43,45 @@ def execute_notebook(
     timeout: float,
     progress: CellProgress | None = None,
     keep_alive: set[int] = frozenset(),
+    before_student_code: Callable[[], None] = lambda: None,
 ) -> Execution:
-    """Run the notebook; never raises for anything the notebook does."""
+    """Run the notebook; never raises for anything the notebook does. The kernel starts at
+    once; `before_student_code` runs (in this process) once it is ready for the first student
+    cell, which waits for it: what it raises stops the run before any student code ran."""
     become_subreaper()
     read_fd, write_fd = os.pipe()
+    gate_read, gate_write = os.pipe()
     command = [
         sys.executable, "-m", "grader.child.runner", str(run.notebook), str(run.executed),
         "--cwd", str(run.scratch.work), "--cell-timeout", str(cell_timeout),
         "--parameters", json.dumps(parameters), "--events", str(write_fd),
+        "--gate", str(gate_read),
     ]  # fmt: skip
     started = time.monotonic()
     with open(run.scratch.run / "kernel.log", "wb") as log:
         runner = sandbox.spawn(
             command, run.scratch.work, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+            stderr=subprocess.STDOUT, pass_fds=(write_fd, gate_read),
         )  # fmt: skip
     os.close(write_fd)
+    os.close(gate_read)
+
+    def open_gate() -> None:
+        before_student_code()
+        os.write(gate_write, b"go\n")
+
     seen: dict[str, Any] = {"student": False}  # whether student code has started
-    done, stopped = _follow_events(
-        read_fd, timeout, progress, lambda: sandbox.within_limits(runner.pid), seen
-    )
+    try:
+        done, stopped = _follow_events(
+            read_fd, timeout, progress, lambda: sandbox.within_limits(runner.pid), seen, open_gate
+        )
+    except BaseException:  # the grader's own check failed: no student cell may start
+        _stop(runner)
+        runner.wait()
+        kill_descendants(keep=set(keep_alive))
+        raise
+    finally:
+        os.close(gate_write)
     if stopped:
         _stop(runner)
     runner.wait()
@@ -134,6 +153,7 @@ def _follow_events(
     progress: CellProgress | None,
     within_limits: Callable[[], bool],
     seen: dict[str, Any],
+    on_ready: Callable[[], None],
 ) -> tuple[dict | None, str | None]:
     """Read the runner's JSON events until it closes the pipe; stop early at the deadline
     ("timeout": STARTUP_SECONDS to reach student code, then `timeout` from there) or when the
@@ -163,6 +183,8 @@ def _follow_events(
                         seen["student"], deadline = True, time.monotonic() + timeout
                     if progress:
                         progress(event["index"], event["total"])
+                elif event["event"] == "ready":
+                    on_ready()
                 elif event["event"] == "done":
                     done = event
 

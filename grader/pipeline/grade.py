@@ -146,8 +146,8 @@ def _run_pipeline(
     worker = None
     try:
         # The evaluation worker starts first, in the sandbox the notebook will run in: until
-        # this process (or its parent) has seen it import what a grading needs, the notebook
-        # waits for it (grader.sandbox.selftest).
+        # this process (or its parent) has seen it import what a grading needs, the notebook's
+        # first student cell waits for it (grader.sandbox.selftest), while its kernel starts.
         check = () if verified(sandbox) else MODULES
         worker = EvaluatorProcess(sandbox, options.device, check)
         progress.step("Staging a scratch folder and the data")
@@ -165,10 +165,17 @@ def _run_pipeline(
             run = stage_workdir(submission.notebook, spec, staged, weights, scratch, options.seed)
         except (OSError, EOFError) as error:  # a truncated cache file, a full disk
             raise GraderError(f"staging the notebook's scratch folder failed: {error}") from None
-        if check:
-            progress.step("Checking that the sandbox runs the grader's Python")
-        result.timings["sandbox check"] = check_sandbox(sandbox, worker.self_test)
+
+        def sandbox_works() -> None:  # before the first student cell, the kernel waiting
+            if check:
+                progress.step("Checking that the sandbox runs the grader's Python")
+            waited = check_sandbox(sandbox, worker.self_test)
+            result.timings["sandbox check"] = result.timings.get("sandbox check", 0) + waited
+            if check:
+                progress.step("Running the notebook")
+
         if options.device == "cuda":
+            sandbox_works()
             worker.device()  # fail now, not after a long run, when there is no CUDA device
         parameters = {
             **spec.parameters, **profile.parameters,
@@ -181,11 +188,12 @@ def _run_pipeline(
             run, sandbox, parameters=parameters,
             cell_timeout=options.cell_timeout or spec.cell_timeout,
             timeout=options.timeout or spec.timeout, progress=progress.cell,
-            keep_alive={worker.process.pid},
+            keep_alive={worker.process.pid}, before_student_code=sandbox_works,
         )  # fmt: skip
         result.execution = execution
         result.timings["notebook"] = execution.seconds
         if execution.status is ExecutionStatus.RUNNER_ERROR:
+            check_sandbox(sandbox, worker.self_test)  # a broken sandbox explains it best
             raise GraderError(f"the notebook runner failed: {execution.failure.message}")
         if not options.keep_workdir:
             scratch.discard_notebook_files()  # room for the evaluation, whatever the run left

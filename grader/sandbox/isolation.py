@@ -266,11 +266,6 @@ def isolate(
         command = _as_nobody(command)
     needed = _needed(scratch)
     remounted = [p for p in needed if p != scratch.root and _under_private_mounts(p)]
-    masked = [  # a folder under /tmp is out of sight already, unless it was mounted back
-        folder
-        for folder in _maskable(hidden, scratch)
-        if not _under_private_mounts(folder) or any(p in folder.parents for p in remounted)
-    ]
     wrapper = [
         shutil.which("bwrap"),
         *unshare,
@@ -288,8 +283,7 @@ def isolate(
         "/tmp",
         # What the sandbox needs that the three mounts above cover (a virtual environment in a
         # clone under /tmp, say) is mounted back, read-only, after them.
-        *_mount_back(remounted),
-        *[arg for folder in masked for arg in ("--tmpfs", str(folder))],
+        *_mount_back(remounted, _maskable(hidden, scratch)),
         "--bind",
         str(scratch.root),
         str(scratch.root),
@@ -310,17 +304,26 @@ def _under_private_mounts(path: Path) -> bool:
     return any(path == mount or mount in path.parents for mount in PRIVATE_MOUNTS)
 
 
-def _mount_back(paths: list[Path]) -> list[str]:
-    """bubblewrap arguments that mount `paths` back, read-only, into the fresh mounts; the
-    folders above them, which bubblewrap would make for root alone, are made enterable."""
+def _mount_back(paths: list[Path], hidden: list[Path] = ()) -> list[str]:
+    """bubblewrap arguments that mount `paths` back, read-only, into the fresh mounts, then
+    cover each `hidden` folder with an empty one; the folders above them that bubblewrap makes
+    in the fresh mounts (for root alone) are made enterable, so hidden folders look empty to
+    student code whatever its user, wherever they are."""
     arguments: list[str] = []
     made: set[Path] = set()
-    for path in paths:
+
+    def enterable_parents(path: Path) -> None:
         for folder in reversed(path.parents):
             if _under_private_mounts(folder) and folder not in {*PRIVATE_MOUNTS, *made}:
-                arguments += ["--perms", "0755", "--dir", str(folder)]
+                arguments.extend(["--perms", "0755", "--dir", str(folder)])
                 made.add(folder)
+
+    for path in paths:
+        enterable_parents(path)
         arguments += ["--ro-bind", str(path), str(path)]
+    for folder in hidden:
+        enterable_parents(folder)
+        arguments += ["--tmpfs", str(folder)]
     return arguments
 
 

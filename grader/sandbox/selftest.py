@@ -2,12 +2,14 @@
 
 A sandbox that cannot start the interpreter (a virtual environment under a folder the sandbox
 mounts over, an interpreter `nobody` may not execute, torch in a folder it cannot reach, a shared
-library that is missing) would make every notebook look as if its kernel died. So before the
-notebook starts, the same interpreter in the same sandbox imports what a grading needs
-(`MODULES`); if that fails, the grading is the grader's error, with the cause, and the notebook
-never runs. The evaluation worker does it as the first thing it does (`grader.child.evaluator
---check`): it is started in the grading's sandbox anyway, so the check costs no process of its
-own, only the wait for the worker's first line.
+library that is missing) would make every notebook look as if its kernel died. So before any
+student code runs, the same interpreter in the same sandbox imports what a grading needs
+(`MODULES`); if that fails, the grading is the grader's error, with the cause, and no cell of
+the notebook runs. The evaluation worker does it as the first thing it does
+(`grader.child.evaluator --check`): it is started in the grading's sandbox anyway, so the check
+costs no process of its own. Meanwhile the runner starts the kernel and runs the grader's own
+first cell; only the first student cell waits for the check (grader.pipeline.execute's gate),
+so what a grading waits is the part of the check the kernel's own start does not cover.
 
 The result depends only on the interpreter, its search path, the isolation and the limits: it is
 kept per process (one `grader grade`, `check` or `demo` pays it once), and `grader batch` checks

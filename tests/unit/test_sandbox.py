@@ -10,12 +10,15 @@ from grader.sandbox.isolation import _mount_back, _under_private_mounts
 def test_what_the_private_mounts_hide_is_mounted_back_with_enterable_folders_above():
     venv = Path("/tmp/pytest-of-root/clone/.venv")
     package = Path("/tmp/pytest-of-root/clone/grader")
+    solutions, elsewhere = Path("/tmp/pytest-of-root/clone/solutions"), Path("/srv/private")
     assert _under_private_mounts(venv) and not _under_private_mounts(Path("/usr/lib/python3"))
-    assert _mount_back([venv, package]) == [
+    assert _mount_back([venv, package], [solutions, elsewhere]) == [
         *("--perms", "0755", "--dir", "/tmp/pytest-of-root"),
         *("--perms", "0755", "--dir", "/tmp/pytest-of-root/clone"),
         *("--ro-bind", str(venv), str(venv)),
         *("--ro-bind", str(package), str(package)),  # its folders are made once
+        *("--tmpfs", str(solutions)),  # hidden folders look empty, after the mounts back
+        *("--tmpfs", str(elsewhere)),
     ]
 
 
