@@ -42,6 +42,7 @@ STORED_SHARE = 0.1  # held for review when at least this share of the sample is 
 
 class EvaluatorProcess:
     """The sandboxed worker, started before the notebook runs so that its imports overlap.
+    Started with `check`, its first act is the sandbox's self-test (grader.sandbox.selftest).
 
     Whose fault is a dead worker? One that dies before it was given any student's program
     failed on the grader's side (or was killed by the notebook beside it): a fresh one is

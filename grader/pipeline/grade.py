@@ -254,6 +254,7 @@ def _run_pipeline(
 
 
 def grading_limits(spec: WeekSpec, options: GradeOptions) -> Limits:
+    """The limits student code runs under: the options', else the week's spec."""
     return Limits(
         memory_mb=options.memory_mb or spec.memory_mb,
         processes=spec.processes,
