@@ -1,4 +1,6 @@
-"""Reference solutions: each model's grader-measured test accuracy and its training time.
+"""Reference solutions: each model's grader-measured test accuracy, its accuracy on the grader's
+sample of the training split (and the difference, which a lookup table gives away: the spec's
+`review_margin` must stay well above it), and its training time.
 
 DESIGN.md's targets, on one GPU with the full Fashion-MNIST: week 3's MLP at least 88 % in under
 5 s of training; week 4's CNN at least 91 % in under 15 s, and MobileNet fine-tuned from ImageNet
@@ -99,9 +101,12 @@ def row(week: str, model: str, seed: int, result: dict, seconds: float | None, m
     what = "images" if (measured.get("input_layout") or "").endswith("images") else "inputs"
     count = measured.get("test_images")
     data = f"{result['profile']}, {count:,} test {what}" if count else result["profile"]
+    train = measured.get("train_accuracy")
+    gap = f"{accuracy - train:+.4f}" if accuracy is not None and train is not None else "—"
     return (
         f"| {date.today()} | {machine} | {week} `{model}` | {data} | {seed} | {shown} | "
-        f"{trained} | {wanted} | {verdict} |"
+        f"{f'{train:.4f}' if train is not None else '—'} | {gap} | {trained} | "
+        f"{wanted} | {verdict} |"
     )
 
 
@@ -116,8 +121,9 @@ def main() -> None:
     course = find_course()
     weeks = args.weeks or [w for w in course.weeks() if course.week(w).dataset]
     print(
-        "| date | machine | model | profile | seed | test accuracy (grader) | training | "
-        "target (GPU, full data) | |\n|---|---|---|---|--:|--:|--:|---|---|"
+        "| date | machine | model | profile | seed | test accuracy (grader) | "
+        "training-split sample | test − train | training | target (GPU, full data) | |\n"
+        "|---|---|---|---|--:|--:|--:|--:|--:|---|---|"
     )
     for week in weeks:
         models = [model.variable for model in course.week(week).models]

@@ -539,6 +539,12 @@ def collect(ctx: click.Context, dest: Path, students: tuple[str, ...]) -> None:
     is_flag=True,
     help="Also write OUT/similarity/ (`grader similarity`): for instructors only, never posted.",
 )
+@click.option(
+    "--pushes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Push times written by `grader pushes`, for lateness by GitHub's clock [default: ask "
+    "GitHub when GITHUB_TOKEN is set, else commit dates].",
+)
 @_grade_options(without=("student",))
 @click.pass_context
 @_user_errors
@@ -557,6 +563,7 @@ def batch(
     repo: str | None,
     nbgrader_db: Path | None,
     similarity_report: bool,
+    pushes: Path | None,
     **options,
 ) -> None:
     """Grade every WEEK submission in SUBMISSIONS, in parallel, and write the gradebook and the
@@ -571,10 +578,18 @@ def batch(
     from grader.classroom.batch import publish_batch, run_batch
     from grader.classroom.gradebook import import_into_nbgrader
     from grader.course.config import load_course_config
+    from grader.github.pushes import load_push_log
     from grader.views.terminal import outcome_counts
 
     course = _course(ctx)
     config = load_course_config(course)
+    github = _github_env()
+    log, warning = load_push_log(
+        submissions, path=pushes, repository=repo or config.issues_repository(),
+        token=github["token"], api_url=github["api_url"],
+    )  # fmt: skip
+    if warning:
+        click.echo(f"grader: warning: {warning}", err=True)
     result = run_batch(
         course,
         config,
@@ -587,6 +602,7 @@ def batch(
         students=students,
         force=force,
         grade=grade,
+        pushes=log,
     )
     click.echo(
         f"{result.week}: graded {len(result.runs)}, kept {len(result.skipped)} current, "
@@ -628,7 +644,6 @@ def batch(
     for row in result.grader_errors:
         click.echo(f"grader: error: {row.student}: {row.summary}", err=True)
     if post_leaderboard or post_reports:
-        github = _github_env()
         posting = publish_batch(
             course,
             result,
@@ -845,6 +860,49 @@ def gradescope(
         f"{bundle.path}: {bundle.bytes / 2**20:.1f} MB, {bundle.files} files; data: {bundle.data}"
         + (f"; pretrained: {', '.join(bundle.weights)}" if bundle.weights else "")
     )
+
+
+@main.command()
+@click.option(
+    "--checkout",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The checkout of the repository students push to (its branch is the one asked about).",
+)
+@click.option(
+    "--repo",
+    metavar="OWNER/NAME",
+    help="The repository students push to [default: course.toml, else $GITHUB_REPOSITORY].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pushes.json"),
+    show_default=True,
+    help="Where to write the push log, for `grader batch --pushes`.",
+)
+@click.pass_context
+@_user_errors
+def pushes(ctx: click.Context, checkout: Path, repo: str | None, out: Path) -> None:
+    """Write when each push to the checkout's branch reached GitHub (GitHub's clock, which no
+    commit date can change), for `grader batch --pushes`: the step that holds GITHUB_TOKEN,
+    apart from the step that runs student code. Reads GITHUB_TOKEN, honours GITHUB_API_URL."""
+    from grader.course.config import load_course_config
+    from grader.errors import PostError
+    from grader.github.client import GitHubClient
+    from grader.github.pushes import current_branch, fetch_push_log
+
+    repository = repo or load_course_config(_course(ctx)).issues_repository()
+    github = _github_env()
+    if not repository:
+        raise click.UsageError("which repository: pass --repo OWNER/NAME or set course.repository")
+    if not github["token"].strip():
+        raise PostError("GITHUB_TOKEN is not set; reading push times needs a token that can read")
+    with GitHubClient(github["api_url"], github["token"].strip()) as client:
+        log = fetch_push_log(client, repository, current_branch(checkout))
+    out.write_text(log.to_json() + "\n", encoding="utf-8")
+    click.echo(f"{len(log.pushes)} pushes to {log.ref or 'every branch'} of {repository}: {out}")
 
 
 @main.command("init-ci")

@@ -116,6 +116,16 @@ class GradeOptions:
             metavar="MB",
         ),
     )
+    disk_mb: int | None = _option(
+        None,
+        Flag(
+            "--disk-limit",
+            "Disk space for the notebook's scratch folder, its data included "
+            "[default: the week's spec, 2048].",
+            kind="megabytes",
+            metavar="MB",
+        ),
+    )
     commit: str | None = _option(
         None,
         Flag(

@@ -24,9 +24,11 @@ class Outcome(Named):
     CELL_TIMEOUT = "cell_timeout"
     TOTAL_TIMEOUT = "total_timeout"
     OUT_OF_MEMORY = "out_of_memory"
+    OUT_OF_DISK = "out_of_disk"
     KERNEL_DIED = "kernel_died"
     MODEL_MISSING = "model_missing"
     MODEL_UNUSABLE = "model_unusable"
+    NEEDS_REVIEW = "needs_review"
     SUBMISSION_INVALID = "submission_invalid"
     GRADER_ERROR = "grader_error"
 
@@ -55,11 +57,18 @@ _SENTENCES = {
     Outcome.CELL_TIMEOUT: "A cell ran longer than the per-cell time limit and was stopped.",
     Outcome.TOTAL_TIMEOUT: "The notebook ran longer than the total time limit and was stopped.",
     Outcome.OUT_OF_MEMORY: "The notebook ran out of memory and was stopped.",
+    Outcome.OUT_OF_DISK: "The notebook wrote more files than its folder may hold and stopped.",
     Outcome.KERNEL_DIED: "The Python kernel running the notebook died.",
     Outcome.MODEL_MISSING: "The notebook ran, but the model to grade was not there at the end.",
     Outcome.MODEL_UNUSABLE: "The notebook ran, but the grader could not use the model it left.",
+    Outcome.NEEDS_REVIEW: (
+        "The notebook ran, but its model must be looked at by an instructor before its "
+        "accuracy counts."
+    ),
     Outcome.SUBMISSION_INVALID: "The file submitted is not a notebook the grader can run.",
-    Outcome.GRADER_ERROR: "The grader itself could not run; this is not the student's fault.",
+    Outcome.GRADER_ERROR: (
+        "The grader itself failed, so your notebook was not graded; this is not your fault."
+    ),
 }
 
 
@@ -72,6 +81,7 @@ class ExecutionStatus(Named):
     CELL_TIMEOUT = "cell_timeout"
     TOTAL_TIMEOUT = "total_timeout"
     OUT_OF_MEMORY = "out_of_memory"
+    OUT_OF_DISK = "out_of_disk"
     KERNEL_DIED = "kernel_died"
     RUNNER_ERROR = "runner_error"
 
@@ -107,3 +117,11 @@ class SubmissionState(Named):
     AMBIGUOUS = "ambiguous"  # several match the week's pattern: a notice
     SYMLINK = "symlink"  # a link, not a file: a notice
     OVER_BUDGET = "over_budget"  # past the course's GPU budget: a notice, the nightly regrade
+
+
+class Clock(Named):
+    """Which clock dated a submission, for its lateness (grader.github.pushes)."""
+
+    PUSH = "push"  # when GitHub received the push that brought it: GitHub's clock
+    COMMIT = "commit"  # the commit's own date, which its author can set
+    FILE = "file"  # the file's modification time: no git history to ask

@@ -2,9 +2,9 @@
 127.0.0.1.
 
 It speaks the endpoints the grader uses (comments: list with pagination, create, update, get,
-delete; issues: list, open; an organisation's repositories), checks the token, and lets a test
-script faults for the next requests: any status with headers and body, a connection reset, or
-a stall.
+delete; issues: list, open; an organisation's repositories; the repository activity `grader
+batch` and `grader pushes` read, with a cursor), checks the token, and lets a test script faults
+for the next requests: any status with headers and body, a connection reset, or a stall.
 
     with GitHubServer(token="t") as gh:
         gh.add_issue("course/dl", 4)
@@ -27,13 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 COMMENT_LIMIT = 65_536
 _COMMENTS = re.compile(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments")
 _COMMENT = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
 _ISSUES = re.compile(r"/repos/([^/]+/[^/]+)/issues")
 _REPOS = re.compile(r"/(?:orgs|users)/([^/]+)/repos")
+_ACTIVITY = re.compile(r"/repos/([^/]+/[^/]+)/activity")
 
 
 @dataclass
@@ -98,6 +99,7 @@ class GitHubServer:
         self._issues: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self._opened: dict[tuple[str, int], dict[str, Any]] = {}  # the issues themselves
         self._repos: dict[str, dict[str, Any]] = {}
+        self._activity: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -159,6 +161,35 @@ class GitHubServer:
         """What a human clicking "Delete" does."""
         with self._lock:
             self._delete(comment_id)
+
+    def add_push(
+        self,
+        repo: str,
+        after: str,
+        *,
+        before: str = "0" * 40,
+        ref: str = "refs/heads/main",
+        at: float | None = None,
+        activity_type: str = "push",
+        actor: str = "alice",
+    ) -> None:
+        """A push GitHub received at `at` (seconds since the epoch; now by default)."""
+        with self._lock:
+            log = self._activity.setdefault(repo, [])
+            log.append(
+                {
+                    "id": 5000 + len(log),
+                    "node_id": f"RA_{len(log)}",
+                    "before": before,
+                    "after": after,
+                    "ref": ref,
+                    "timestamp": time.strftime(
+                        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at)
+                    ),
+                    "activity_type": activity_type,
+                    "actor": {"login": actor, "type": "User"},
+                }
+            )
 
     def inject(self, *faults: Fault) -> None:
         self.faults.extend(faults)
@@ -261,6 +292,8 @@ class GitHubServer:
                         if name.startswith(match[1] + "/")
                     ]
                     return self._paged(path, owned, request.query)
+            elif (match := _ACTIVITY.fullmatch(path)) and request.method == "GET":
+                return self._activities(match[1], request.query)
             elif match := _COMMENT.fullmatch(path):
                 comment = self._find(match[1], int(match[2]))
                 if comment is None:
@@ -310,6 +343,31 @@ class GitHubServer:
             headers if rels else {},
             [dict(i) for i in items[(page - 1) * per_page : page * per_page]],
         )
+
+    def _activities(self, repo: str, query: dict[str, str]) -> tuple[int, dict, Any]:
+        """GitHub's repository activity: newest first unless direction=asc, filtered by ref
+        (full or short) and activity_type, paginated with an opaque cursor in `after`."""
+        ref = query.get("ref")
+        listed = [
+            item
+            for item in self._activity.get(repo, [])
+            if ref in (None, item["ref"], item["ref"].removeprefix("refs/heads/"))
+            and query.get("activity_type") in (None, item["activity_type"])
+        ]
+        if query.get("direction", "desc") == "desc":
+            listed.reverse()
+        per_page = max(1, min(int(query.get("per_page", 30)), self.page_size))
+        start = int(query.get("after", "0"))
+        page = listed[start : start + per_page]
+        headers = {}
+        if start + per_page < len(listed):
+            rest = {k: v for k, v in query.items() if k != "after"}
+            rest["after"] = str(start + per_page)
+            link = f"{self.url}/repos/{repo}/activity?" + "&".join(
+                f"{k}={quote(v, safe='')}" for k, v in rest.items()
+            )
+            headers["Link"] = f'<{link}>; rel="next"'
+        return 200, headers, page
 
     def _next_fault(self, method: str) -> Fault | None:
         with self._lock:

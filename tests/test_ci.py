@@ -133,6 +133,7 @@ def test_push_of_two_notebooks_posts_two_comments_and_a_repush_updates_one(
         ("week3", "alice", "passed"),
     ]
     assert manifest["ignored"] == 1  # notes/scratch.ipynb is no week's submission
+    assert {i["clock"] for i in manifest["items"]} == {"push"}  # GitHub's, from the event
     job_summary = summary.read_text()
     assert "| alice | week3 | `submissions/alice/week3.ipynb` | ✅ passed |" in job_summary
     assert "| bob | week2 |" in job_summary and "❌ cell_error" in job_summary

@@ -4,17 +4,24 @@ can raise its grade, reach a secret or survive the run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO, grade, write_notebook, write_synthetic_dataset
 from report_checks import display_problems, live_problems, parse
 
+from grader.sandbox.disk import ScratchQuota
 from grader.sandbox.isolation import bubblewrap_works, root_can_drop_privileges
 from grader.sandbox.limits import Enforcer, Limits
+from grader.sandbox.processes import become_subreaper, descendants
 
 pytestmark = pytest.mark.slow
 
@@ -52,17 +59,49 @@ def test_secrets_reach_no_output_file_or_report(tmp_path, synthetic_data):
     assert SECRET not in _everything_written(run)
 
 
+@contextlib.contextmanager
+def watching_for_survivors():
+    """While the body runs a grading, this test process is a child subreaper: a process the
+    grading leaves behind, however it daemonised (double fork, setsid, a PID namespace whose
+    init survived), is re-parented to this process instead of init. Yields a function listing
+    the ones alive, by pid and command line."""
+    become_subreaper()
+    before = descendants(os.getpid())
+
+    def survivors() -> list[str]:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:  # reap what died: a zombie survives nothing
+                pass
+        alive = []
+        for pid in sorted(descendants(os.getpid()) - before):
+            stat, line = _read(Path(f"/proc/{pid}/stat")), _read(Path(f"/proc/{pid}/cmdline"))
+            if stat and stat.rsplit(b")", 1)[1].split()[0] != b"Z":
+                command = line.replace(b"\0", b" ").decode(errors="replace")
+                alive.append(f"{pid}: {command}")
+        return alive
+
+    yield survivors
+
+
+def test_the_survivor_watch_sees_a_daemon_left_behind():
+    # The watch below must be able to fail: a double-forked, setsid daemon started from a
+    # child that then exits is found, and then killed.
+    with watching_for_survivors() as survivors:
+        subprocess.run(["setsid", "--fork", "sleep", "987652"], check=True)
+        time.sleep(0.2)
+        left = survivors()
+        assert any("sleep 987652" in process for process in left), left
+        for process in left:
+            os.kill(int(process.split(":")[0]), signal.SIGKILL)
+        time.sleep(0.2)
+        assert survivors() == []
+
+
 def test_no_process_survives_the_run(tmp_path, synthetic_data):
-    run = hostile("forks-a-sleeper.ipynb", tmp_path, synthetic_data)
-    assert run.outcome == "model_unusable"
-    survivors = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if b"98765" in cmdline.read_bytes():
-                survivors.append(cmdline.parent.name)
-        except OSError:
-            continue
-    assert survivors == []
+    with watching_for_survivors() as survivors:
+        run = hostile("forks-a-sleeper.ipynb", tmp_path, synthetic_data)
+        assert run.outcome == "model_unusable"
+        assert survivors() == []
 
 
 def test_infinite_loop_is_stopped_by_the_cell_time_limit(tmp_path, synthetic_data):
@@ -89,11 +128,13 @@ def test_notebook_over_its_total_time_is_stopped_and_kept(tmp_path, synthetic_da
 
 @needs_cgroup
 def test_fork_bomb_hits_the_process_limit(tmp_path, synthetic_data):
-    run = hostile("fork-bomb.ipynb", tmp_path, synthetic_data, "--cell-timeout", "60")
-    assert run.code == 1
-    assert run.outcome in ("cell_error", "kernel_died")
-    assert "processes" in run.report  # BlockingIOError's "Resource temporarily unavailable"
-    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if b"fork-bomb" in _read(p)]
+    with watching_for_survivors() as survivors:
+        run = hostile("fork-bomb.ipynb", tmp_path, synthetic_data, "--cell-timeout", "60")
+        assert run.code == 1
+        assert run.outcome in ("cell_error", "kernel_died")
+        assert "processes" in run.report  # BlockingIOError's "Resource temporarily unavailable"
+        # Its 200-odd sleeping children, forked from the kernel, are gone with the run.
+        assert survivors() == []
 
 
 def test_memory_hog_is_stopped_as_out_of_memory(tmp_path, synthetic_data):
@@ -193,6 +234,7 @@ def test_submission_cannot_write_its_grade_or_tamper_with_the_graders(tmp_path, 
 def test_model_memorising_the_public_test_split_fails_on_a_private_split(tmp_path, synthetic_data):
     public = hostile("memorises-public-test.ipynb", tmp_path / "public", synthetic_data)
     assert public.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"] == 1.0
+    assert public.outcome == "needs_review"  # it stores the test images it was graded on
     private = write_synthetic_dataset(tmp_path / "private", train=10, test=400)
     (private / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(
         _shifted_images(synthetic_data)
@@ -319,3 +361,123 @@ def test_a_root_grader_runs_student_code_as_nobody(tmp_path, synthetic_data):
     assert SECRET not in _everything_written(run)
     assert run.outcome == "model_unusable"  # `model = None`: it ran to its end, wrote its file
     assert "namespace isolation as user nobody" in run.report
+
+
+def _mountable() -> bool:
+    """Whether this machine lets the grader give a scratch folder a file system of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="grader-quota-probe-"))
+    try:
+        quota = ScratchQuota.create(folder, 64)
+        mounted = quota.image is not None
+        quota.release()
+        return mounted
+    finally:
+        folder.rmdir()
+
+
+def _scratch_of(run) -> Path:
+    """The scratch folder the notebook ran in (fills-the-disk.ipynb prints its working folder)."""
+    executed = (run.out / "executed.ipynb").read_text()
+    return Path(re.search(r"working in (\S+?)(?:\\n|\s|\")", executed)[1]).parent
+
+
+@pytest.mark.skipif(not _mountable(), reason="the grader may not mount file systems here")
+def test_a_notebook_filling_its_disk_quota_stops_as_out_of_disk(tmp_path, synthetic_data):
+    # 40 files of 100 MB: 4 GB used to pass, with nothing but the per-file limit in the way.
+    run = hostile("fills-the-disk.ipynb", tmp_path, synthetic_data, "--disk-limit", "256")
+    assert run.code == 1
+    assert run.outcome == "out_of_disk"
+    sentence = "The notebook wrote more files than its folder may hold and stopped. (cell 3)"
+    assert sentence in run.report
+    assert "No space left on device" in run.report  # the error the notebook got
+    assert "may hold at most 256 MB while grading" in run.report  # what to do about it
+    assert "256 MB of disk (its own ext4 file system)" in run.report
+    executed = (run.out / "executed.ipynb").read_text()
+    assert "wrote 2 files" in executed and "wrote 3 files" not in executed
+    # The scratch, its image and its mount are gone with the run.
+    scratch = _scratch_of(run)
+    assert not scratch.exists() and not scratch.with_name(scratch.name + ".img").exists()
+    assert str(scratch) not in Path("/proc/mounts").read_text()
+
+
+def test_without_a_file_system_of_its_own_a_watchdog_enforces_the_quota(tmp_path, synthetic_data):
+    # A kept scratch folder stays a plain folder (as where the grader may not mount one): the
+    # watchdog measures it while the notebook runs and stops the run past the quota.
+    run = hostile(
+        "fills-the-disk.ipynb", tmp_path, synthetic_data, "--disk-limit", "256", "--keep-workdir"
+    )
+    scratch = _scratch_of(run)
+    try:
+        assert run.code == 1
+        assert run.outcome == "out_of_disk"
+        assert "wrote more than 256 MB into its folder" in run.report
+        assert "256 MB of disk (a watchdog" in run.report
+        # Stopped within a second or so of passing the quota, far from the 4 GB it would write.
+        written = sum(path.stat().st_size for path in scratch.rglob("*.bin"))
+        assert 256 * 2**20 < written < 1024 * 2**20
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_lookup_table_over_the_public_test_split_is_held_for_review(tmp_path, shared_data):
+    run = hostile("lookup-table.ipynb", tmp_path, shared_data)
+    assert run.code == 1
+    assert run.outcome == "needs_review"
+    model = run.results["extra_data"]["grader"]["models"]["model"]
+    assert model["test_accuracy"] == 1.0 and model["train_accuracy"] < 0.9
+    assert model["stored_test_images"] == 1.0
+    (accuracy,) = [t for t in run.results["tests"] if t["name"].startswith("Test accuracy")]
+    assert accuracy["score"] == 0 and accuracy["max_score"] == 7 and "status" not in accuracy
+    assert accuracy["output"].startswith("withheld pending review: it scores 1.000 on the test")
+    assert run.report.splitlines()[1].startswith("## ⏸️ Week 3")  # held for review
+    assert "test accuracy **1.0000**" in run.report  # both numbers, for the student ...
+    assert f"it scores {model['train_accuracy']:.4f}" in run.report
+    assert "For the instructor: `model` is held for review." in run.report  # ... and for them
+
+
+LOOKUP = """
+import torch
+from torch import nn
+from torchvision import datasets
+
+test = datasets.FashionMNIST(root="./data", train=False, download=True)
+train = datasets.FashionMNIST(root="./data", train=True, download=True)
+IMAGES, LABELS = STORED
+
+
+class Lookup(nn.Module):
+    def __init__(self, images, labels, order):
+        super().__init__()
+        self.register_buffer("order", order)
+        self.register_buffer("images", images.flatten(1)[:, order].float() / 255)
+        self.register_buffer("answers", nn.functional.one_hot(labels, 10).float())
+
+    def forward(self, x):
+        return self.answers[torch.cdist(x.flatten(1)[:, self.order], self.images).argmin(dim=1)]
+
+
+model = Lookup(IMAGES, LABELS, ORDER)
+"""
+
+
+@pytest.mark.parametrize(
+    ("stored", "order", "caught_by"),
+    [
+        # The test images with their pixels shuffled: no row of it looks like a test image,
+        # but it does far better on the test split than on the training split.
+        ("test.data, test.targets", "torch.randperm(784)", "images of the training split"),
+        # The training images too: as good on both, but the test images are in its buffers.
+        (
+            "torch.cat([train.data, test.data]), torch.cat([train.targets, test.targets])",
+            "torch.arange(784)",
+            "stored in its parameters or buffers",
+        ),
+    ],
+)
+def test_either_signal_alone_holds_a_lookup_table(stored, order, caught_by, tmp_path, shared_data):
+    source = LOOKUP.replace("STORED", stored).replace("ORDER", order)
+    run = grade(write_notebook(tmp_path / "lookup.ipynb", source), tmp_path / "out", shared_data)
+    assert run.code == 1
+    assert run.outcome == "needs_review"
+    review = run.results["extra_data"]["grader"]["models"]["model"]["review"]
+    assert caught_by in review and "; and " not in review  # this signal, and only this one

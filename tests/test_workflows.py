@@ -323,11 +323,13 @@ def test_regrade_week_is_a_choice_and_reaches_the_shell_only_quoted(written, tmp
             "ARGUMENTS": str(tmp_path / "arguments"),
             "WEEK": "week3; touch pwned",
             "FORCE": force,
+            "RUNNER_TEMP": str(tmp_path),
         }
         subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
         assert (tmp_path / "arguments").read_text().splitlines() == [
             *("--course", "grader", "batch", "week3; touch pwned", "submissions"),
-            *("--out", "gradebook/week3; touch pwned", "--isolation", "namespace", *extra),
+            *("--out", "gradebook/week3; touch pwned", "--pushes", f"{tmp_path}/pushes.json"),
+            *("--isolation", "namespace", *extra),
         ]
         assert not (tmp_path / "pwned").exists()
 
@@ -345,6 +347,12 @@ def test_regrade_batches_each_week_on_the_big_runner_and_posts_the_leaderboard(w
     ]
     (post,) = [s for s in post_job["steps"] if "--post-leaderboard" in s.get("run", "")]
     assert set(grade["env"]) == {"WEEK", "FORCE"}  # no token where student code runs
+    # Lateness by GitHub's clock: the push times, read in a step of their own with the token,
+    # from a checkout with its history.
+    (pushes,) = [s for s in job["steps"] if "grader --course grader pushes" in s.get("run", "")]
+    assert pushes["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    assert '--pushes "$RUNNER_TEMP/pushes.json"' in grade["run"]
+    assert job["steps"][0]["with"]["fetch-depth"] == 0
     assert "--no-grade" in post["run"] and '"$WEEK"' in post["run"]
     # The reports it graded too: a push past the GPU budget was promised this regrade's report.
     assert "--post-reports" in post["run"]

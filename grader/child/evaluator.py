@@ -1,9 +1,13 @@
 """The worker that runs a captured model on the grader's images, in a process of its own.
 
-`python -m grader.child.evaluator DEVICE` imports torch at once (while the notebook still runs),
-says which device it will use (`{"device": "cuda"}`, or `{"error": ...}`), then answers JSON
+`python -m grader.child.evaluator DEVICE [--check MODULE...]` imports torch at once (while the
+notebook still runs), says which device it will use (`{"device": "cuda"}`, or `{"error": ...}`;
+with `--check`, `{"broken": why}` when one of the modules does not import), then answers JSON
 requests on stdin, one a line: `{"jobs": [{"model", "inputs", "output"}]}`, with one line of
-replies each, until stdin closes.
+replies each, until stdin closes. A job of `"kind": "stored"` writes, for each image in
+`inputs`, how closely (Pearson correlation) the closest image-sized row of the model's
+parameters, buffers and constants matches it: a model that stores the test images it is graded
+on is a lookup table.
 Loading an exported program can run code from the file (torch unpickles parts of it), so this
 never happens in the grader's process: the worker gets the sandbox's environment, no labels, and
 hands back only raw model outputs, from which the grader computes every number itself.
@@ -18,6 +22,12 @@ from typing import Any
 
 
 def main() -> None:
+    # `--check MODULE...`: the sandbox's self-test (grader.sandbox.selftest) comes first.
+    if "--check" in sys.argv:
+        broken = _import_all(sys.argv[sys.argv.index("--check") + 1 :])
+        if broken:
+            _say({"broken": broken})
+            return
     import numpy as np
     import torch
 
@@ -42,8 +52,12 @@ def main() -> None:
             try:
                 if job["model"] not in programs:
                     programs[job["model"]] = _load(job["model"], device)
+                program, module = programs[job["model"]]
                 inputs = torch.from_numpy(np.load(job["inputs"]))
-                outputs = _run(programs[job["model"]], inputs, device, job.get("batch"))
+                if job.get("kind") == "stored":
+                    outputs = _stored(program, inputs)
+                else:
+                    outputs = _run(module, inputs, device, job.get("batch"))
                 np.save(job["output"], outputs)
                 replies.append({"ok": True, "seconds": round(time.perf_counter() - started, 3)})
             except Exception as error:  # noqa: BLE001 - every failure is the model's, reported
@@ -55,6 +69,22 @@ def main() -> None:
                     }
                 )
         _say(replies)
+
+
+def _import_all(modules: list[str]) -> str | None:
+    """None when every module imports here, else the first failure, in one line."""
+    import importlib
+
+    from grader import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException as error:  # noqa: BLE001 - anything at all is the answer
+            text = str(error).strip().splitlines()
+            return f"import {name}: {type(error).__name__}: {text[-1][:300] if text else ''}"
+    return None
 
 
 def _say(message: Any) -> None:
@@ -90,7 +120,37 @@ def _load(path: str, device: str):
         from torch.export.passes import move_to_device_pass
 
         program = move_to_device_pass(program, device)
-    return program.module()
+    return program, program.module()
+
+
+def _stored(program, images):
+    """For each image (a row of `images`), the highest correlation with an image-sized row of
+    any tensor the program holds: rows of [N, H*W] or [N, C, H, W] tensors, or columns."""
+    import torch
+
+    pixels = images[0].numel()
+    wanted = _standardised(images.reshape(len(images), pixels).float())
+    best = torch.full((len(images),), -1.0)
+    held = [*program.state_dict.values(), *program.constants.values()]
+    for tensor in (t for t in held if isinstance(t, torch.Tensor) and t.numel() >= pixels):
+        tensor = tensor.detach().to("cpu", torch.float32)
+        candidates = []
+        if tensor.numel() % pixels == 0:
+            candidates.append(tensor.reshape(-1, pixels))
+        if tensor.ndim == 2 and tensor.shape[0] == pixels:
+            candidates.append(tensor.T)
+        for rows in candidates:
+            for chunk in rows.split(8192):
+                similarity = (wanted @ _standardised(chunk).T).nan_to_num(-1.0)
+                best = torch.maximum(best, similarity.max(dim=1).values)
+    return best.numpy()
+
+
+def _standardised(rows):
+    """Each row centred and scaled to unit length: their dot products are correlations, the
+    same whatever scale and shift a normalisation gave the pixels. Constant rows become 0."""
+    centred = rows - rows.mean(dim=1, keepdim=True)
+    return centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-6)
 
 
 def _run(module, inputs, device: str, static_batch: int | None):

@@ -1,15 +1,19 @@
 """The child process that executes a staged notebook with papermill, inside the sandbox.
 
     python -m grader.child.runner INPUT OUTPUT --cwd DIR --cell-timeout S --timeout S \
-        --capture-timeout S --parameters JSON --events FD
+        --capture-timeout S --parameters JSON --events FD [--gate FD]
 
 It reports progress and how the run ended as JSON lines on file descriptor FD, which the kernel
-does not inherit: `{"event": "cell", "index", "total"}` as each cell starts, then one
+does not inherit: `{"event": "cell", "index", "total", "student"}` as each cell starts, then one
 `{"event": "done", "status", "index", "cell", "error", "message", "traceback", "captured",
 "capture_problem"}`. A cell that raises or runs past the per-cell or the total limit stops the
 student's part of the notebook; the grader's capture cell still runs in the living kernel
 (within `--capture-timeout`), and `captured` says whether it did. The grader trusts these events
 for progress and diagnostics only, never for a grade.
+
+With a gate, the runner starts the kernel and runs the grader's own first cell, then says
+`{"event": "ready"}` and waits for `go` on the gate before the first student cell: the grader's
+checks of the sandbox overlap the kernel's start, and no student code runs before they passed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capture-timeout", type=float, required=True)
     parser.add_argument("--parameters", default="{}")
     parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--gate", type=int)
     args = parser.parse_args(argv)
     events = os.fdopen(args.events, "w", buffering=1)
 
@@ -67,7 +72,15 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
 
     def on_cell_start(cell, cell_index, **_):
         run.index = cell_index
-        emit(event="cell", index=cell_index, total=total)
+        # Whether student code starts now: what failed before that is the grader's own doing.
+        grader = cell.metadata.get("grader", {})
+        student = "cell" in grader or grader.get("injected") == "capture"
+        if student and not run.student:
+            run.student = True
+            _wait_at_gate(args.gate, emit)
+            # The total limit is the student's time: it counts from their first cell.
+            run.deadline = time.monotonic() + args.timeout
+        emit(event="cell", index=cell_index, total=total, student=student)
 
     papermill.engines.papermill_engines.register("grader", _grading_engine(run))
     try:
@@ -124,6 +137,7 @@ class _Run:
         self.cell_timeout = cell_timeout
         self.capture_timeout = capture_timeout
         self.index: int | None = None
+        self.student = False  # whether student code has started
         self.limit = "cell"  # which limit bounds the running cell: "cell" or "total"
         self.capture_deadline: float | None = None
         self.stopped: dict[str, Any] | None = None  # how the student's part ended, if not well
@@ -179,6 +193,16 @@ def _grader_note(text: str):
     import nbformat
 
     return nbformat.v4.new_output("stream", name="stderr", text=f"\n[grader] {text}\n")
+
+
+def _wait_at_gate(gate: int | None, emit) -> None:
+    """Before the first student cell: say so, and wait until the grader lets it run."""
+    if gate is None:
+        return
+    emit(event="ready")
+    with os.fdopen(gate, "rb", buffering=0) as stream:
+        if stream.read(3) != b"go\n":
+            raise RuntimeError("the grader stopped the run before the notebook's first cell")
 
 
 CELL_OUTPUT_LIMIT = 2_000_000  # characters of output kept per cell

@@ -50,7 +50,6 @@ from grader.course.course import Course
 from grader.course.submissions import Submission, find_submissions
 from grader.errors import GraderError, PostError
 from grader.github.client import GitHubClient, RetryPolicy
-from grader.github.git import last_commit_time
 from grader.github.places import leaderboard_issue, report_issue
 from grader.github.post import (
     POST_PAUSE,
@@ -59,6 +58,7 @@ from grader.github.post import (
     comments_by_marker,
     post_comments,
 )
+from grader.github.pushes import PushLog, SubmissionClock
 from grader.github.sticky import Poster
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
@@ -121,9 +121,11 @@ def run_batch(
     force: bool = False,
     grade: bool = True,
     console: Console | None = None,
+    pushes: PushLog | None = None,
 ) -> Batch:
     """Grade what is not yet current under `out` (of `students` only, when given), then write
-    the gradebook and the leaderboard of every student. Holds `out`'s lock throughout; a stop
+    the gradebook and the leaderboard of every student; lateness by the push times in `pushes`
+    where they date a notebook, else by its commit. Holds `out`'s lock throughout; a stop
     request ends the gradings under way, and what finished is written (`Batch.stopped`)."""
     console = console or Console(stderr=True, highlight=False)
     say = functools.partial(console.print, markup=False, soft_wrap=True)
@@ -131,7 +133,7 @@ def run_batch(
         return _run_batch(
             course, config, week, root, out, options,
             patterns=patterns, workers=workers, students=students, force=force, grade=grade,
-            console=console, lock=lock,
+            console=console, lock=lock, pushes=pushes,
         )  # fmt: skip
 
 
@@ -150,6 +152,7 @@ def _run_batch(
     grade: bool,
     console: Console,
     lock: FolderLock,
+    pushes: PushLog | None,
 ) -> Batch:
     out.mkdir(parents=True, exist_ok=True)
     settings = config.week(week)
@@ -181,11 +184,18 @@ def _run_batch(
     started_at = _now()
     started = time.monotonic()
     timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
+    verified: dict[str, str] = {}
+    if todo:  # the sandbox self-test, once for the whole batch (it raises when it fails)
+        from grader.pipeline.grade import verify_sandbox
+
+        verified = verify_sandbox(spec, options)
+    slots = [replace(slot, env={**slot.env, **verified}) for slot in slots]
     with BatchProgress(len(todo), console) as progress:
         runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress, lock)
     seconds = round(time.monotonic() - started, 2)
     stopped = stopping.requested()
-    rows = [_row(config, settings, submission, out, stopped) for submission in submissions]
+    clock = SubmissionClock(root, pushes)
+    rows = [_row(config, settings, submission, out, clock, stopped) for submission in submissions]
     gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
     leaderboard: Path | None = out / "leaderboard.md"
     names = leaderboard_names(config)
@@ -423,6 +433,7 @@ def _row(
     settings: WeekConfig,
     submission: Submission,
     out: Path,
+    clock: SubmissionClock,
     stopped: int | None = None,
 ) -> GradebookRow:
     if submission.problem:
@@ -442,8 +453,9 @@ def _row(
         return GradebookRow.not_graded(
             submission.student, settings.week, why, notebook=notebook, outcome=Outcome.GRADER_ERROR
         )
-    lateness = config.late.apply(last_commit_time(submission.root, notebook), settings.due)
-    return GradebookRow.from_results(results, notebook=notebook, lateness=lateness)
+    submitted, how = clock.submitted(notebook)
+    lateness = config.late.apply(submitted, settings.due)
+    return GradebookRow.from_results(results, notebook=notebook, lateness=lateness, clock=how)
 
 
 def _write_record(batch: Batch, out: Path) -> None:

@@ -21,6 +21,7 @@ from grader.course.release import release_week
 from grader.course.spec import Example
 from grader.data.datasets import EMBEDDED_ROOT
 from grader.options import GradeOptions
+from grader.pipeline.grade import verify_sandbox
 from grader.pipeline.results import grader_section
 from grader.states import Outcome
 
@@ -73,8 +74,12 @@ def run_demo(
     workers: int = 2,
 ) -> list[DemoRun]:
     specs = [course.week(week) for week in weeks or course.weeks()]
+    options = GradeOptions(data_dir=EMBEDDED_ROOT, device="cpu")
     planned = []
     for spec in specs:
+        if progress:
+            progress.step(f"Checking that the sandbox runs the grader's Python for {spec.week}")
+        verified = verify_sandbox(spec, options)  # once here, not in each grading
         reference = Example(spec.source_notebook, "the reference solution", "passed")
         for example in [reference, *spec.examples]:
             job = GradeJob(
@@ -82,10 +87,12 @@ def run_demo(
                 "demo",
                 example.notebook,
                 out / spec.week / _slug(example.notebook.stem),
-                env={"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // workers))},
+                env={
+                    "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // workers)),
+                    **verified,
+                },
             )
             planned.append((spec.week, example, job))
-    options = GradeOptions(data_dir=EMBEDDED_ROOT, device="cpu")
     # The longest gradings (reference solutions, later weeks) first, so none is left alone at
     # the end.
     order = sorted(planned, key=lambda item: (item[1].expect != "passed", -int(item[0][4:])))

@@ -40,6 +40,7 @@ class GradebookRow:
     notes: str = ""  # what the instructor should do (the advice's instructor parts)
     hidden_models: tuple[str, ...] = ()  # measured by checks the students may not see yet
     hidden_points: float = 0.0  # points of checks the students may not see yet
+    clock: str = ""  # which clock dated the submission: push, commit or file (states.Clock)
 
     def __post_init__(self) -> None:
         if self.outcome != NOT_GRADED and not isinstance(self.outcome, Outcome):
@@ -47,7 +48,7 @@ class GradebookRow:
 
     @classmethod
     def from_results(
-        cls, results: dict[str, Any], *, notebook: str, lateness: Lateness
+        cls, results: dict[str, Any], *, notebook: str, lateness: Lateness, clock: str = ""
     ) -> GradebookRow:
         grader = grader_section(results)
         return cls(
@@ -75,6 +76,7 @@ class GradebookRow:
                 if model.get("shown") is False
             ),
             hidden_points=float((grader.get("visible") or {}).get("hidden_points") or 0),
+            clock=str(clock),
         )
 
     @classmethod
@@ -120,6 +122,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
         "final_score",
         *[f"{m} test_accuracy" for m in models],
         "submitted_at",
+        "clock",
         "due",
         "graded_at",
         "notebook",
@@ -147,6 +150,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
                     "final_score": f"{row.final_score:g}",
                     **{f"{m} test_accuracy": _accuracy(row.accuracies.get(m)) for m in models},
                     "submitted_at": _iso(late.submitted_at),
+                    "clock": row.clock,
                     "due": _iso(late.due),
                     "graded_at": row.graded_at,
                     "notebook": row.notebook,

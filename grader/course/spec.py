@@ -57,6 +57,9 @@ class Profile:
     thresholds: dict[str, Threshold]
     parameters: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    # A model scoring more than this above its accuracy on the training split it was given is
+    # held for review (grader.pipeline.evaluate): honest models never come close (docs/WEEKS.md).
+    review_margin: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class WeekSpec:
     processes: int
     profiles: dict[str, Profile]
     sha256: str
+    disk_mb: int = 2048  # the notebook's scratch folder, staged data included
     examples: list[Example] = field(default_factory=list)
     values: list[ValueSpec] = field(default_factory=list)
     weights: list[WeightsSpec] = field(default_factory=list)
@@ -170,7 +174,8 @@ DATASETS = ("FashionMNIST", "MNIST")
 CRASH_COSTS = ("end_check", "all_points")
 EXPECTED_OUTCOMES = (
     "passed", "below_threshold", "cell_error", "cell_timeout", "total_timeout", "out_of_memory",
-    "kernel_died", "model_missing", "model_unusable", "submission_invalid",
+    "out_of_disk", "kernel_died", "model_missing", "model_unusable", "needs_review",
+    "submission_invalid",
 )  # fmt: skip
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYS = {
@@ -178,13 +183,13 @@ _KEYS = {
         "title", "notebook", "issue", "curves", "execution", "parameters", "smoke", "models",
         "profiles", "examples", "values", "weights", "files",
     },
-    "execution": {"cell_timeout", "timeout", "memory_mb", "processes", "crash_costs"},
+    "execution": {"cell_timeout", "timeout", "memory_mb", "processes", "crash_costs", "disk_mb"},
     "smoke": {"parameters"},
     "models": {
         "variable", "task", "inputs", "outputs", "dataset", "data", "threshold", "requires",
         "required", "discover",
     },
-    "profile": {"description", "test_images", "thresholds", "parameters"},
+    "profile": {"description", "test_images", "thresholds", "parameters", "review_margin"},
     "threshold": {"minimum", "maximum", "full_marks_at"},
     "examples": {"notebook", "title", "expect"},
     "values": {"variable"},
@@ -222,6 +227,7 @@ def load_spec(path: Path) -> WeekSpec:
         timeout=timeout,
         memory_mb=execution.get("memory_mb", toml.integer, 8192, 64),
         processes=execution.get("processes", toml.integer, 256, 1),
+        disk_mb=execution.get("disk_mb", toml.integer, 2048, 64),
         profiles=profiles,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         examples=[
@@ -290,6 +296,7 @@ def _profiles(top: toml.Section) -> dict[str, Profile]:
             },
             parameters=section.get("parameters", _parameters, {}),
             description=section.get("description", toml.string, ""),
+            review_margin=section.get("review_margin", toml.fraction, 0.03),
         )
     return profiles
 

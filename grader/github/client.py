@@ -120,6 +120,15 @@ class GitHubClient:
             yield from _json(response, list)
             url = self._next_page(response)
 
+    def pages(self, url: str, doing: str) -> Iterator[Any]:
+        """Every item of a listing, following GitHub's pagination (page numbers or cursors)."""
+        next_url: str | None = url
+        while next_url:
+            response = self.request("GET", next_url)
+            _raise_for_status(response, doing)
+            yield from _json(response, list)
+            next_url = self._next_page(response)
+
     def create_comment(self, repo: str, issue: int, body: str) -> dict[str, Any]:
         url = f"repos/{repo}/issues/{issue}/comments"
         response = self.request("POST", url, json={"body": body}, repeatable=False)

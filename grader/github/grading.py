@@ -27,13 +27,13 @@ from grader.course.course import Course
 from grader.course.submissions import Submission
 from grader.errors import GraderError, PostError
 from grader.github.client import DEFAULT_API_URL, GitHubClient
-from grader.github.git import last_commit_time
 from grader.github.plan import Event, Plan, plan_ci
+from grader.github.pushes import SubmissionClock
 from grader.github.sticky import Poster
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.results import grader_section
-from grader.states import Outcome, SubmissionState
+from grader.states import Clock, Outcome, SubmissionState
 from grader.views.markdown import render
 from grader.views.report import MARKER
 
@@ -57,6 +57,7 @@ class CiRecord:
     accuracies: dict[str, float | None] = field(default_factory=dict)
     late_days: int = 0
     penalty: float = 0.0
+    clock: str = ""  # which clock dated it: push (GitHub's), commit or file (states.Clock)
     seconds: float = 0.0
     error: str = ""
     pending_points: float = 0.0  # of max_score, waiting for the runner's setup
@@ -162,9 +163,12 @@ def _grade(
     if run.results is None:
         record.outcome = Outcome.GRADER_ERROR
         return record, _notice(course, "grader_error", submission, plan)
-    submitted = plan.submitted_at or last_commit_time(submission.root, path)
+    submitted, clock = plan.submitted_at, Clock.PUSH
+    if submitted is None:  # not a push (a dispatch, a schedule): the commit's own date
+        submitted, clock = SubmissionClock(submission.root, None).submitted(path)
     lateness = config.late.apply(submitted, week.due)
-    row = GradebookRow.from_results(run.results, notebook=path, lateness=lateness)
+    row = GradebookRow.from_results(run.results, notebook=path, lateness=lateness, clock=clock)
+    record.clock = str(clock)
     record.outcome, record.score, record.max_score = row.outcome, row.score, row.max_score
     record.accuracies, record.late_days = row.shown_accuracies, lateness.days
     record.penalty = lateness.penalty

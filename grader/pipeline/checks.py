@@ -37,17 +37,22 @@ class Facts:
     missing_weights: dict[str, str] = field(default_factory=dict)  # name -> reason
     week_dir: Path | None = None  # the week's folder in the course (its data files)
     live: bool = False  # a live kernel (`grader.student.check`): no run from the top to judge
+    # Thresholds of models held for review (threshold key -> why): those checks score 0,
+    # "withheld pending review", until a person has looked.
+    withheld: dict[str, str] = field(default_factory=dict)
 
 
 class Check:
     """Records a check's measured and required values, and its share of the points."""
 
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, withheld: dict[str, str] | None = None):
         self._profile = profile
+        self._withheld = withheld or {}
         self.measured = ""
         self.required = ""
         self.threshold = ""
         self.fraction = 1.0
+        self.withheld = False
 
     def meets(self, key: str, measured: float | None, what: str) -> None:
         """Pass when `measured` is within the profile's threshold `key` (a minimum, or a
@@ -61,6 +66,9 @@ class Check:
             self.measured = "not measured"
             pytest.fail(f"{what} could not be measured", pytrace=False)
         self.measured = f"{measured:.3g}" if 0 < abs(measured) < 1e-3 else f"{measured:.4f}"
+        if key in self._withheld:
+            self.withheld, self.fraction = True, 0.0
+            pytest.fail(f"withheld pending review: {self._withheld[key]}", pytrace=False)
         self.fraction = threshold.fraction(measured)
         if not threshold.passes(measured):
             kind, limit = (
@@ -114,7 +122,9 @@ class _GradingPlugin:
 
     @pytest.fixture
     def check(self, request: pytest.FixtureRequest) -> Check:
-        return self._checks.setdefault(request.node.nodeid, Check(self._facts.profile))
+        return self._checks.setdefault(
+            request.node.nodeid, Check(self._facts.profile, self._facts.withheld)
+        )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -151,6 +161,7 @@ class _GradingPlugin:
             threshold=check.threshold,
             visibility=visibility,
             skipped=report.skipped,
+            withheld=check.withheld,
         )
 
 

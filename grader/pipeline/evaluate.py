@@ -6,9 +6,11 @@ every number in a grade (accuracy, loss, per-class accuracy) is computed here, w
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import secrets
+import select
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,53 +28,155 @@ from grader.sandbox.isolation import Sandbox, Scratch
 from grader.states import ModelStatus
 
 DIAGNOSTIC_SAMPLE = 1000
+GREETING_SECONDS = 300  # for the worker's first line: a cold import of torch can take a minute
+# A lookup table over the public test split scores (nearly) 1.0 on it, and much less on the
+# training split it was supposedly trained on; an honest model does better on the data it saw.
+TRAIN_SAMPLE = 2000  # images of the grader's copy of the training split, same preprocessing
+# A model whose parameters or buffers hold the public test images: a sample of them is compared
+# (Pearson correlation, blind to the scale and shift of any normalisation) with every
+# image-sized row of its tensors.
+STORED_SAMPLE = 256
+STORED_CORRELATION = 0.98  # a sampled test image counts as stored above this
+STORED_SHARE = 0.1  # held for review when at least this share of the sample is stored
 
 
 class EvaluatorProcess:
-    """The sandboxed worker, started before the notebook runs so that its imports overlap."""
+    """The sandboxed worker, started before the notebook runs so that its imports overlap.
+    Started with `check`, its first act is the sandbox's self-test (grader.sandbox.selftest).
 
-    def __init__(self, sandbox: Sandbox, device: str):
-        scratch = sandbox.scratch
-        self._log = open(scratch.run / "evaluator.log", "wb")  # noqa: SIM115 - closed in close()
-        self.process = sandbox.spawn(
-            [sys.executable, "-m", "grader.child.evaluator", device], scratch.eval,
+    Whose fault is a dead worker? One that dies before it was given any student's program
+    failed on the grader's side (or was killed by the notebook beside it): a fresh one is
+    started once, and if that fails too, the grading is a grader error. One that dies while
+    running a student's program gets one retry in a fresh worker (a one-off kill, by the machine
+    or the notebook that just ran, is not the model's doing); dying again is the model's."""
+
+    def __init__(self, sandbox: Sandbox, device: str, check: tuple[str, ...] = ()):
+        self._sandbox, self._requested = sandbox, device
+        self._log = open(sandbox.scratch.run / "evaluator.log", "ab")  # noqa: SIM115 - close()
+        self.restarts = 0
+        self._start(("--check", *check) if check else ())
+
+    def _start(self, extra: tuple[str, ...] = ()) -> None:
+        self.process = self._sandbox.spawn(
+            [sys.executable, "-m", "grader.child.evaluator", self._requested, *extra],
+            self._sandbox.scratch.eval,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
         )  # fmt: skip
-        self._device: str | None = None
+        self._hello: dict[str, Any] | None = None
+        self.loaded = False  # whether it was given a student's program
 
-    def device(self) -> str:
-        """The device the worker evaluates on; waits for its first line (after import torch)."""
-        if self._device is None:
+    def _restart(self) -> None:
+        self._stop()
+        self.restarts += 1
+        self._start()
+
+    def _greeting(self) -> dict[str, Any]:
+        """The worker's first line (after `import torch`): its device, or why it has none."""
+        if self._hello is None:
+            said, _, _ = select.select([self.process.stdout], [], [], GREETING_SECONDS)
+            if not said:  # a worker that hangs before its first line is as good as dead
+                self.process.kill()
             try:
                 hello = json.loads(self.process.stdout.readline())
             except ValueError:
-                hello = {
-                    "error": f"the evaluation worker failed to start (exit code "
-                    f"{self.process.poll()}); see its log"
-                }
-            if "error" in hello:
-                raise GraderError(hello["error"])
-            self._device = hello["device"]
-        return self._device
+                hello = None
+            if not isinstance(hello, dict):
+                hello = {"dead": True}
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(5)  # its exit code, for the instructor
+            self._hello = hello
+        return self._hello
 
-    def run(self, jobs: list[dict[str, str]]) -> list[dict[str, Any]]:
+    def self_test(self) -> str | None:
+        """Wait for the first line of a worker started with `check`: None when the sandbox
+        imported every module, else why it could not (grader.sandbox.selftest)."""
+        hello = self._greeting()
+        if hello.get("dead"):
+            said = self._log_tail() or f"the interpreter exited with code {self.process.poll()}"
+            return said + self._why_killed()
+        return hello.get("broken")
+
+    def device(self) -> str:
+        """The device the worker evaluates on; waits for its first line (after import torch).
+        A worker that died before any student's program reached it is replaced once."""
+        hello = self._greeting()
+        if hello.get("dead") and not self.loaded and self.restarts == 0:
+            self._restart()
+            hello = self._greeting()
+        if hello.get("dead"):
+            raise GraderError(
+                f"the evaluation worker failed to start (exit code {self.process.poll()}, "
+                f"{self.restarts + 1} time(s)): {self._log_tail() or 'it said nothing'}"
+            )
+        if "error" in hello or "broken" in hello:
+            raise GraderError(str(hello.get("error") or hello["broken"]))
+        return str(hello["device"])
+
+    def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.loaded and self.process.poll() is not None and self.restarts == 0:
+            self._restart()  # it died before it ran anything of the student's
         self.device()
+        replies = self._ask(jobs)
+        if replies is None:  # it died while running a student's program: once more, afresh
+            code = self.process.poll()
+            self._restart()
+            self.device()
+            replies = self._ask(jobs)
+            if replies is None:
+                again = self.process.poll()
+                self._restart()  # for the next model
+                reason = (
+                    f"running it killed the grader's evaluation worker twice (exit codes "
+                    f"{code} and {again}{self._why_killed()})"
+                )
+                return [{"ok": False, "error": reason} for _ in jobs]
+        return replies
+
+    def _ask(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """The worker's replies, or None when it died on them."""
+        self.loaded = True
         try:
             self.process.stdin.write(json.dumps({"jobs": jobs}) + "\n")
             self.process.stdin.flush()
-            return json.loads(self.process.stdout.readline())
+            replies = json.loads(self.process.stdout.readline())
         except (OSError, ValueError):
-            reason = f"the evaluation worker died (exit code {self.process.poll()})"
-            return [{"ok": False, "error": reason} for _ in jobs]
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
+            replies = None
+        if not isinstance(replies, list) or len(replies) != len(jobs):
             try:
-                self.process.wait(10)
+                self.process.wait(5)  # dying, or talking nonsense: either way, done with it
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            return None
+        return replies
+
+    def _why_killed(self) -> str:
+        if self._sandbox.enforcer.out_of_memory():
+            return f"; it ran out of the {self._sandbox.limits.memory_mb:,} MB of memory allowed"
+        return ""
+
+    def _log_tail(self) -> str:
+        self._log.flush()
+        try:
+            text = (self._sandbox.scratch.run / "evaluator.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[-1][:300] if lines else ""
+
+    def _stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()  # the worker's signal to end
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        with contextlib.suppress(OSError):
+            self.process.stdout.close()
+
+    def close(self) -> None:
+        self._stop()
         self._log.close()
 
 
@@ -98,15 +202,18 @@ def reevaluate_models(
     profile: Profile,
     worker: EvaluatorProcess,
     scratch: Scratch,
+    public: ImageDataset | None = None,
 ) -> tuple[dict[str, ModelResult], dict[str, Any]]:
     """The ModelResult of each exported model in `ready`, and what the evaluation drew (e.g.
-    the points' seed)."""
+    the points' seed). `public` is the data set the notebook was given (its training split,
+    and the public test images a model could have memorised), when it is not `dataset`."""
     drawn: dict[str, Any] = {}
-    images = labels = preprocessing = note = prepared = None
+    images = labels = preprocessing = note = prepared = memory = None
     if any(m.task == "classify-images" for m in ready):
         images, labels = dataset.load("test")
         preprocessing, note = preprocessing_from(capture.get("transform"))
         prepared = preprocessing.apply(images)  # once: a resize of 10,000 images takes time
+        memory = _memorisation_data(public or dataset, preprocessing)
     results = {}
     for model in ready:
         info = capture["models"][model.variable]
@@ -118,6 +225,8 @@ def reevaluate_models(
             )  # fmt: skip
             result = _layout_problem(job) or _evaluate(job, worker, scratch)
             result.hint = result.hint or note
+            if result.status is ModelStatus.EVALUATED:
+                _look_for_memorisation(result, job, memory, profile, worker, scratch)
         elif model.task == "classify-points":
             points, point_labels, seed = _generate_points(spec, model)
             drawn[f"{model.variable} points seed"] = seed
@@ -138,6 +247,82 @@ def reevaluate_models(
             _diagnose(result, job, worker, scratch)
         results[model.variable] = result
     return results, drawn
+
+
+@dataclass
+class MemorisationData:
+    """What a model is held against besides the test split (see TRAIN_SAMPLE, STORED_SAMPLE)."""
+
+    train_inputs: np.ndarray  # prepared as the test images are
+    train_labels: np.ndarray
+    public_test: np.ndarray  # raw pixels of a sample of the public test images, [n, H * W]
+
+
+def _memorisation_data(public: ImageDataset, preprocessing: Preprocessing) -> MemorisationData:
+    train_images, train_labels = public.load("train")
+    rng = np.random.default_rng(0)  # the same sample for every grading: comparable numbers
+    picked = np.sort(rng.permutation(len(train_labels))[:TRAIN_SAMPLE])
+    test_images, _ = public.load("test")
+    sample = np.sort(rng.permutation(len(test_images))[:STORED_SAMPLE])
+    return MemorisationData(
+        preprocessing.apply(train_images[picked]),
+        train_labels[picked],
+        test_images[sample].reshape(len(sample), -1).astype(np.float32),
+    )
+
+
+def _look_for_memorisation(
+    result: ModelResult,
+    job: Evaluation,
+    memory: MemorisationData,
+    profile: Profile,
+    worker: EvaluatorProcess,
+    scratch: Scratch,
+) -> None:
+    """Measure the model on the training sample and look for test images among its tensors;
+    set `result.review` when either says it looked the answers up instead of learning."""
+    variable, shape = job.spec.variable, job.info["input_shape"]
+    inputs = memory.train_inputs.reshape(len(memory.train_inputs), *shape)
+    scores, error = _run_model(worker, scratch, variable, inputs, "train", job.info.get("batch"))
+    if error is None and _output_problem(scores, len(inputs), job.spec.outputs) is None:
+        metrics = classification_metrics(scores, memory.train_labels, len(job.class_names))
+        result.train_accuracy, result.train_images = metrics["accuracy"], len(inputs)
+    program = str(scratch.capture / f"{variable}.pt2")
+    source = scratch.eval / f"{variable}-public-test.npy"
+    target = scratch.eval / f"{variable}-stored.npy"
+    try:
+        np.save(source, memory.public_test)
+    except OSError:
+        return
+    reply = worker.run([{"kind": "stored", "model": program, "inputs": str(source),
+                         "output": str(target)}])[0]  # fmt: skip
+    if reply["ok"]:
+        try:
+            best = np.load(target, allow_pickle=False)
+            if best.shape == (len(memory.public_test),):
+                result.stored_test_images = float(np.mean(best >= STORED_CORRELATION))
+        except (OSError, ValueError):
+            pass
+    result.review = review_reason(result, profile.review_margin)
+
+
+def review_reason(result: ModelResult, margin: float) -> str | None:
+    """Why a person must look at this model before its accuracy counts, or None."""
+    reasons = []
+    test, train = result.test_accuracy, result.train_accuracy
+    if test is not None and train is not None and test - train > margin:
+        reasons.append(
+            f"it scores {test:.3f} on the test split but only {train:.3f} on "
+            f"{result.train_images:,} images of the training split it was given (a model does "
+            f"not do more than {margin:g} better on images it never saw)"
+        )
+    stored = result.stored_test_images
+    if stored is not None and stored >= STORED_SHARE:
+        reasons.append(
+            f"{stored:.0%} of a sample of the public test images are stored in its parameters "
+            "or buffers"
+        )
+    return "; and ".join(reasons) or None
 
 
 def _layout_problem(job: Evaluation) -> ModelResult | None:
@@ -216,7 +401,10 @@ def _run_model(
 ) -> tuple[np.ndarray | None, str | None]:
     source = scratch.eval / f"{variable}-{tag}-inputs.npy"
     target = scratch.eval / f"{variable}-{tag}-outputs.npy"
-    np.save(source, np.ascontiguousarray(inputs, dtype=np.float32))
+    try:
+        np.save(source, np.ascontiguousarray(inputs, dtype=np.float32))
+    except OSError as error:  # the notebook's leftovers filled the scratch quota
+        return None, f"the grader could not write its inputs for it: {error.strerror}"
     program = str(scratch.capture / f"{variable}.pt2")
     job = {"model": program, "inputs": str(source), "output": str(target), "batch": batch}
     reply = worker.run([job])[0]

@@ -35,6 +35,10 @@ _GRACE_SECONDS = 5
 # margin past the total limit before it kills the whole run.
 CAPTURE_SECONDS = 120
 _MARGIN_SECONDS = 30
+# The grader's own start (the runner, the kernel, the grader's first cell) is not the student's
+# time: the total limit counts from the first student cell. Not getting there in this long is
+# the grader's failure.
+STARTUP_SECONDS = 300
 
 
 def execute_notebook(
@@ -46,29 +50,50 @@ def execute_notebook(
     timeout: float,
     progress: CellProgress | None = None,
     keep_alive: set[int] = frozenset(),
+    before_student_code: Callable[[], None] = lambda: None,
 ) -> Execution:
-    """Run the notebook; never raises for anything the notebook does."""
+    """Run the notebook; never raises for anything the notebook does. The kernel starts at
+    once; `before_student_code` runs (in this process) once it is ready for the first student
+    cell, which waits for it: what it raises stops the run before any student code ran."""
     become_subreaper()
     read_fd, write_fd = os.pipe()
+    gate_read, gate_write = os.pipe()
     command = [
         sys.executable, "-m", "grader.child.runner", str(run.notebook), str(run.executed),
         "--cwd", str(run.scratch.work), "--cell-timeout", str(cell_timeout),
         "--timeout", str(timeout), "--capture-timeout", str(CAPTURE_SECONDS),
         "--parameters", json.dumps(parameters), "--events", str(write_fd),
+        "--gate", str(gate_read),
     ]  # fmt: skip
     started = time.monotonic()
     with open(run.scratch.run / "kernel.log", "wb") as log:
         runner = sandbox.spawn(
             command, run.scratch.work, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+            stderr=subprocess.STDOUT, pass_fds=(write_fd, gate_read),
         )  # fmt: skip
     os.close(write_fd)
-    # The runner stops the notebook at `timeout` itself and still captures; this deadline is
-    # for a runner or kernel that does not stop.
-    hard_deadline = started + timeout + CAPTURE_SECONDS + _MARGIN_SECONDS
-    done, stopped = _follow_events(
-        read_fd, hard_deadline, progress, lambda: sandbox.enforcer.check(runner.pid)
-    )
+    os.close(gate_read)
+
+    def open_gate() -> None:
+        before_student_code()
+        with contextlib.suppress(BrokenPipeError):  # a runner that died meanwhile: said below
+            os.write(gate_write, b"go\n")
+
+    seen: dict[str, Any] = {"student": False}  # whether student code has started
+    # The runner stops the notebook at `timeout` (from its first student cell) itself and still
+    # captures; this deadline is for a runner or kernel that does not stop.
+    try:
+        done, stopped = _follow_events(
+            read_fd, timeout + CAPTURE_SECONDS + _MARGIN_SECONDS, progress,
+            lambda: sandbox.within_limits(runner.pid), seen, open_gate,
+        )  # fmt: skip
+    except BaseException:  # the grader's own check failed: no student cell may start
+        _stop(runner)
+        runner.wait()
+        kill_descendants(keep=set(keep_alive))
+        raise
+    finally:
+        os.close(gate_write)
     if stopped:
         _stop(runner)
     runner.wait()
@@ -80,7 +105,9 @@ def execute_notebook(
         done = {
             **where,
             "status": ExecutionStatus.TOTAL_TIMEOUT,
-            "message": f"the whole notebook may run for at most {timeout:g} s",
+            "message": f"the whole notebook may run for at most {timeout:g} s"
+            if seen["student"]
+            else f"the kernel did not get to the notebook's first cell in {STARTUP_SECONDS} s",
             "capture_problem": "the kernel did not stop when the time was up",
         }
     elif sandbox.enforcer.out_of_memory():
@@ -89,6 +116,17 @@ def execute_notebook(
             "status": ExecutionStatus.OUT_OF_MEMORY,
             "message": f"the notebook used more than {limits.memory_mb:,} MB of memory",
             "capture_problem": "the notebook was killed for its memory",
+        }
+    elif (done or {}).get("status") != "completed" and sandbox.out_of_disk():
+        said = (done or {}).get("message")
+        done = {
+            **(done or {}),
+            "status": ExecutionStatus.OUT_OF_DISK,
+            "index": index,
+            "message": f"{said}: the notebook's folder may hold at most {limits.disk_mb:,} MB, "
+            "and it was full"
+            if said and sandbox.enforcer.tripped != "disk"
+            else f"the notebook wrote more than {limits.disk_mb:,} MB into its folder",
         }
     elif sandbox.enforcer.tripped == "processes":
         done = {
@@ -104,15 +142,42 @@ def execute_notebook(
             "message": f"the notebook runner exited with code {runner.returncode}",
             "capture_problem": "the notebook runner died",
         }
+    if not seen["student"] and done.get("status") != "completed":
+        done = _before_student_code(run, done, runner.returncode)
     return _describe(run, done, time.monotonic() - started)
 
 
+def _before_student_code(run: StagedRun, done: dict[str, Any], code: int | None) -> dict[str, Any]:
+    """A run that ended before any student code started failed on the grader's side (the
+    kernel never started, the grader's first cell failed, the runner died): a runner error,
+    with what the instructor needs to know."""
+    said = done.get("message") or f"the runner exited with code {code}"
+    if done.get("error"):
+        said = f"{done['error']}: {said}"
+    log = [line for line in kernel_log_tail(run, 40) if line.strip()]
+    return {
+        "status": ExecutionStatus.RUNNER_ERROR,
+        "index": None,
+        "message": f"the notebook's kernel never got to its first cell "
+        f"({str(done.get('status')).replace('_', ' ')}: {said})"
+        + (f"; the runner's log ends: {log[-1]}" if log else ""),
+    }
+
+
 def _follow_events(
-    fd: int, deadline: float, progress: CellProgress | None, within_limits: Callable[[], bool]
+    fd: int,
+    timeout: float,
+    progress: CellProgress | None,
+    within_limits: Callable[[], bool],
+    seen: dict[str, Any],
+    on_ready: Callable[[], None],
 ) -> tuple[dict | None, str | None]:
     """Read the runner's JSON events until it closes the pipe; stop early at the deadline
-    ("timeout") or when the watchdog finds the run over its limits ("limit")."""
+    ("timeout": STARTUP_SECONDS to reach student code, then `timeout` from there) or when the
+    watchdog finds the run over its limits ("limit"). `seen["student"]` turns True once a cell
+    of the student's (or the capture after them) starts."""
     done, buffer = None, b""
+    deadline = time.monotonic() + STARTUP_SECONDS
     with os.fdopen(fd, "rb", buffering=0) as stream:
         while True:
             remaining = deadline - time.monotonic()
@@ -130,8 +195,13 @@ def _follow_events(
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 event = json.loads(line)
-                if event["event"] == "cell" and progress:
-                    progress(event["index"], event["total"])
+                if event["event"] == "cell":
+                    if event.get("student") is True and not seen["student"]:
+                        seen["student"], deadline = True, time.monotonic() + timeout
+                    if progress:
+                        progress(event["index"], event["total"])
+                elif event["event"] == "ready":
+                    on_ready()
                 elif event["event"] == "done":
                     done = event
 

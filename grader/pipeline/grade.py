@@ -38,6 +38,7 @@ from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_
 from grader.pipeline.visibility import show_checks
 from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
+from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 from grader.views.markdown import safe_name
 from grader.views.report import render_report
@@ -99,7 +100,7 @@ def _grade(
         test_images = graded_on.count("test") if graded_on else None
         profile = spec.profile_for(test_images, options.profile)
     except GraderError as error:
-        result = _bare_result(week, week, student, Outcome.GRADER_ERROR, str(error))
+        result = _bare_result(week, week, student, Outcome.GRADER_ERROR, not_your_fault(error))
         write_outputs(result, out, course, executed=None, started=started)
         raise
     result = _bare_result(spec.week, spec.title, student, Outcome.GRADER_ERROR, "")
@@ -139,7 +140,7 @@ def _grade(
         stopping.check()  # a stop the graders' pytest caught leaves a result not to trust
         show_checks(result, course, spec)
     except GraderError as error:
-        result.outcome, result.summary = Outcome.GRADER_ERROR, str(error)
+        result.outcome, result.summary = Outcome.GRADER_ERROR, not_your_fault(error)
         write_outputs(result, out, course, executed=None, started=started)
         raise
     except stopping.Stopped as stop:
@@ -168,8 +169,9 @@ def _run_pipeline(
     `pip install` in the notebook may name."""
     staged, graded_on = datasets
     isolation = resolve_isolation(options.isolation)
-    limits = Limits(memory_mb=options.memory_mb or spec.memory_mb, processes=spec.processes)
-    scratch = Scratch.create()
+    limits = grading_limits(spec, options)
+    # A kept scratch folder stays a plain folder (its quota is then the watchdog's).
+    scratch = Scratch.create(limits.disk_mb, mount=not options.keep_workdir)
     # What the notebook must not read even with a read-only view of the machine: the course's
     # solutions and graders, the private test split, the grades, and the checkout the grader
     # runs in (in a classroom repository, the other students' notebooks).
@@ -178,6 +180,11 @@ def _run_pipeline(
     result.provenance["Sandbox"] = sandbox.describe()
     worker = None
     try:
+        # The evaluation worker starts first, in the sandbox the notebook will run in: until
+        # this process (or its parent) has seen it import what a grading needs, the notebook's
+        # first student cell waits for it (grader.sandbox.selftest), while its kernel starts.
+        check = () if verified(sandbox) else MODULES
+        worker = EvaluatorProcess(sandbox, options.device, check)
         progress.step("Staging a scratch folder and the data")
         weights = [find_weights(w) for w in spec.weights]
         missing = {found.spec.name: found.reason for found in weights if found.path is None}
@@ -190,11 +197,23 @@ def _run_pipeline(
                 if found.path is not None
             }
         )
-        run = stage_workdir(
-            submission.notebook, spec, staged, weights, scratch, options.seed, packages
-        )
-        worker = EvaluatorProcess(sandbox, options.device)
+        try:
+            run = stage_workdir(
+                submission.notebook, spec, staged, weights, scratch, options.seed, packages
+            )
+        except (OSError, EOFError) as error:  # a truncated cache file, a full disk
+            raise GraderError(f"staging the notebook's scratch folder failed: {error}") from None
+
+        def sandbox_works() -> None:  # before the first student cell, the kernel waiting
+            if check:
+                progress.step("Checking that the sandbox runs the grader's Python")
+            waited = check_sandbox(sandbox, worker.self_test)
+            result.timings["sandbox check"] = result.timings.get("sandbox check", 0) + waited
+            if check:
+                progress.step("Running the notebook")
+
         if options.device == "cuda":
+            sandbox_works()
             worker.device()  # fail now, not after a long run, when there is no CUDA device
         parameters = {
             **spec.parameters, **profile.parameters,
@@ -207,13 +226,18 @@ def _run_pipeline(
             run, sandbox, parameters=parameters,
             cell_timeout=options.cell_timeout or spec.cell_timeout,
             timeout=options.timeout or spec.timeout, progress=progress.cell,
-            keep_alive={worker.process.pid},
+            keep_alive={worker.process.pid}, before_student_code=sandbox_works,
         )  # fmt: skip
         result.execution = execution
         result.timings["notebook"] = execution.seconds
+        if execution.status is ExecutionStatus.RUNNER_ERROR:
+            check_sandbox(sandbox, worker.self_test)  # a broken sandbox explains it best
+            raise GraderError(f"the notebook runner failed: {execution.failure.message}")
         # After a crash or a time limit the capture still ran in the living kernel: the model
         # trained by then is graded (the spec's `crash_costs` says what the crash costs).
         capture = read_capture(scratch) if execution.captured else {}
+        if not options.keep_workdir:
+            scratch.discard_notebook_files()  # room for the evaluation, whatever the run left
         result.curves = _clean_curves(capture.get("curves"))
         ready = []
         for model in spec.models:
@@ -230,11 +254,15 @@ def _run_pipeline(
             evaluating = time.monotonic()
             result.device = worker.device()
             evaluated, drawn = reevaluate_models(
-                spec, ready, capture, graded_on, profile, worker, scratch
+                spec, ready, capture, graded_on, profile, worker, scratch, public=staged
             )
             result.models.update(evaluated)
             result.provenance.update({key: str(value) for key, value in drawn.items()})
             result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
+        if worker.restarts:
+            result.provenance["Evaluation worker"] = (
+                f"started afresh {worker.restarts} time(s): it died (see evaluator.log)"
+            )
         result.models = {m.variable: result.models[m.variable] for m in spec.models}
         result.notes.extend(_found_under_other_names(result.models, capture))
         if capture:
@@ -244,9 +272,11 @@ def _run_pipeline(
         if execution.status is not ExecutionStatus.COMPLETED:
             execution.runner_log = kernel_log_tail(run)  # the instructor's, not the output
         progress.step("Running the graders")
+        held = {m.threshold: result.models[m.variable].review for m in spec.models}
         facts = Facts(
-            result.models, execution, profile, result.curves, result.values, missing, spec.directory
-        )
+            result.models, execution, profile, result.curves, result.values, missing,
+            spec.directory, withheld={key: why for key, why in held.items() if key and why},
+        )  # fmt: skip
         result.checks = run_graders(spec, facts)
         if execution.status is not ExecutionStatus.COMPLETED and spec.crash_costs == "all_points":
             result.checks = [_no_points_after_a_crash(check) for check in result.checks]
@@ -254,6 +284,7 @@ def _run_pipeline(
             spec, execution, result.models, result.checks
         )
         result.advise(*advice(execution, limits, staged, packages))
+        result.notes.extend(review_notes(result.models.values(), profile))
         return read_executed(run)
     finally:
         if worker is not None:
@@ -286,6 +317,65 @@ def _no_points_after_a_crash(check: CheckResult) -> CheckResult:
         message="no points: the notebook did not run to its end, and this week grants none "
         "then (the model was still measured, as shown below)",
     )
+
+
+def grading_limits(spec: WeekSpec, options: GradeOptions) -> Limits:
+    """The limits student code runs under: the options', else the week's spec."""
+    return Limits(
+        memory_mb=options.memory_mb or spec.memory_mb,
+        processes=spec.processes,
+        disk_mb=options.disk_mb or spec.disk_mb,
+    )
+
+
+def verify_sandbox(spec: WeekSpec, options: GradeOptions) -> dict[str, str]:
+    """The sandbox self-test, run here once for many child gradings of `spec`'s week (`grader
+    batch`, `grader demo`): raises SandboxBroken, or returns the environment that tells each
+    child it passed."""
+    limits = grading_limits(spec, options)
+    sandbox = Sandbox(Scratch.create(), resolve_isolation(options.isolation), limits)
+
+    def probe() -> str | None:
+        worker = EvaluatorProcess(sandbox, "cpu", MODULES)
+        try:
+            return worker.self_test()
+        finally:
+            worker.close()
+
+    try:
+        check_sandbox(sandbox, probe)
+    finally:
+        sandbox.close()
+        sandbox.scratch.remove()
+    return {VERIFIED: fingerprint(sandbox)}
+
+
+def not_your_fault(error: GraderError) -> str:
+    """The summary of a grading the grader could not finish: the student's sentence, then the
+    cause, for the instructor (who also finds it on stderr, in grader.log)."""
+    return f"{Outcome.GRADER_ERROR.sentence} For the instructor: {error}"
+
+
+def review_notes(models, profile: Profile) -> list[str]:
+    """For the instructor, on a model held for review: both numbers and what to do."""
+    notes = []
+    for model in models:
+        if model.review:
+            notes.append(
+                f"For the instructor: `{model.variable}` is held for review. Test accuracy "
+                f"{model.test_accuracy:.4f}; on {model.train_images or 0:,} images of the "
+                f"training split {_fraction(model.train_accuracy)} (margin allowed: "
+                f"{profile.review_margin:g}); public test images stored in its tensors: "
+                f"{_fraction(model.stored_test_images, percent=True)}. Read the notebook; "
+                "regrade with --private-data-dir, or accept the grade by hand."
+            )
+    return notes
+
+
+def _fraction(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.0%}" if percent else f"{value:.4f}"
 
 
 def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary: str):

@@ -40,6 +40,12 @@ def decide_outcome(
             return Outcome.MODEL_MISSING, f"{Outcome.MODEL_MISSING.sentence} {_sentence(model)}"
         if model.status is ModelStatus.UNUSABLE:
             return Outcome.MODEL_UNUSABLE, f"{Outcome.MODEL_UNUSABLE.sentence} {_sentence(model)}"
+    held = [m for m in models.values() if m.review and m.variable in required]
+    if held:
+        why = " ".join(f"`{m.variable}`: {m.review}." for m in held)
+        return Outcome.NEEDS_REVIEW, (
+            f"{Outcome.NEEDS_REVIEW.sentence} {why} Its accuracy checks are withheld until then."
+        )
     failed = [check for check in checks if not check.passed and not check.skipped]
     outcome = Outcome.BELOW_THRESHOLD if failed else Outcome.PASSED
     return outcome, checks_summary(checks)
@@ -105,9 +111,11 @@ def advice(
     """What a student can do about the usual ways a notebook fails only on the grader.
     `dataset` is the one staged for the notebook, `packages` those the course provides."""
     failure = execution.failure
+    disk = _disk_advice(execution, limits)
     if failure is None:
-        return []
+        return [disk] if disk else []
     said = [
+        disk,
         _package_advice(failure, packages),
         _process_advice(failure, limits),
         _download_advice(failure, dataset),
@@ -155,6 +163,17 @@ def _package_advice(failure: CellFailure, packages: tuple[str, ...]) -> Advice |
         ),
         f"To allow {shown}, install it into the grader's environment on every runner and list "
         "it in course.toml's `[environment] packages`.",
+    )
+
+
+def _disk_advice(execution: Execution, limits: Limits) -> Advice | None:
+    if execution.status is not ExecutionStatus.OUT_OF_DISK:
+        return None
+    return Advice(
+        "disk",
+        f"Your notebook's folder (with `./data`, your home and temporary files) may hold at most "
+        f"{limits.disk_mb:,} MB while grading. Save fewer or smaller files: one checkpoint, "
+        "overwritten, rather than one per epoch; no copies of the data.",
     )
 
 

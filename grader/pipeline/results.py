@@ -84,6 +84,12 @@ class ModelResult:
     found_as: str | None = None
     # When it is missing: the networks that could be it (name, class, parameters, optimizers).
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    # Held against the training split the notebook was given (evaluate.TRAIN_SAMPLE), and
+    # against the public test images: why a person must look at it first, if they must.
+    train_accuracy: float | None = None
+    train_images: int | None = None
+    stored_test_images: float | None = None  # share of sampled public test images it stores
+    review: str | None = None
 
 
 @dataclass
@@ -105,6 +111,8 @@ class CheckResult:
     def __post_init__(self) -> None:
         if self.visibility != "visible":  # hidden until show_checks says otherwise
             self.shown = False
+
+    withheld: bool = False  # an accuracy of a model held for review: 0 points until a person looks
 
     @property
     def counted_points(self) -> float:
@@ -278,10 +286,17 @@ def _gradescope_test(check: CheckResult) -> dict[str, Any]:
     """A check as Gradescope's test case. Gradescope knows only passed and failed, and takes a
     test without a status as passed when its score is its max_score: a pending check is written
     `failed`, worth its points, scoring 0, tagged and named pending, so nothing shows it passed
-    and the total shows the points it has not earned yet."""
+    and the total shows the points it has not earned yet. A check withheld for review is
+    written the same way, named and tagged so."""
     pending = check.skipped
+    name = check.name
+    if pending:
+        name = f"{check.name} (pending: not graded yet)"
+    elif check.withheld:
+        name = f"{check.name} (withheld until a person has reviewed the model)"
+    tags = ["pending"] if pending else ["withheld"] if check.withheld else []
     return {
-        "name": f"{check.name} (pending: not graded yet)" if pending else check.name,
+        "name": name,
         "name_format": "md",
         "score": check.score,
         "max_score": check.points,
@@ -289,7 +304,7 @@ def _gradescope_test(check: CheckResult) -> dict[str, Any]:
         "output": f"Pending, not graded yet: {check.message}" if pending else check.message,
         "output_format": "md",
         "visibility": check.visibility,
-        **({"tags": ["pending"]} if pending else {}),
+        **({"tags": tags} if tags else {}),
     }
 
 

@@ -23,13 +23,15 @@ import glob
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import GraderError
+from grader.sandbox.disk import ScratchQuota
 from grader.sandbox.limits import Enforcer, Limits
 from grader.sandbox.processes import parent_death_signal
 
@@ -56,9 +58,11 @@ PASSED_THROUGH = (
 
 @dataclass(frozen=True)
 class Scratch:
-    """The folders of one run. Only `work` is the notebook's; the rest is the grader's."""
+    """The folders of one run. Only `work` is the notebook's; the rest is the grader's. With a
+    `quota`, the whole folder is at most that big (grader.sandbox.disk)."""
 
     root: Path
+    quota: ScratchQuota | None = field(default=None, compare=False)
 
     @property
     def work(self) -> Path:  # the kernel's working directory, with ./data staged in it
@@ -81,8 +85,12 @@ class Scratch:
         return self.root / "eval"
 
     @classmethod
-    def create(cls) -> Scratch:
-        scratch = cls(Path(tempfile.mkdtemp(prefix="grader-")).resolve())
+    def create(cls, disk_mb: int | None = None, mount: bool = True) -> Scratch:
+        """A new scratch folder; with `disk_mb`, a quota (its own file system where `mount` and
+        the machine allow it, else a watchdog)."""
+        root = Path(tempfile.mkdtemp(prefix="grader-")).resolve()
+        quota = ScratchQuota.create(root, disk_mb, mount) if disk_mb else None
+        scratch = cls(root, quota)
         for folder in (
             scratch.work,
             scratch.home,
@@ -94,11 +102,29 @@ class Scratch:
             folder.mkdir(parents=True, exist_ok=True)
         return scratch
 
+    def discard_notebook_files(self) -> None:
+        """Remove what the notebook left in its working folder and home once its run is over:
+        the grader reads only the executed notebook and the capture, and its own evaluation
+        files must find room even when the notebook filled the quota."""
+        for folder in (self.work, self.home):
+            _remove_tree(folder)
+            folder.mkdir(exist_ok=True)
+
     def remove(self) -> None:
-        for path in self.root.rglob("*"):  # staged data is read-only
-            with contextlib.suppress(OSError):
-                path.chmod(0o700 if path.is_dir() else 0o600)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.quota is not None:
+            self.quota.release()  # unmounting takes every file of the run with it
+        _remove_tree(self.root)
+
+
+def _remove_tree(folder: Path) -> None:
+    """Delete `folder`, also where the notebook made folders read-only. Only real folders are
+    opened up: chmod follows links, and a link the notebook left (to /usr/lib, say) must never
+    change a file of the runner."""
+    for path in [folder, *folder.rglob("*")]:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o700)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def kernel_env(scratch: Scratch) -> dict[str, str]:
@@ -132,6 +158,9 @@ def kernel_env(scratch: Scratch) -> dict[str, str]:
         https_proxy="http://127.0.0.1:9",
         NO_PROXY="",
     )
+    python_path = forwarded_python_path()
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join(python_path)
     # OpenMP threads spin while they wait for work: on a shared CPU (grader batch, a busy
     # runner) thousands of small steps then take 10-20 times longer. Passive waiting costs
     # nothing measurable on big tensors.
@@ -189,8 +218,9 @@ SANDBOX_UID = SANDBOX_GID = 65534
 # good (setuid from root clears every capability; bubblewrap's no_new_privs keeps it so), then
 # exec the real command.
 _DROP_PRIVILEGES = (
-    "import os, sys; os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]));"
-    " os.execv(sys.argv[3], sys.argv[3:])"
+    "import os, sys\nos.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))\n"
+    "try: os.execv(sys.argv[3], sys.argv[3:])\n"
+    "except OSError as e: sys.exit(f'the sandbox cannot run {sys.argv[3]} as nobody: {e.strerror}')"
 )
 
 
@@ -236,6 +266,8 @@ def isolate(
     unshare, capabilities = _AS_NOBODY if drop else _IN_USER_NAMESPACE
     if drop:
         command = _as_nobody(command)
+    needed = _needed(scratch)
+    remounted = [p for p in needed if p != scratch.root and _under_private_mounts(p)]
     wrapper = [
         shutil.which("bwrap"),
         *unshare,
@@ -244,8 +276,7 @@ def isolate(
         "--ro-bind",
         "/",
         "/",
-        *(_reachable_for_nobody(_needed(scratch), scratch) if drop else []),
-        *[arg for folder in _maskable(hidden, scratch) for arg in ("--tmpfs", str(folder))],
+        *(_reachable_for_nobody(needed, scratch) if drop else []),
         "--dev",
         "/dev",
         # POSIX semaphores and shared memory, which DataLoader workers (num_workers=2, as in
@@ -258,6 +289,9 @@ def isolate(
         "/proc",
         "--tmpfs",
         "/tmp",
+        # What the sandbox needs that the three mounts above cover (a virtual environment in a
+        # clone under /tmp, say) is mounted back, read-only, after them.
+        *_mount_back(remounted, _maskable(hidden, scratch)),
         "--bind",
         str(scratch.root),
         str(scratch.root),
@@ -270,11 +304,78 @@ def isolate(
     return [*wrapper, "--", *command]
 
 
+# Mounted fresh inside the sandbox, hiding what the machine has there.
+PRIVATE_MOUNTS = (Path("/tmp"), Path("/dev"), Path("/proc"))
+
+
+def _under_private_mounts(path: Path) -> bool:
+    return any(path == mount or mount in path.parents for mount in PRIVATE_MOUNTS)
+
+
+def _mount_back(paths: list[Path], hidden: list[Path] = ()) -> list[str]:
+    """bubblewrap arguments that mount `paths` back, read-only, into the fresh mounts, then
+    cover each `hidden` folder with an empty one; the folders above them that bubblewrap makes
+    in the fresh mounts (for root alone) are made enterable, so hidden folders look empty to
+    student code whatever its user, wherever they are."""
+    arguments: list[str] = []
+    made: set[Path] = set()
+
+    def enterable_parents(path: Path) -> None:
+        for folder in reversed(path.parents):
+            if _under_private_mounts(folder) and folder not in {*PRIVATE_MOUNTS, *made}:
+                arguments.extend(["--perms", "0755", "--dir", str(folder)])
+                made.add(folder)
+
+    for path in paths:
+        enterable_parents(path)
+        arguments += ["--ro-bind", str(path), str(path)]
+    for folder in hidden:
+        enterable_parents(folder)
+        arguments += ["--tmpfs", str(folder)]
+    return arguments
+
+
 def _needed(scratch: Scratch) -> list[Path]:
-    """What student code needs to reach: Python, its packages, this package, the scratch."""
-    interpreter = Path(sys.executable).resolve().parent
+    """What student code needs to reach: Python (the interpreter as named and as resolved, its
+    prefixes), every folder on the grader's own sys.path, this package, the scratch folder."""
+    executable = Path(sys.executable).absolute()
     prefixes = {Path(prefix).resolve() for prefix in (sys.prefix, sys.base_prefix)}
-    return [*sorted(prefixes), interpreter, Path(__file__).resolve().parents[1], scratch.root]
+    paths = {executable.parent, executable.resolve().parent, *prefixes, *search_path()}
+    paths.add(Path(__file__).resolve().parents[1])  # this package
+    paths -= {Path("/")}
+    # Nested paths need only the outermost; mounting both would only repeat it.
+    outermost = sorted(p for p in paths if not any(q in p.parents for q in paths))
+    return [*outermost, scratch.root]
+
+
+def search_path() -> list[Path]:
+    """The folders on this process's sys.path (what the grader imports from), less the current
+    folder, which may be a classroom checkout the notebook must not see."""
+    cwd = Path.cwd().resolve()
+    found = []
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry):
+            continue
+        path = Path(entry).resolve()
+        if path != cwd and path.exists() and path not in found:
+            found.append(path)
+    return found
+
+
+def forwarded_python_path() -> list[str]:
+    """Folders a Python started in the sandbox would not find by itself: $PYTHONPATH's, and the
+    user's site-packages (the sandbox has another $HOME and no user site). Passed on through
+    PYTHONPATH, so that student code imports the packages the grader does."""
+    cwd = Path.cwd().resolve()
+    entries = [e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e]
+    if site.ENABLE_USER_SITE and site.USER_SITE and site.USER_SITE in sys.path:
+        entries.append(site.USER_SITE)
+    kept = []
+    for entry in entries:
+        path = Path(entry).resolve()
+        if os.path.isabs(entry) and path.is_dir() and path != cwd and str(path) not in kept:
+            kept.append(str(path))
+    return kept
 
 
 def _traversable_by_nobody(folder: Path) -> bool:
@@ -371,6 +472,22 @@ class Sandbox:
             **popen,
         )
 
+    def within_limits(self, root_pid: int) -> bool:
+        """The watchdogs, for what no cgroup or file system enforces: False (and the run's
+        process tree killed, for memory and processes) once the run is over a limit."""
+        if not self.enforcer.check(root_pid):
+            return False
+        quota = self.scratch.quota
+        if quota is not None and not quota.within():
+            self.enforcer.tripped = "disk"
+            return False
+        return True
+
+    def out_of_disk(self) -> bool:
+        """Did the notebook use up its scratch quota?"""
+        quota = self.scratch.quota
+        return self.enforcer.tripped == "disk" or (quota is not None and quota.full())
+
     def describe(self) -> str:
         limits = self.limits
         user = ""
@@ -380,10 +497,12 @@ class Sandbox:
                 if drops_privileges(self.isolation)
                 else " as root in a user namespace, without capabilities"
             )
+        quota = self.scratch.quota
+        disk = f"; {quota.megabytes:,} MB of disk ({quota.mechanism})" if quota else ""
         return (
             f"{self.isolation} isolation{user}; at most {limits.memory_mb:,} MB of memory, "
             f"{limits.processes} processes, files of {limits.file_size_mb:,} MB "
-            f"({self.enforcer.mechanism})"
+            f"({self.enforcer.mechanism}){disk}"
         )
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ class Limits:
     memory_mb: int = 8192
     processes: int = 256
     file_size_mb: int = 1024
+    disk_mb: int = 2048  # the whole scratch folder (grader.sandbox.disk)
 
 
 class Enforcer:
@@ -35,7 +36,7 @@ class Enforcer:
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self.tripped: str | None = None  # "memory" or "processes" once the watchdog stopped it
+        self.tripped: str | None = None  # "memory", "processes" or "disk": a watchdog stopped it
         self._groups = _make_cgroups(limits)
         self._user_processes = _processes_of(os.getuid())
 

@@ -40,8 +40,14 @@ class Headline:
 
 def headline(result: GradingResult) -> Headline:
     visible = result.visible
-    icon = "⚠️" if result.outcome is Outcome.GRADER_ERROR else "✅" if visible.passed else "❌"
-    verdict = "passed" if visible.passed else "not passed"
+    review = result.outcome is Outcome.NEEDS_REVIEW
+    icon = (
+        "⚠️" if result.outcome is Outcome.GRADER_ERROR
+        else "⏸️" if review
+        else "✅" if visible.passed
+        else "❌"
+    )  # fmt: skip
+    verdict = "held for review" if review else "passed" if visible.passed else "not passed"
     summary = result.summary
     if visible.hidden_points:
         verdict = "passed so far" if visible.passed else verdict

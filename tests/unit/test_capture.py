@@ -125,3 +125,41 @@ def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_dis
         prologue
     )
     assert "'variable': 'model'" in capture and "'discover': False" in capture
+
+
+def test_a_model_is_held_for_review_by_either_signal_and_never_by_an_honest_gap():
+    from grader.pipeline.evaluate import review_reason
+    from grader.pipeline.results import ModelResult
+    from grader.states import ModelStatus
+
+    def model(test, train, stored=0.0):
+        return ModelResult(
+            "model", ModelStatus.EVALUATED, test_accuracy=test, train_accuracy=train,
+            train_images=2000, stored_test_images=stored,
+        )  # fmt: skip
+
+    assert review_reason(model(0.84, 0.88), 0.03) is None  # better on what it learnt from
+    assert review_reason(model(0.86, 0.84), 0.03) is None  # within the margin: noise
+    assert "only 0.800 on 2,000 images" in review_reason(model(0.95, 0.80), 0.03)
+    assert "20% of a sample" in review_reason(model(0.85, 0.86, stored=0.2), 0.03)
+    assert review_reason(model(0.85, None), 0.03) is None  # not measured: nothing to hold
+
+
+def test_stored_test_images_are_found_in_any_layout_and_scale():
+    from types import SimpleNamespace
+
+    import torch
+
+    from grader.child.evaluator import _stored
+
+    images = torch.rand(8, 28, 28) * 255
+    normalised = (images / 255 - 0.286) / 0.353
+    program = SimpleNamespace(
+        state_dict={"weight": torch.randn(16, 784)},  # an honest first layer
+        constants={
+            "kept": normalised[:4].reshape(4, 1, 28, 28),
+            "columns": images[4:6].reshape(2, 784).T,
+        },
+    )
+    best = _stored(program, images)
+    assert (best[:6] > 0.999).all() and (best[6:] < 0.5).all()

@@ -31,6 +31,7 @@ def test_every_option_survives_the_trip_to_a_child_grading(tmp_path):
         seed=7,
         isolation="none",
         memory_mb=2048,
+        disk_mb=512,
         commit="abc123",
         keep_workdir=True,
     )

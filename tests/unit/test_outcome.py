@@ -253,3 +253,47 @@ def test_text_from_the_notebook_cannot_break_out_of_the_advice_code_span():
     (said,) = _advice("OSError", "[Errno 30] Read-only file system: '/x` @all **y**'")
     assert said.student.startswith("The notebook uses `/x' @all **y**`, which is read-only")
     assert said.student.count("`") == 6  # its own two, and those of `./data`, `./checkpoints`
+
+
+def _held(variable: str = "model") -> ModelResult:
+    held = _evaluated(variable)
+    held.review = "it scores 1.000 on the test split but only 0.800 on the training split"
+    return held
+
+
+def test_a_model_held_for_review_is_needs_review_whatever_its_checks_say():
+    outcome, summary = decide_outcome(
+        _spec(MODEL), COMPLETED, {"model": _held()}, [_check(True, name="runs"), _check(False)]
+    )
+    assert outcome is Outcome.NEEDS_REVIEW and outcome.exit_code == 1
+    assert summary.startswith(Outcome.NEEDS_REVIEW.sentence)
+    assert "`model`: it scores 1.000 on the test split" in summary
+    assert summary.endswith("Its accuracy checks are withheld until then.")
+
+
+def test_a_model_that_is_missing_is_reported_before_any_review():
+    missing = ModelResult("model", ModelStatus.MISSING, problem="no variable")
+    outcome, _ = decide_outcome(_spec(MODEL), COMPLETED, {"model": missing}, [_check(False)])
+    assert outcome is Outcome.MODEL_MISSING
+
+
+def test_an_optional_model_held_for_review_does_not_hold_the_grade():
+    outcome, _ = decide_outcome(
+        _spec(MODEL, OPTIONAL), COMPLETED, {"model": _evaluated(), "extra": _held("extra")},
+        [_check(True)],
+    )  # fmt: skip
+    assert outcome is Outcome.PASSED
+
+
+def test_a_run_stopped_by_a_full_disk_is_out_of_disk_with_advice():
+    failure = CellFailure(3, 3, "OSError", "[Errno 28] No space left on device")
+    execution = Execution(ExecutionStatus.OUT_OF_DISK, 5.0, failure=failure)
+    outcome, summary = decide_outcome(_spec(MODEL), execution, {}, [])
+    assert outcome is Outcome.OUT_OF_DISK
+    assert summary == f"{Outcome.OUT_OF_DISK.sentence} (cell 3)"
+    (said,) = advice(execution, Limits(disk_mb=512))
+    assert "may hold at most 512 MB while grading" in said.student
+
+
+def test_the_graders_own_failure_tells_the_student_it_is_not_theirs():
+    assert "this is not your fault" in Outcome.GRADER_ERROR.sentence

@@ -135,3 +135,21 @@ def test_an_unknown_cost_of_a_crash_is_refused(week3):
     spec = _edit(week3, "timeout = 1800", 'timeout = 1800\ncrash_costs = "half"')
     with pytest.raises(SpecError, match="execution.crash_costs: must be one of 'end_check'"):
         load_spec(spec)
+
+
+def test_the_review_margin_and_the_disk_quota_have_defaults_and_are_checked(week3):
+    spec = load_spec(week3 / "spec.toml")
+    assert spec.disk_mb == 2048 and spec.profiles["subset"].review_margin == 0.03
+    edited = _edit(week3, "timeout = 1800", "timeout = 1800\ndisk_mb = 512")
+    edited = _edit(week3, "review_margin = 0.03", "review_margin = 0.05")
+    spec = load_spec(edited)
+    assert spec.disk_mb == 512 and spec.profiles["subset"].review_margin == 0.05
+    _edit(week3, "review_margin = 0.05", "review_margin = 5")
+    with pytest.raises(SpecError, match=r"line \d+: profiles.subset.review_margin: must be a fr"):
+        load_spec(edited)
+    _edit(week3, "review_margin = 5", "review_margin = 0.05")
+    _edit(week3, "disk_mb = 512", "disk_mb = 10")
+    with pytest.raises(
+        SpecError, match=r"line \d+: execution.disk_mb: must be a whole number ≥ 64"
+    ):
+        load_spec(edited)

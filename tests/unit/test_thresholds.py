@@ -73,3 +73,13 @@ def test_tiny_errors_are_shown_in_scientific_notation():
     check = _check(coefficient_error=Threshold(maximum=0.05))
     check.meets("coefficient_error", 3.5e-7, "the error")
     assert check.measured == "3.5e-07"
+
+
+def test_an_accuracy_held_for_review_is_withheld_not_scored():
+    check = Check(
+        Profile("subset", 4443, {"test_accuracy": Threshold(minimum=0.80)}),
+        withheld={"test_accuracy": "it stores the test images"},
+    )
+    with pytest.raises(pytest.fail.Exception, match="withheld pending review: it stores"):
+        check.meets("test_accuracy", 0.99, "the test accuracy")
+    assert (check.withheld, check.fraction, check.measured) == (True, 0.0, "0.9900")
