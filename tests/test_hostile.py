@@ -427,7 +427,10 @@ def test_a_lookup_table_over_the_public_test_split_is_held_for_review(tmp_path, 
     assert model["test_accuracy"] == 1.0 and model["train_accuracy"] < 0.9
     assert model["stored_test_images"] == 1.0
     (accuracy,) = [t for t in run.results["tests"] if t["name"].startswith("Test accuracy")]
-    assert accuracy["score"] == 0 and accuracy["max_score"] == 7 and "status" not in accuracy
+    # Never shown as passed: failed, scoring 0, tagged and named withheld (as a pending check).
+    assert accuracy["score"] == 0 and accuracy["max_score"] == 7
+    assert accuracy["status"] == "failed" and accuracy["tags"] == ["withheld"]
+    assert "(withheld until a person has reviewed the model)" in accuracy["name"]
     assert accuracy["output"].startswith("withheld pending review: it scores 1.000 on the test")
     assert run.report.splitlines()[1].startswith("## ⏸️ Week 3")  # held for review
     assert "test accuracy **1.0000**" in run.report  # both numbers, for the student ...
