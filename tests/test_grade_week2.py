@@ -15,10 +15,6 @@ from conftest import REPO, run_grader, write_notebook
 
 from grader.course.course import find_course
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = pytest.mark.xdist_group("test_grade_week2")
-
 WEEK2 = REPO / "solutions" / "week2"
 
 COURSE_2023_STYLE = [

@@ -7,9 +7,7 @@ import pytest
 from conftest import WEEK3, grade, run_grader, write_notebook
 from report_checks import assert_charts_match_the_logged_curves, gradescope_problems, machine_paths
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_grade_week3")]
+pytestmark = pytest.mark.slow
 
 COURSE_2023_STYLE = [
     """

@@ -16,9 +16,7 @@ from report_checks import assert_charts_match_the_logged_curves
 
 from grader.course.spec import load_spec
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_grade_week4")]
+pytestmark = pytest.mark.slow
 
 WEEK4 = REPO / "solutions" / "week4"
 WEIGHTS_FILE = "mobilenet_v3_small-047dcff4.pth"

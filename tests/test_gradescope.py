@@ -18,10 +18,6 @@ import pytest
 from classroom import grader
 from conftest import REPO, WEEK3
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = pytest.mark.xdist_group("test_gradescope")
-
 SCHEMA = REPO / "tests" / "schemas" / "gradescope-results.schema.json"
 
 

@@ -18,10 +18,6 @@ from nbclient import NotebookClient
 
 from grader.course.public import public_grader
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = pytest.mark.xdist_group("test_public")
-
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:

@@ -10,10 +10,6 @@ from conftest import REPO, run_grader
 from grader.course.public import public_grader
 from grader.course.spec import load_spec
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = pytest.mark.xdist_group("test_release")
-
 WEEKS = sorted(p.parent.name for p in (REPO / "solutions").glob("*/spec.toml"))
 
 

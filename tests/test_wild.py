@@ -16,9 +16,7 @@ import pytest
 import tomllib
 from conftest import REPO, grade, run_grader, write_notebook
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_wild")]
+pytestmark = pytest.mark.slow
 
 WILD = Path(__file__).parent / "notebooks" / "wild"
 EXPECTED = tomllib.loads((WILD / "expected.toml").read_text())

@@ -19,10 +19,6 @@ from conftest import REPO
 from grader.course.config import load_course_config
 from grader.course.course import Course
 
-# One worker runs this module: its module-scoped fixtures are built once (pyproject's
-# `--dist loadgroup`; other modules' tests are spread one by one).
-pytestmark = pytest.mark.xdist_group("test_workflows")
-
 CONFIG = load_course_config(Course(REPO))  # the example course.toml at the repository's root
 WEEKS = list(CONFIG.weeks)
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
