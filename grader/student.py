@@ -152,23 +152,12 @@ class _InKernel:
         return self._device
 
     def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        import numpy as np
-        import torch
-
-        from grader.child.evaluator import _load, _run, _stored
+        from grader.child.evaluator import run_job
 
         replies = []
         for job in jobs:
             try:
-                if job["model"] not in self._programs:
-                    self._programs[job["model"]] = _load(job["model"], self._device)
-                program, module = self._programs[job["model"]]
-                inputs = torch.from_numpy(np.load(job["inputs"]))
-                if job.get("kind") == "stored":
-                    outputs = _stored(program, inputs)
-                else:
-                    outputs = _run(module, inputs, self._device, job.get("batch"))
-                np.save(job["output"], outputs)
+                run_job(job, self._programs, self._device)
                 replies.append({"ok": True})
             except Exception as error:  # noqa: BLE001 - the model's failure, reported
                 replies.append({"ok": False, "error": f"{type(error).__name__}: {error}"})
