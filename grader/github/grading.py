@@ -173,11 +173,10 @@ def _grade(
     record.accuracies, record.late_days = row.shown_accuracies, lateness.days
     record.penalty = lateness.penalty
     record.pending_points = row.pending_points
-    record.visible = grader_section(run.results).get("visible") or {}
+    section = grader_section(run.results)
+    record.visible = section.get("visible") or {}
     record.instructor = [
-        item["instructor"]
-        for item in grader_section(run.results).get("advice", [])
-        if item.get("instructor")
+        item["instructor"] for item in section.get("advice", []) if item.get("instructor")
     ]
     report = (folder / "report.md").read_text(encoding="utf-8")
     if lateness.late:
