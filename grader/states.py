@@ -29,6 +29,7 @@ class Outcome(Named):
     MODEL_MISSING = "model_missing"
     MODEL_UNUSABLE = "model_unusable"
     NEEDS_REVIEW = "needs_review"
+    TAMPERED = "tampered"
     SUBMISSION_INVALID = "submission_invalid"
     GRADER_ERROR = "grader_error"
 
@@ -65,6 +66,9 @@ _SENTENCES = {
         "The notebook ran, but its model must be looked at by an instructor before its "
         "accuracy counts."
     ),
+    Outcome.TAMPERED: (
+        "The notebook tampered with the grader's own files or messages, so it was not graded."
+    ),
     Outcome.SUBMISSION_INVALID: "The file submitted is not a notebook the grader can run.",
     Outcome.GRADER_ERROR: (
         "The grader itself failed, so your notebook was not graded; this is not your fault."
@@ -83,6 +87,7 @@ class ExecutionStatus(Named):
     OUT_OF_MEMORY = "out_of_memory"
     OUT_OF_DISK = "out_of_disk"
     KERNEL_DIED = "kernel_died"
+    TAMPERED = "tampered"  # the run's own messages or files were not what the grader writes
     RUNNER_ERROR = "runner_error"
 
     @property

@@ -67,7 +67,7 @@ def check(
         if found.path is None and found.spec.name not in present
     }
     scratch = Scratch(Path(tempfile.mkdtemp(prefix="grader-check-")))
-    for folder in (scratch.capture, scratch.eval):
+    for folder in (scratch.capture, scratch.run):
         folder.mkdir(parents=True)
     try:
         capture(capture_request(spec, scratch.capture, set(missing)), namespace)
@@ -151,16 +151,18 @@ class _InKernel:
     def device(self) -> str:
         return self._device
 
-    def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def run(self, jobs: list) -> list:
         from grader.child.evaluator import run_job
+        from grader.pipeline.worker import Reply
 
         replies = []
         for job in jobs:
+            request = {"model": str(job.model), "kind": job.kind, "batch": job.batch}
             try:
-                run_job(job, self._programs, self._device)
-                replies.append({"ok": True})
+                replies.append(Reply(run_job(request, job.inputs, self._programs, self._device)))
             except Exception as error:  # noqa: BLE001 - the model's failure, reported
-                replies.append({"ok": False, "error": f"{type(error).__name__}: {error}"})
+                cause = error.__cause__ or error  # a program that did not load: why
+                replies.append(Reply(error=f"{type(cause).__name__}: {cause}"))
         return replies
 
 

@@ -2,26 +2,43 @@
 
 `python -m grader.child.evaluator DEVICE [--check MODULE...]` imports torch at once (while the
 notebook still runs), says which device it will use (`{"device": "cuda"}`, or `{"error": ...}`;
-with `--check`, `{"broken": why}` when one of the modules does not import), then answers JSON
-requests on stdin, one a line: `{"jobs": [{"model", "inputs", "output"}]}`, with one line of
-replies each, until stdin closes. A job of `"kind": "stored"` writes, for each image in
-`inputs`, how closely (Pearson correlation) the closest image-sized row of the model's
-parameters, buffers and constants matches it: a model that stores the test images it is graded
-on is a lookup table.
-Loading an exported program can run code from the file (torch unpickles parts of it), so this
-never happens in the grader's process: the worker gets the sandbox's environment, no labels, and
-hands back only raw model outputs, from which the grader computes every number itself.
+with `--check`, `{"broken": why}` when one of the modules does not import), then answers
+requests on stdin until stdin closes. A request is one JSON line, `{"jobs": [{"model", "kind",
+"batch", "shape"}]}`, followed by each job's inputs as raw float32 bytes (C order, of `shape`);
+the reply is one JSON line, a list with `{"ok": true, "shape"}` or `{"ok": false, "stage":
+"load" | "run", "error": TYPE}` per job, followed by each successful job's outputs as raw
+float32 bytes. No file is read or written but the program, and no text from the model comes
+back: only numbers, and the type of an exception. A job of `"kind": "stored"` returns, for
+each image in its inputs, how closely (Pearson correlation) the closest image-sized row of the
+model's parameters, buffers and constants matches it: a model that stores the test images it
+is graded on is a lookup table.
+
+Loading an exported program could run code from the file (torch unpickles parts of it, and
+falls back to full unpickling where the safe loader refuses): this worker refuses every
+unpickling before it loads a student's program, runs sandboxed, undumpable, isolated (`-I`),
+with no labels; the grader computes every number itself from the raw outputs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
 
+REQUEST_LINE_LIMIT = 1 << 20  # bytes of a request's JSON line
+MAX_INPUT_BYTES = 256 * 2**20  # of one request's inputs together
+OUTPUTS_PER_INPUT = 4096  # numbers a model may return per input
+
 
 def main() -> None:
+    from grader.sandbox.processes import become_undumpable
+
+    become_undumpable()
+    # Whatever torch.load is asked, it loads tensors only (torch.export.load falls back to a
+    # full unpickling otherwise).
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     # `--check MODULE...`: the sandbox's self-test (grader.sandbox.selftest) comes first.
     if "--check" in sys.argv:
         broken = _import_all(sys.argv[sys.argv.index("--check") + 1 :])
@@ -43,23 +60,64 @@ def main() -> None:
         return
     _say({"device": device})
     _warm_up()
+    refuse_unpickling()
     programs: dict[str, Any] = {}
-    for line in sys.stdin:
-        replies = []
-        for job in json.loads(line)["jobs"]:
+    stdin = sys.stdin.buffer
+    while line := stdin.readline(REQUEST_LINE_LIMIT):
+        jobs = json.loads(line)["jobs"]
+        inputs = [_read_array(stdin, job["shape"]) for job in jobs]
+        replies, payload = [], []
+        for job, array in zip(jobs, inputs, strict=True):
             started = time.perf_counter()
             try:
-                run_job(job, programs, device)
-                replies.append({"ok": True, "seconds": round(time.perf_counter() - started, 3)})
+                outputs = run_job(job, array, programs, device)
+            except _LoadFailed as failed:
+                replies.append({"ok": False, "stage": "load", "error": failed.kind})
+                continue
             except Exception as error:  # noqa: BLE001 - every failure is the model's, reported
-                text = str(error).strip().splitlines()
-                replies.append(
-                    {
-                        "ok": False,
-                        "error": f"{type(error).__name__}: {text[0][:400] if text else ''}",
-                    }
-                )
-        _say(replies)
+                replies.append({"ok": False, "stage": "run", "error": type(error).__name__})
+                continue
+            replies.append(
+                {
+                    "ok": True,
+                    "shape": list(outputs.shape),
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            )
+            payload.append(outputs.tobytes())
+        _say(replies, b"".join(payload))
+
+
+def _read_array(stream, shape: list[int]):
+    import numpy as np
+
+    count = int(np.prod(shape)) if shape else 0
+    if count * 4 > MAX_INPUT_BYTES:
+        raise SystemExit("a request over the worker's size limit")
+    data = stream.read(count * 4)
+    if len(data) != count * 4:
+        raise SystemExit("the grader closed the request half-way")
+    return np.frombuffer(data, dtype=np.float32).reshape(shape)
+
+
+def refuse_unpickling() -> None:
+    """From here on, nothing in this process unpickles: a program whose file holds a pickle
+    fails to load instead of running the pickle's code."""
+    import pickle
+
+    import torch
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise pickle.UnpicklingError("the grader unpickles nothing from a submission")
+
+    class Refused:
+        def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+            refuse()
+
+    pickle.load = pickle.loads = pickle._load = pickle._loads = refuse
+    pickle.Unpickler = pickle._Unpickler = Refused
+    if hasattr(torch._C, "_pickle_load_obj"):
+        torch._C._pickle_load_obj = refuse
 
 
 def _import_all(modules: list[str]) -> str | None:
@@ -78,9 +136,10 @@ def _import_all(modules: list[str]) -> str | None:
     return None
 
 
-def _say(message: Any) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+def _say(message: Any, payload: bytes = b"") -> None:
+    out = sys.stdout.buffer
+    out.write(json.dumps(message).encode() + b"\n" + payload)
+    out.flush()
 
 
 def _warm_up() -> None:
@@ -103,22 +162,37 @@ def _warm_up() -> None:
     torch.export.load(buffer).module()(*example)
 
 
-def run_job(job: dict[str, Any], programs: dict[str, Any], device: str) -> None:
-    """One job: load its program (once: `programs` keeps them by path), run it on the job's
-    inputs, or look for them among its tensors (`"kind": "stored"`), and save what came out.
-    Raises whatever the model raised. `grader.student` runs jobs with this too."""
+class _LoadFailed(Exception):
+    """The program could not be loaded; `kind` is the exception's type."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def run_job(job: dict[str, Any], inputs, programs: dict[str, Any], device: str):
+    """One job: load its program (once: `programs` keeps them by path), run it on `inputs` (a
+    float32 array), or look for them among its tensors (`"kind": "stored"`); returns the
+    outputs as a float32 array. Raises _LoadFailed, or whatever the model raised.
+    `grader.student` runs jobs with this too."""
     import numpy as np
     import torch
 
     if job["model"] not in programs:
-        programs[job["model"]] = _load(job["model"], device)
+        try:
+            programs[job["model"]] = _load(job["model"], device)
+        except Exception as error:  # noqa: BLE001 - any failure to load is the program's
+            raise _LoadFailed(type(error).__name__) from error
     program, module = programs[job["model"]]
-    inputs = torch.from_numpy(np.load(job["inputs"]))
+    tensor = torch.from_numpy(np.array(inputs, dtype=np.float32))
     if job.get("kind") == "stored":
-        outputs = _stored(program, inputs)
+        outputs = _stored(program, tensor)
     else:
-        outputs = _run(module, inputs, device, job.get("batch"))
-    np.save(job["output"], outputs)
+        outputs = _run(module, tensor, device, job.get("batch"))
+    outputs = np.ascontiguousarray(outputs, dtype=np.float32)
+    if outputs.size > max(len(inputs), 1) * OUTPUTS_PER_INPUT:
+        raise ValueError("more outputs than the grader reads")
+    return outputs
 
 
 def _load(path: str, device: str):

@@ -4,12 +4,14 @@
         --capture-timeout S --parameters JSON --events FD [--gate FD]
 
 It reports progress and how the run ended as JSON lines on file descriptor FD, which the kernel
-does not inherit: `{"event": "cell", "index", "total", "student"}` as each cell starts, then one
+does not inherit and cannot reach (this process is undumpable before the kernel exists):
+`{"event": "cell", "index", "total", "student"}` as each cell starts, then one
 `{"event": "done", "status", "index", "cell", "error", "message", "traceback", "captured",
 "capture_problem"}`. A cell that raises or runs past the per-cell or the total limit stops the
 student's part of the notebook; the grader's capture cell still runs in the living kernel
-(within `--capture-timeout`), and `captured` says whether it did. The grader trusts these events
-for progress and diagnostics only, never for a grade.
+(within `--capture-timeout`), and `captured` says whether it did. The grader parses these events
+with a schema and size limits, and takes "done" as how the run ended; a grade is never read
+from them.
 
 With a gate, the runner starts the kernel and runs the grader's own first cell, then says
 `{"event": "ready"}` and waits for `go` on the gate before the first student cell: the grader's
@@ -28,6 +30,11 @@ from typing import Any
 
 
 def main(argv: list[str] | None = None) -> None:
+    from grader.sandbox.processes import become_undumpable
+
+    # First of all, before the kernel exists: the kernel runs as the same user, and must not
+    # reach this process's event pipe (pidfd_getfd, /proc/PID/fd) or its memory.
+    become_undumpable()
     parser = argparse.ArgumentParser(prog="grader.child.runner")
     parser.add_argument("input")
     parser.add_argument("output")

@@ -175,7 +175,7 @@ CRASH_COSTS = ("end_check", "all_points")
 EXPECTED_OUTCOMES = (
     "passed", "below_threshold", "cell_error", "cell_timeout", "total_timeout", "out_of_memory",
     "out_of_disk", "kernel_died", "model_missing", "model_unusable", "needs_review",
-    "submission_invalid",
+    "tampered", "submission_invalid",
 )  # fmt: skip
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYS = {

@@ -5,25 +5,101 @@ ModelResult, or says the model is ready to evaluate."""
 
 from __future__ import annotations
 
-import json
+import io
 import re
+import zipfile
 from typing import Any
 
 import numpy as np
 
 from grader.course.spec import ModelSpec
 from grader.pipeline.results import Execution, ModelResult
+from grader.sandbox.handover import Tampered, load_json, read_handed_over
 from grader.sandbox.isolation import Scratch
 from grader.states import CaptureStatus, ExecutionStatus, ModelStatus
 
+CAPTURE_LIMIT = 16 * 2**20  # bytes of capture.json: a few kB for an honest capture
+VALUES_LIMIT = 256 * 2**20  # bytes of values.npz
+
 
 def read_capture(scratch: Scratch) -> dict[str, Any]:
-    """capture.json as the kernel wrote it, or {} when the capture cell never finished."""
-    try:
-        capture = json.loads((scratch.capture / "capture.json").read_text())
-    except (OSError, ValueError):
+    """capture.json as the kernel wrote it, or {} when the capture cell never finished. Raises
+    Tampered when it is not a file the capture writes, or not of the capture's schema."""
+    data = read_handed_over(scratch.capture, "capture.json", CAPTURE_LIMIT)
+    if data is None:
         return {}
-    return capture if isinstance(capture, dict) else {}
+    return checked_capture(load_json(data, "capture.json"))
+
+
+def checked_capture(capture: Any) -> dict[str, Any]:
+    """capture.json's content, checked against what grader.child.inkernel.capture writes (the
+    types the grader relies on); Tampered where it is anything else."""
+    problem = _capture_problem(capture)
+    if problem:
+        raise Tampered(f"capture.json is not what the grader's capture writes: {problem}")
+    return capture
+
+
+def _capture_problem(capture: Any) -> str | None:
+    if not isinstance(capture, dict):
+        return "not an object"
+    for key in ("models", "values"):
+        if not isinstance(capture.get(key, {}), dict):
+            return f"`{key}` is not an object"
+        if not all(isinstance(info, dict) for info in capture.get(key, {}).values()):
+            return f"an entry of `{key}` is not an object"
+    for variable, info in capture.get("models", {}).items():
+        shape = info.get("input_shape")
+        if info.get("status") == "exported" and not _dimensions(shape, 1, 4):
+            return f"the input shape of `{variable}` is not a list of sizes"
+        for key in ("batch", "parameters"):
+            if info.get(key) is not None and not _count(info[key]):
+                return f"`{key}` of `{variable}` is not a count"
+        if info.get("seconds") is not None and not _number(info["seconds"]):
+            return f"`seconds` of `{variable}` is not a number"
+        for key in ("attempts", "candidates", "optimizers"):
+            if not isinstance(info.get(key, []), list):
+                return f"`{key}` of `{variable}` is not a list"
+    curves = capture.get("curves")
+    if curves is not None and not (
+        isinstance(curves, dict)
+        and all(isinstance(v, list) and all(map(_number, v)) for v in curves.values())
+    ):
+        return "`curves` is not lists of numbers"
+    transform = capture.get("transform")
+    if transform is not None and not (
+        isinstance(transform, dict)
+        and isinstance(transform.get("variable"), str)
+        and isinstance(transform.get("kind"), str)
+    ):
+        return "`transform` is not a described transform"
+    if transform and transform["kind"] == "affine":
+        shape, scale, shift = (transform.get(k) for k in ("shape", "scale", "shift"))
+        if not (
+            _dimensions(shape, 3, 3)
+            and isinstance(scale, list)
+            and isinstance(shift, list)
+            and len(scale) == len(shift) == shape[0]
+            and all(map(_number, scale + shift))
+            and all(scale)
+        ):
+            return "`transform` is not an affine transform of an image"
+    return None
+
+
+def _dimensions(shape: Any, least: int, most: int) -> bool:
+    return (
+        isinstance(shape, list) and least <= len(shape) <= most and all(map(_count, shape))
+        and all(0 < size <= 1 << 16 for size in shape)
+    )  # fmt: skip
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def captured_model(
@@ -136,16 +212,17 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,60}")
 
 
 def read_values(capture: dict[str, Any], scratch: Scratch) -> dict[str, Any]:
-    """Captured numbers as float arrays, or a string saying why a value is missing."""
+    """Captured numbers as float arrays, or a string saying why a value is missing. Raises
+    Tampered when values.npz is not a file the capture writes."""
     values: dict[str, Any] = {}
-    path = scratch.capture / "values.npz"
+    data = read_handed_over(scratch.capture, "values.npz", VALUES_LIMIT)
     arrays = {}
-    if path.exists():
+    if data is not None:
         try:
-            with np.load(path, allow_pickle=False) as archive:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
                 arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             arrays = {}
     for variable, info in capture.get("values", {}).items():
-        values[variable] = arrays.get(variable, info.get("problem", "not captured"))
+        values[variable] = arrays.get(variable, str(info.get("problem", "not captured")))
     return values

@@ -1,34 +1,38 @@
 """Re-evaluate captured models on the grader's own data (DESIGN principle 1).
 
-The worker process only turns inputs into raw outputs; labels never leave this process, and
-every number in a grade (accuracy, loss, per-class accuracy) is computed here, with numpy.
+The worker process (grader.pipeline.worker) only turns inputs into raw outputs; labels never
+leave this process, and every number in a grade (accuracy, loss, per-class accuracy) is computed
+here, with numpy. The grader holds at most MAX_REQUEST_BYTES of prepared inputs at a time: the
+test images are prepared a chunk at a time, as the notebook's test transform would, and sent
+to the worker chunk by chunk, however large that transform makes them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import json
 import secrets
-import select
-import subprocess
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from grader.course.spec import ModelSpec, Profile, WeekSpec
 from grader.data.datasets import CLASS_NAMES, ImageDataset
-from grader.errors import GraderError, SpecError
+from grader.errors import SpecError
 from grader.pipeline.metrics import classification_metrics
 from grader.pipeline.preprocessing import ALTERNATIVES, Preprocessing, preprocessing_from
 from grader.pipeline.results import ModelResult
-from grader.sandbox.isolation import Sandbox, Scratch
+from grader.pipeline.worker import Job
+from grader.sandbox.handover import copy_handed_over
+from grader.sandbox.isolation import Scratch
 from grader.states import ModelStatus
 
 DIAGNOSTIC_SAMPLE = 1000
-GREETING_SECONDS = 300  # for the worker's first line: a cold import of torch can take a minute
+MAX_REQUEST_BYTES = 64 * 2**20  # of prepared inputs, held and sent at a time
+MAX_INPUT_NUMBERS = 3 * 512 * 512  # per image: what a test transform may make of 28 x 28 pixels
+PROGRAM_LIMIT = 1 << 30  # bytes of one exported program
 # A lookup table over the public test split scores (nearly) 1.0 on it, and much less on the
 # training split it was supposedly trained on; an honest model does better on the data it saw.
 TRAIN_SAMPLE = 2000  # images of the grader's copy of the training split, same preprocessing
@@ -40,158 +44,29 @@ STORED_CORRELATION = 0.98  # a sampled test image counts as stored above this
 STORED_SHARE = 0.1  # held for review when at least this share of the sample is stored
 
 
-class EvaluatorProcess:
-    """The sandboxed worker, started before the notebook runs so that its imports overlap.
-    Started with `check`, its first act is the sandbox's self-test (grader.sandbox.selftest).
-
-    Whose fault is a dead worker? One that dies before it was given any student's program
-    failed on the grader's side (or was killed by the notebook beside it): a fresh one is
-    started once, and if that fails too, the grading is a grader error. One that dies while
-    running a student's program gets one retry in a fresh worker (a one-off kill, by the machine
-    or the notebook that just ran, is not the model's doing); dying again is the model's."""
-
-    def __init__(self, sandbox: Sandbox, device: str, check: tuple[str, ...] = ()):
-        self._sandbox, self._requested = sandbox, device
-        self._log = open(sandbox.scratch.run / "evaluator.log", "ab")  # noqa: SIM115 - close()
-        self.restarts = 0
-        self._start(("--check", *check) if check else ())
-
-    def _start(self, extra: tuple[str, ...] = ()) -> None:
-        self.process = self._sandbox.spawn(
-            [sys.executable, "-m", "grader.child.evaluator", self._requested, *extra],
-            self._sandbox.scratch.eval,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True,
-        )  # fmt: skip
-        self._hello: dict[str, Any] | None = None
-        self.loaded = False  # whether it was given a student's program
-
-    def _restart(self) -> None:
-        self._stop()
-        self.restarts += 1
-        self._start()
-
-    def _greeting(self) -> dict[str, Any]:
-        """The worker's first line (after `import torch`): its device, or why it has none."""
-        if self._hello is None:
-            said, _, _ = select.select([self.process.stdout], [], [], GREETING_SECONDS)
-            if not said:  # a worker that hangs before its first line is as good as dead
-                self.process.kill()
-            try:
-                hello = json.loads(self.process.stdout.readline())
-            except ValueError:
-                hello = None
-            if not isinstance(hello, dict):
-                hello = {"dead": True}
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.process.wait(5)  # its exit code, for the instructor
-            self._hello = hello
-        return self._hello
-
-    def self_test(self) -> str | None:
-        """Wait for the first line of a worker started with `check`: None when the sandbox
-        imported every module, else why it could not (grader.sandbox.selftest)."""
-        hello = self._greeting()
-        if hello.get("dead"):
-            said = self._log_tail() or f"the interpreter exited with code {self.process.poll()}"
-            return said + self._why_killed()
-        return hello.get("broken")
-
-    def device(self) -> str:
-        """The device the worker evaluates on; waits for its first line (after import torch).
-        A worker that died before any student's program reached it is replaced once."""
-        hello = self._greeting()
-        if hello.get("dead") and not self.loaded and self.restarts == 0:
-            self._restart()
-            hello = self._greeting()
-        if hello.get("dead"):
-            raise GraderError(
-                f"the evaluation worker failed to start (exit code {self.process.poll()}, "
-                f"{self.restarts + 1} time(s)): {self._log_tail() or 'it said nothing'}"
-            )
-        if "error" in hello or "broken" in hello:
-            raise GraderError(str(hello.get("error") or hello["broken"]))
-        return str(hello["device"])
-
-    def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not self.loaded and self.process.poll() is not None and self.restarts == 0:
-            self._restart()  # it died before it ran anything of the student's
-        self.device()
-        replies = self._ask(jobs)
-        if replies is None:  # it died while running a student's program: once more, afresh
-            code = self.process.poll()
-            self._restart()
-            self.device()
-            replies = self._ask(jobs)
-            if replies is None:
-                again = self.process.poll()
-                self._restart()  # for the next model
-                reason = (
-                    f"running it killed the grader's evaluation worker twice (exit codes "
-                    f"{code} and {again}{self._why_killed()})"
-                )
-                return [{"ok": False, "error": reason} for _ in jobs]
-        return replies
-
-    def _ask(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        """The worker's replies, or None when it died on them."""
-        self.loaded = True
-        try:
-            self.process.stdin.write(json.dumps({"jobs": jobs}) + "\n")
-            self.process.stdin.flush()
-            replies = json.loads(self.process.stdout.readline())
-        except (OSError, ValueError):
-            replies = None
-        if not isinstance(replies, list) or len(replies) != len(jobs):
-            try:
-                self.process.wait(5)  # dying, or talking nonsense: either way, done with it
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            return None
-        return replies
-
-    def _why_killed(self) -> str:
-        if self._sandbox.enforcer.out_of_memory():
-            return f"; it ran out of the {self._sandbox.limits.memory_mb:,} MB of memory allowed"
-        return ""
-
-    def _log_tail(self) -> str:
-        self._log.flush()
-        try:
-            text = (self._sandbox.scratch.run / "evaluator.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        return lines[-1][:300] if lines else ""
-
-    def _stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.process.stdin.close()  # the worker's signal to end
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        with contextlib.suppress(OSError):
-            self.process.stdout.close()
-
-    def close(self) -> None:
-        self._stop()
-        self._log.close()
-
-
 @dataclass
 class Evaluation:
-    """Everything one model is evaluated with."""
+    """Everything one model is evaluated with: its program (the grader's copy), the raw test
+    inputs (uint8 images, or points) and how to prepare them."""
 
     spec: ModelSpec
     info: dict[str, Any]
-    inputs: np.ndarray
+    program: Path
+    raw: np.ndarray
     labels: np.ndarray
     class_names: list[str]
     description: str
     preprocessing: Preprocessing | None = None
-    raw_images: np.ndarray | None = None
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.info["input_shape"])
+
+    def prepare(self, raw: np.ndarray) -> np.ndarray:
+        """Raw inputs as the model takes them."""
+        if self.preprocessing is None:
+            return raw.astype(np.float32)
+        return self.preprocessing.apply(raw)
 
 
 def reevaluate_models(
@@ -200,39 +75,49 @@ def reevaluate_models(
     capture: dict[str, Any],
     dataset: ImageDataset | None,
     profile: Profile,
-    worker: EvaluatorProcess,
+    worker,
     scratch: Scratch,
     public: ImageDataset | None = None,
 ) -> tuple[dict[str, ModelResult], dict[str, Any]]:
     """The ModelResult of each exported model in `ready`, and what the evaluation drew (e.g.
     the points' seed). `public` is the data set the notebook was given (its training split,
-    and the public test images a model could have memorised), when it is not `dataset`."""
+    and the public test images a model could have memorised), when it is not `dataset`.
+    Raises Tampered when what the capture handed over, or the worker's replies, are not what
+    the grader's own code writes."""
     drawn: dict[str, Any] = {}
-    images = labels = preprocessing = note = prepared = memory = None
+    images = labels = preprocessing = note = memory = None
     if any(m.task == "classify-images" for m in ready):
         images, labels = dataset.load("test")
         preprocessing, note = preprocessing_from(capture.get("transform"))
-        prepared = preprocessing.apply(images)  # once: a resize of 10,000 images takes time
-        memory = _memorisation_data(public or dataset, preprocessing)
+        memory = _memorisation_data(public or dataset)
+    programs = scratch.run / "programs"  # the grader's copies, where the notebook never wrote
+    programs.mkdir(exist_ok=True)
     results = {}
     for model in ready:
         info = capture["models"][model.variable]
+        program = programs / f"{model.variable}.pt2"
+        if not copy_handed_over(scratch.capture, program.name, PROGRAM_LIMIT, program):
+            results[model.variable] = ModelResult(
+                model.variable, ModelStatus.UNUSABLE,
+                problem="the capture said it exported the model, but left no program",
+            )  # fmt: skip
+            continue
         if model.task == "classify-images":
             names = CLASS_NAMES.get(dataset.name, [str(i) for i in range(10)])
             job = Evaluation(
-                model, info, prepared, labels, names, preprocessing.description, preprocessing,
-                images,
+                model, info, program, images, labels, names, preprocessing.description,
+                preprocessing,
             )  # fmt: skip
-            result = _layout_problem(job) or _evaluate(job, worker, scratch)
+            result = _layout_problem(job) or _evaluate(job, worker)
             result.hint = result.hint or note
             if result.status is ModelStatus.EVALUATED:
-                _look_for_memorisation(result, job, memory, profile, worker, scratch)
+                _look_for_memorisation(result, job, memory, profile, worker)
         elif model.task == "classify-points":
             points, point_labels, seed = _generate_points(spec, model)
             drawn[f"{model.variable} points seed"] = seed
             description = f"{len(points):,} points the grader drew (seed {seed})"
-            job = Evaluation(model, info, points, point_labels, ["0", "1"], description)
-            result = _evaluate(job, worker, scratch)
+            job = Evaluation(model, info, program, points, point_labels, ["0", "1"], description)
+            result = _evaluate(job, worker)
         else:
             raise SpecError(f"{spec.week}: unknown task {model.task!r} for {model.variable}")
         threshold = profile.thresholds.get(model.threshold or "")
@@ -244,7 +129,7 @@ def reevaluate_models(
             and measured < threshold.minimum
         )
         if low and job.preprocessing is not None:
-            _diagnose(result, job, worker, scratch)
+            _diagnose(result, job, worker)
         results[model.variable] = result
     return results, drawn
 
@@ -253,19 +138,19 @@ def reevaluate_models(
 class MemorisationData:
     """What a model is held against besides the test split (see TRAIN_SAMPLE, STORED_SAMPLE)."""
 
-    train_inputs: np.ndarray  # prepared as the test images are
+    train_images: np.ndarray  # raw, prepared as the test images are when they are sent
     train_labels: np.ndarray
     public_test: np.ndarray  # raw pixels of a sample of the public test images, [n, H * W]
 
 
-def _memorisation_data(public: ImageDataset, preprocessing: Preprocessing) -> MemorisationData:
+def _memorisation_data(public: ImageDataset) -> MemorisationData:
     train_images, train_labels = public.load("train")
     rng = np.random.default_rng(0)  # the same sample for every grading: comparable numbers
     picked = np.sort(rng.permutation(len(train_labels))[:TRAIN_SAMPLE])
     test_images, _ = public.load("test")
     sample = np.sort(rng.permutation(len(test_images))[:STORED_SAMPLE])
     return MemorisationData(
-        preprocessing.apply(train_images[picked]),
+        train_images[picked],
         train_labels[picked],
         test_images[sample].reshape(len(sample), -1).astype(np.float32),
     )
@@ -276,34 +161,34 @@ def _look_for_memorisation(
     job: Evaluation,
     memory: MemorisationData,
     profile: Profile,
-    worker: EvaluatorProcess,
-    scratch: Scratch,
+    worker,
 ) -> None:
     """Measure the model on the training sample and look for test images among its tensors;
-    set `result.review` when either says it looked the answers up instead of learning."""
-    variable, shape = job.spec.variable, job.info["input_shape"]
-    inputs = memory.train_inputs.reshape(len(memory.train_inputs), *shape)
-    scores, error = _run_model(worker, scratch, variable, inputs, "train", job.info.get("batch"))
-    if error is None and _output_problem(scores, len(inputs), job.spec.outputs) is None:
+    set `result.review` when either says it looked the answers up instead of learning, or when
+    either could not be run at all (an honest model runs on training images as on test ones)."""
+    scores, error = _run_model(worker, job, memory.train_images)
+    if error is None:
+        error = _output_problem(scores, len(memory.train_images), job.spec.outputs)
+    if error is None:
         metrics = classification_metrics(scores, memory.train_labels, len(job.class_names))
-        result.train_accuracy, result.train_images = metrics["accuracy"], len(inputs)
-    program = str(scratch.capture / f"{variable}.pt2")
-    source = scratch.eval / f"{variable}-public-test.npy"
-    target = scratch.eval / f"{variable}-stored.npy"
-    try:
-        np.save(source, memory.public_test)
-    except OSError:
-        return
-    reply = worker.run([{"kind": "stored", "model": program, "inputs": str(source),
-                         "output": str(target)}])[0]  # fmt: skip
-    if reply["ok"]:
-        try:
-            best = np.load(target, allow_pickle=False)
-            if best.shape == (len(memory.public_test),):
-                result.stored_test_images = float(np.mean(best >= STORED_CORRELATION))
-        except (OSError, ValueError):
-            pass
-    result.review = review_reason(result, profile.review_margin)
+        result.train_accuracy, result.train_images = metrics["accuracy"], len(scores)
+    reply = worker.run([Job(job.program, memory.public_test, kind="stored")])[0]
+    best = reply.outputs
+    if best is not None and best.shape == (len(memory.public_test),):
+        result.stored_test_images = float(np.mean(best >= STORED_CORRELATION))
+    failed = [
+        what
+        for what, missing in (
+            ("on the training sample", result.train_accuracy is None),
+            ("for stored test images", result.stored_test_images is None),
+        )
+        if missing
+    ]
+    result.review = review_reason(result, profile.review_margin) or (
+        f"the grader could not run its checks for a lookup table {' or '.join(failed)}"
+        if failed
+        else None
+    )
 
 
 def review_reason(result: ModelResult, margin: float) -> str | None:
@@ -326,19 +211,30 @@ def review_reason(result: ModelResult, margin: float) -> str | None:
 
 
 def _layout_problem(job: Evaluation) -> ModelResult | None:
-    """The model's input shape must hold as many numbers as the prepared images do."""
-    shape = job.info["input_shape"]
-    if job.inputs[0].size == int(np.prod(shape)):
-        job.inputs = job.inputs.reshape(len(job.inputs), *shape)
+    """The model's input shape must hold as many numbers as the prepared images do, and those
+    must be of a size the grader evaluates."""
+    channels, height, width = job.preprocessing.shape(job.raw.shape[1:])
+    prepared = channels * height * width
+    if prepared > MAX_INPUT_NUMBERS:
+        return ModelResult(
+            job.spec.variable,
+            ModelStatus.UNUSABLE,
+            problem=(
+                f"the notebook's test transform makes each image [{channels}, {height}, {width}]"
+                f", {prepared:,} numbers; the grader evaluates images of at most "
+                f"{MAX_INPUT_NUMBERS:,} numbers"
+            ),
+        )
+    if prepared == int(np.prod(job.shape)):
         return None
-    taken = f"[N, {', '.join(map(str, shape))}]"
+    taken = f"[N, {', '.join(map(str, job.shape))}]"
     return ModelResult(
         job.spec.variable,
         ModelStatus.UNUSABLE,
         problem=(
             f"`{job.spec.variable}` takes {taken} inputs, but the test images prepared as the "
-            f"notebook's test transform prepares them are {list(job.inputs.shape[1:])}: resize "
-            "inside the model, or with Resize in the test transform"
+            f"notebook's test transform prepares them are [{channels}, {height}, {width}]: "
+            "resize inside the model, or with Resize in the test transform"
         ),
     )
 
@@ -361,19 +257,19 @@ def _generate_points(spec: WeekSpec, model: ModelSpec) -> tuple[np.ndarray, np.n
     return np.asarray(points, dtype=np.float32), np.asarray(labels, dtype=np.int64), seed
 
 
-def _evaluate(job: Evaluation, worker: EvaluatorProcess, scratch: Scratch) -> ModelResult:
+def _evaluate(job: Evaluation, worker) -> ModelResult:
     variable = job.spec.variable
     result = ModelResult(
         variable,
         ModelStatus.EVALUATED,
-        input_layout=_layout(job.info["input_shape"], job.spec.task),
+        input_layout=_layout(job.shape, job.spec.task),
         preprocessing=job.description,
         parameters=job.info.get("parameters"),
         export_seconds=job.info.get("seconds"),
         test_images=len(job.labels),
         class_names=job.class_names,
     )
-    scores, error = _run_model(worker, scratch, variable, job.inputs, "test", job.info.get("batch"))
+    scores, error = _run_model(worker, job, job.raw)
     if error:
         result.status, result.problem = ModelStatus.UNUSABLE, error
         return result
@@ -397,37 +293,51 @@ def _evaluate(job: Evaluation, worker: EvaluatorProcess, scratch: Scratch) -> Mo
 
 
 def _run_model(
-    worker, scratch, variable, inputs, tag, batch: int | None
+    worker, job: Evaluation, raw: np.ndarray, prepare: Callable | None = None
 ) -> tuple[np.ndarray | None, str | None]:
-    source = scratch.eval / f"{variable}-{tag}-inputs.npy"
-    target = scratch.eval / f"{variable}-{tag}-outputs.npy"
-    try:
-        np.save(source, np.ascontiguousarray(inputs, dtype=np.float32))
-    except OSError as error:  # the notebook's leftovers filled the scratch quota
-        return None, f"the grader could not write its inputs for it: {error.strerror}"
-    program = str(scratch.capture / f"{variable}.pt2")
-    job = {"model": program, "inputs": str(source), "output": str(target), "batch": batch}
-    reply = worker.run([job])[0]
-    if not reply["ok"]:
-        return None, f"running it on the grader's inputs failed: {reply['error']}"
-    return np.load(target, allow_pickle=False), None
+    """The model's outputs for `raw` inputs, prepared (by `prepare`, else the job's own
+    preprocessing) and sent a chunk at a time; or why there are none."""
+    prepare = prepare or job.prepare
+    shape, batch = job.shape, job.info.get("batch")
+    size = max(1, MAX_REQUEST_BYTES // (4 * int(np.prod(shape))))
+    if batch:
+        size = max(batch, size // batch * batch)
+    outputs = []
+    for start, stop in _chunks(len(raw), size, merge_single=not batch):
+        inputs = prepare(raw[start:stop]).reshape(stop - start, *shape)
+        reply = worker.run([Job(job.program, inputs, batch=batch)])[0]
+        if reply.error:
+            return None, f"running it on the grader's inputs failed: {reply.error}"
+        if outputs and reply.outputs.shape[1:] != outputs[0].shape[1:]:
+            return None, (
+                f"it returned outputs of shape {list(outputs[0].shape[1:])} for some inputs and "
+                f"{list(reply.outputs.shape[1:])} for others"
+            )
+        if reply.outputs.ndim == 0 or len(reply.outputs) != stop - start:
+            return reply.outputs, None  # said by _output_problem, with the shape
+        outputs.append(reply.outputs)
+    return np.concatenate(outputs), None
 
 
-def _diagnose(result: ModelResult, job: Evaluation, worker, scratch) -> None:
+def _chunks(count: int, size: int, merge_single: bool) -> list[tuple[int, int]]:
+    """(start, stop) of chunks of at most `size`; with `merge_single`, never a last chunk of
+    one (a program exported with a dynamic batch dimension takes at least two)."""
+    bounds = [*range(0, count, size), count]
+    if merge_single and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def _diagnose(result: ModelResult, job: Evaluation, worker) -> None:
     """A low accuracy may be a good model fed the wrong preprocessing: try the usual ones on a
     sample and, if one is much better, say so (the grade still uses the notebook's own)."""
     graded = job.preprocessing
     sample = np.random.default_rng(0).permutation(len(job.labels))[:DIAGNOSTIC_SAMPLE]
-    for number, (scale, shift, description) in enumerate(ALTERNATIVES):
+    for scale, shift, description in ALTERNATIVES:
         candidate = graded.with_affine(scale, shift, description)
         if candidate.same_affine(graded):
             continue
-        inputs = candidate.apply(job.raw_images[sample]).reshape(
-            len(sample), *job.info["input_shape"]
-        )
-        scores, error = _run_model(
-            worker, scratch, job.spec.variable, inputs, f"alt{number}", job.info.get("batch")
-        )
+        scores, error = _run_model(worker, job, job.raw[sample], candidate.apply)
         if error is None and _output_problem(scores, len(sample), job.spec.outputs) is None:
             result.alternatives[description] = classification_metrics(
                 scores, job.labels[sample], len(job.class_names)

@@ -11,7 +11,6 @@ import re
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,8 @@ import nbformat
 
 from grader.pipeline.results import CellFailure, Execution
 from grader.pipeline.stage import StagedRun
-from grader.sandbox.isolation import Sandbox
+from grader.sandbox.handover import MAX_DEPTH, Tampered, load_json, read_handed_over, too_deep
+from grader.sandbox.isolation import Sandbox, python_module
 from grader.sandbox.processes import become_subreaper, kill_descendants
 from grader.states import ExecutionStatus
 
@@ -58,13 +58,13 @@ def execute_notebook(
     become_subreaper()
     read_fd, write_fd = os.pipe()
     gate_read, gate_write = os.pipe()
-    command = [
-        sys.executable, "-m", "grader.child.runner", str(run.notebook), str(run.executed),
+    command = python_module(
+        "grader.child.runner", str(run.notebook), str(run.executed),
         "--cwd", str(run.scratch.work), "--cell-timeout", str(cell_timeout),
         "--timeout", str(timeout), "--capture-timeout", str(CAPTURE_SECONDS),
         "--parameters", json.dumps(parameters), "--events", str(write_fd),
         "--gate", str(gate_read),
-    ]  # fmt: skip
+    )  # fmt: skip
     started = time.monotonic()
     with open(run.scratch.run / "kernel.log", "wb") as log:
         runner = sandbox.spawn(
@@ -101,7 +101,15 @@ def execute_notebook(
     index = (done or {}).get("index")
     limits = sandbox.limits
     where = {"index": index, "cell": (done or {}).get("cell"), "captured": False}
-    if stopped == "timeout":
+    if stopped == "tampered":
+        done = {
+            **where,
+            "status": ExecutionStatus.TAMPERED,
+            "message": "the notebook runner's messages to the grader were not what it writes "
+            "(forged, flooded or corrupted)",
+            "capture_problem": "the run's messages could not be trusted",
+        }
+    elif stopped == "timeout":
         done = {
             **where,
             "status": ExecutionStatus.TOTAL_TIMEOUT,
@@ -193,10 +201,14 @@ def _follow_events(
                 return done, None
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
+            if len(buffer) > EVENT_LIMIT:
+                return done, "tampered"
             for line in lines:
-                event = json.loads(line)
+                event = _event(line)
+                if event is None:
+                    return done, "tampered"
                 if event["event"] == "cell":
-                    if event.get("student") is True and not seen["student"]:
+                    if event["student"] and not seen["student"]:
                         seen["student"], deadline = True, time.monotonic() + timeout
                     if progress:
                         progress(event["index"], event["total"])
@@ -204,6 +216,47 @@ def _follow_events(
                     on_ready()
                 elif event["event"] == "done":
                     done = event
+
+
+EVENT_LIMIT = 4 * 2**20  # bytes in one event: the longest, a done with 200 traceback lines, fits
+_DONE_FIELDS = {  # a done event's fields and their types; anything else is dropped
+    "status": str, "index": int, "cell": int, "error": str, "message": str, "traceback": list,
+    "captured": bool, "capture_problem": str, "execution_count": int,
+}  # fmt: skip
+
+
+def _event(line: bytes) -> dict[str, Any] | None:
+    """One of the runner's events, checked against its schema; None when it is malformed."""
+    try:
+        event = load_json(line, "an event")
+    except Tampered:
+        return None
+    if not isinstance(event, dict):
+        return None
+    kind = event.get("event")
+    if kind == "ready":
+        return {"event": "ready"}
+    if kind == "cell":
+        index, total, student = event.get("index"), event.get("total"), event.get("student")
+        if not (_integer(index) and _integer(total) and isinstance(student, bool)):
+            return None
+        return {"event": "cell", "index": index, "total": total, "student": student}
+    if kind != "done" or not isinstance(event.get("status"), str):
+        return None
+    done: dict[str, Any] = {"event": "done"}
+    for key, kind_of in _DONE_FIELDS.items():
+        value = event.get(key)
+        if value is None:
+            continue
+        if kind_of is int and not _integer(value) or not isinstance(value, kind_of):
+            return None
+        done[key] = value
+    done["traceback"] = [str(line) for line in done.get("traceback", [])][-200:]
+    return done
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _stop(runner: subprocess.Popen) -> None:
@@ -217,7 +270,16 @@ def _stop(runner: subprocess.Popen) -> None:
 
 
 def _describe(run: StagedRun, done: dict[str, Any], seconds: float) -> Execution:
-    nb = read_executed(run)
+    try:
+        nb = _executed(run)
+    except Tampered as error:
+        nb = _staged(run)
+        done = {
+            "status": ExecutionStatus.TAMPERED,
+            "message": f"the executed notebook the runner hands over was tampered with: {error}",
+            "capture_problem": done.get("capture_problem"),
+            "captured": done.get("captured"),
+        }
     student_cells = [c for c in nb.cells if "cell" in c.metadata.get("grader", {})]
     status = _status(done)
     ran = sum(1 for c in student_cells if c.get("execution_count") is not None)
@@ -244,14 +306,44 @@ def _status(done: dict[str, Any]) -> ExecutionStatus:
         return ExecutionStatus.RUNNER_ERROR
 
 
+EXECUTED_LIMIT = 64 * 2**20  # bytes: the runner keeps at most 20 M characters of output
+
+
 def read_executed(run: StagedRun) -> nbformat.NotebookNode:
-    """The executed notebook, or the staged one if the run never got to save it."""
-    for path in (run.executed, run.notebook):
-        try:
-            return nbformat.read(path, as_version=4)
-        except Exception:  # noqa: BLE001 - a half-written file is the student's own doing
-            continue
-    return nbformat.v4.new_notebook()
+    """The executed notebook, or the staged one if the run never got to save it (or what is
+    there is not a notebook the runner wrote)."""
+    try:
+        return _executed(run)
+    except Tampered:
+        return _staged(run)
+
+
+def _executed(run: StagedRun) -> nbformat.NotebookNode:
+    """The executed notebook as the runner handed it over (the staged one where there is none,
+    or only a half-written one); Tampered when the file there is not the runner's."""
+    data = read_handed_over(run.executed.parent, run.executed.name, EXECUTED_LIMIT)
+    if data is None:
+        return _staged(run)
+    try:
+        content = json.loads(data)
+    except RecursionError:
+        raise Tampered(f"it nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # a half-written file, from a run killed while saving
+        return _staged(run)
+    if too_deep(content):  # before nbformat walks it
+        raise Tampered(f"it nests deeper than {MAX_DEPTH} levels")
+    try:
+        return nbformat.from_dict(nbformat.convert(nbformat.from_dict(content), 4))
+    except Exception:  # noqa: BLE001 - not a notebook at all: what the run left is unusable
+        return _staged(run)
+
+
+def _staged(run: StagedRun) -> nbformat.NotebookNode:
+    """The notebook the runner was given (the grader's own file)."""
+    try:
+        return nbformat.read(run.notebook, as_version=4)
+    except Exception:  # noqa: BLE001 - never expected: the grader wrote it
+        return nbformat.v4.new_notebook()
 
 
 def _failed_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:

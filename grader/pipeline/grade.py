@@ -27,7 +27,7 @@ from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import captured_model, found_as, read_capture, read_values
 from grader.pipeline.checks import Facts, run_graders
-from grader.pipeline.evaluate import EvaluatorProcess, reevaluate_models
+from grader.pipeline.evaluate import reevaluate_models
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.predictions import write_predictions
@@ -36,6 +36,8 @@ from grader.pipeline.results import CheckResult, GradingResult, ModelResult
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.pipeline.visibility import show_checks
+from grader.pipeline.worker import EvaluatorProcess
+from grader.sandbox.handover import Tampered
 from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
 from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
@@ -235,7 +237,11 @@ def _run_pipeline(
             raise GraderError(f"the notebook runner failed: {execution.failure.message}")
         # After a crash or a time limit the capture still ran in the living kernel: the model
         # trained by then is graded (the spec's `crash_costs` says what the crash costs).
-        capture = read_capture(scratch) if execution.captured else {}
+        tampered = None
+        try:
+            capture = read_capture(scratch) if execution.captured else {}
+        except Tampered as error:
+            capture, tampered = {}, str(error)
         if not options.keep_workdir:
             scratch.discard_notebook_files()  # room for the evaluation, whatever the run left
         result.curves = _clean_curves(capture.get("curves"))
@@ -253,9 +259,13 @@ def _run_pipeline(
             progress.step("Re-evaluating the models on the grader's own data")
             evaluating = time.monotonic()
             result.device = worker.device()
-            evaluated, drawn = reevaluate_models(
-                spec, ready, capture, graded_on, profile, worker, scratch, public=staged
-            )
+            try:
+                evaluated, drawn = reevaluate_models(
+                    spec, ready, capture, graded_on, profile, worker, scratch, public=staged
+                )
+            except Tampered as error:
+                tampered = str(error)
+                evaluated, drawn = _not_evaluated(ready, tampered), {}
             result.models.update(evaluated)
             result.provenance.update({key: str(value) for key, value in drawn.items()})
             result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
@@ -265,9 +275,11 @@ def _run_pipeline(
             )
         result.models = {m.variable: result.models[m.variable] for m in spec.models}
         result.notes.extend(_found_under_other_names(result.models, capture))
-        if capture:
-            result.values = read_values(capture, scratch)
-        else:
+        try:
+            result.values = read_values(capture, scratch) if capture else {}
+        except Tampered as error:
+            tampered = str(error)
+        if not capture:
             result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
         if execution.status is not ExecutionStatus.COMPLETED:
             execution.runner_log = kernel_log_tail(run)  # the instructor's, not the output
@@ -283,6 +295,12 @@ def _run_pipeline(
         result.outcome, result.summary = decide_outcome(
             spec, execution, result.models, result.checks
         )
+        if tampered or execution.status is ExecutionStatus.TAMPERED:
+            result.checks = [_not_graded_after_tampering(check) for check in result.checks]
+            if tampered:
+                why = tampered[:1].upper() + tampered[1:]
+                result.outcome = Outcome.TAMPERED
+                result.summary = f"{Outcome.TAMPERED.sentence} {why}."
         result.advise(*advice(execution, limits, staged, packages))
         result.notes.extend(review_notes(result.models.values(), profile))
         return read_executed(run)
@@ -304,6 +322,24 @@ def _found_under_other_names(models: dict[str, ModelResult], capture: dict) -> l
         model.found_as = name
         notes.append(f"Graded `{name}` because the notebook defines no `{variable}`.")
     return notes
+
+
+def _not_evaluated(models, why: str) -> dict[str, ModelResult]:
+    return {
+        m.variable: ModelResult(m.variable, ModelStatus.UNUSABLE, problem=f"not evaluated: {why}")
+        for m in models
+    }
+
+
+def _not_graded_after_tampering(check: CheckResult) -> CheckResult:
+    """No check of a notebook that tampered with the grader counts."""
+    return replace(
+        check,
+        score=0.0,
+        passed=False,
+        skipped=False,
+        message="not graded: the notebook tampered with the grader's own files or messages",
+    )
 
 
 def _no_points_after_a_crash(check: CheckResult) -> CheckResult:

@@ -36,6 +36,11 @@ class Preprocessing:
         shift = np.asarray(self.shift, dtype=np.float32)[None, :, None, None]
         return pixels * scale + shift
 
+    def shape(self, image: tuple[int, ...]) -> tuple[int, int, int]:
+        """[channels, height, width] of an image of `image` (height, width) once prepared."""
+        height, width = self.size or image
+        return len(self.scale), int(height), int(width)
+
     def with_affine(self, scale: float, shift: float, description: str) -> Preprocessing:
         channels = len(self.scale)
         return Preprocessing((scale,) * channels, (shift,) * channels, self.size, description)

@@ -25,7 +25,7 @@ INJECTED = "grader-injected"
 class StagedRun:
     scratch: Scratch
     notebook: Path  # the notebook the runner executes
-    executed: Path  # where the runner writes it as it ran
+    executed: Path  # where the runner writes it as it ran (a folder handed to the sandbox)
 
 
 def stage_workdir(
@@ -51,7 +51,7 @@ def stage_workdir(
     notebook = scratch.run / "input.ipynb"
     missing = {found.spec.name for found in weights if found.path is None}
     nbformat.write(with_grader_cells(submission, spec, scratch, seed, missing, packages), notebook)
-    return StagedRun(scratch, notebook, scratch.run / "executed.ipynb")
+    return StagedRun(scratch, notebook, scratch.output / "executed.ipynb")
 
 
 def with_grader_cells(

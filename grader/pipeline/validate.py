@@ -9,6 +9,8 @@ from pathlib import Path
 
 import nbformat
 
+from grader.sandbox.handover import MAX_DEPTH, too_deep
+
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
 
 
@@ -35,6 +37,8 @@ def read_submission(path: Path) -> SubmittedNotebook:
         )
     try:
         content = json.loads(raw.decode("utf-8-sig"))
+    except RecursionError:
+        content = None  # said below, with any other nesting too deep to walk
     except UnicodeDecodeError:
         raise SubmissionInvalid(
             f"{path.name} is not a text file, so it is not a notebook"
@@ -45,6 +49,11 @@ def read_submission(path: Path) -> SubmittedNotebook:
             f"{error.msg}); a notebook saved by Jupyter always is. Was it edited by hand or "
             "left with a merge conflict?"
         ) from None
+    if content is None or too_deep(content):
+        raise SubmissionInvalid(
+            f"{path.name} nests its JSON more than {MAX_DEPTH} levels deep; a notebook saved by "
+            "Jupyter never does"
+        )
     if not isinstance(content, dict) or "cells" not in content and "worksheets" not in content:
         raise SubmissionInvalid(f"{path.name} is JSON but not a Jupyter notebook (no cells)")
     notes = []

@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import site
+import stat
 import subprocess
 import sys
 import tempfile
@@ -58,8 +59,11 @@ PASSED_THROUGH = (
 
 @dataclass(frozen=True)
 class Scratch:
-    """The folders of one run. Only `work` is the notebook's; the rest is the grader's. With a
-    `quota`, the whole folder is at most that big (grader.sandbox.disk)."""
+    """The folders of one run. `work`, `home`, `capture` and `output` are handed to student
+    code (the only places it may write); the folder itself and `run` stay the grader's: there
+    the grader writes the runner's input, its logs and the programs it evaluates, where the
+    notebook can neither write nor swap anything. With a `quota`, the whole folder is at most
+    that big (grader.sandbox.disk)."""
 
     root: Path
     quota: ScratchQuota | None = field(default=None, compare=False)
@@ -73,7 +77,7 @@ class Scratch:
         return self.root / "home"
 
     @property
-    def run(self) -> Path:  # the runner's input, executed notebook and log
+    def run(self) -> Path:  # the grader's: the runner's input, the logs, programs to evaluate
         return self.root / "run"
 
     @property
@@ -81,8 +85,13 @@ class Scratch:
         return self.root / "capture"
 
     @property
-    def eval(self) -> Path:  # the evaluator's inputs and outputs, written after the kernel died
-        return self.root / "eval"
+    def output(self) -> Path:  # what the runner hands over: the executed notebook
+        return self.root / "output"
+
+    @property
+    def handed_over(self) -> tuple[Path, ...]:
+        """The folders student code may write."""
+        return (self.work, self.home, self.capture, self.output)
 
     @classmethod
     def create(cls, disk_mb: int | None = None, mount: bool = True) -> Scratch:
@@ -91,15 +100,12 @@ class Scratch:
         root = Path(tempfile.mkdtemp(prefix="grader-")).resolve()
         quota = ScratchQuota.create(root, disk_mb, mount) if disk_mb else None
         scratch = cls(root, quota)
-        for folder in (
-            scratch.work,
-            scratch.home,
-            scratch.run,
-            scratch.capture,
-            scratch.eval,
-            scratch.home / "tmp",
-        ):
+        for folder in (*scratch.handed_over, scratch.run, scratch.home / "tmp"):
             folder.mkdir(parents=True, exist_ok=True)
+        # Enterable by the sandbox user (who must reach its own folders and read the runner's
+        # input), writable by the grader alone.
+        for folder in (root, scratch.run):
+            folder.chmod(0o711)
         return scratch
 
     def discard_notebook_files(self) -> None:
@@ -108,7 +114,8 @@ class Scratch:
         files must find room even when the notebook filled the quota."""
         for folder in (self.work, self.home):
             _remove_tree(folder)
-            folder.mkdir(exist_ok=True)
+            with contextlib.suppress(OSError):
+                folder.mkdir()
 
     def remove(self) -> None:
         if self.quota is not None:
@@ -117,14 +124,39 @@ class Scratch:
 
 
 def _remove_tree(folder: Path) -> None:
-    """Delete `folder`, also where the notebook made folders read-only. Only real folders are
-    opened up: chmod follows links, and a link the notebook left (to /usr/lib, say) must never
-    change a file of the runner."""
-    for path in [folder, *folder.rglob("*")]:
+    """Delete `folder`, also where the notebook made folders read-only, never through a link:
+    each folder is opened without following links and opened up through its descriptor, so a
+    link the notebook left (to /usr/lib, say, or in place of a folder) never changes a file
+    of the runner. A link is removed as a link."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
         with contextlib.suppress(OSError):
-            if path.is_dir() and not path.is_symlink():
-                path.chmod(0o700)
+            folder.unlink()
+        return
+    _open_up(str(folder), None)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _open_up(name: str, parent: int | None) -> None:
+    """chmod 0700 the folder `name` (relative to the descriptor `parent`) and every real folder
+    under it, through descriptors opened with O_NOFOLLOW."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError:
+        return
+    try:
+        children: list[str] = []
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o700)
+            with os.scandir(fd) as entries:
+                children = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        for child in children:
+            _open_up(child, fd)
+    finally:
+        os.close(fd)
 
 
 def kernel_env(scratch: Scratch) -> dict[str, str]:
@@ -292,9 +324,12 @@ def isolate(
         # What the sandbox needs that the three mounts above cover (a virtual environment in a
         # clone under /tmp, say) is mounted back, read-only, after them.
         *_mount_back(remounted, _maskable(hidden, scratch)),
-        "--bind",
+        # The scratch folder is read-only but for the folders handed over: whoever student code
+        # runs as, the grader's own files there stay the grader's.
+        "--ro-bind",
         str(scratch.root),
         str(scratch.root),
+        *[arg for folder in scratch.handed_over for arg in ("--bind", str(folder), str(folder))],
         *capabilities,
         "--chdir",
         str(cwd),
@@ -362,6 +397,27 @@ def search_path() -> list[Path]:
     return found
 
 
+# Runs a module of the grader in an isolated interpreter (`-I`: no current folder, no
+# PYTHONPATH, no user site on sys.path), so that nothing the notebook wrote into the folder a
+# process starts in, or anywhere else, can stand in for a module the grader's process imports,
+# however late it imports it. The grader's own search path is passed as an argument instead.
+_RUN_MODULE = (
+    "import runpy, sys\n"
+    "import os\n"
+    "sys.path.extend(p for p in sys.argv[1].split(os.pathsep) if p)\n"
+    "module = sys.argv[2]\n"
+    "del sys.argv[1:3]\n"
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)"
+)
+
+
+def python_module(module: str, *arguments: str) -> list[str]:
+    """The command that runs `python -m module arguments`, isolated (see _RUN_MODULE)."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join([*forwarded_python_path(), package_parent])
+    return [sys.executable, "-I", "-c", _RUN_MODULE, path, module, *arguments]
+
+
 def forwarded_python_path() -> list[str]:
     """Folders a Python started in the sandbox would not find by itself: $PYTHONPATH's, and the
     user's site-packages (the sandbox has another $HOME and no user site). Passed on through
@@ -413,14 +469,15 @@ def _reachable_for_nobody(needed: list[Path], scratch: Scratch) -> list[str]:
 
 
 def _hand_over(scratch: Scratch) -> None:
-    """Give the scratch folders (not the files: the staged data stays the grader's, read-only)
-    to `nobody`, so that student code running as nobody may write there. Their group stays
-    root's, with full rights: bubblewrap, root without capabilities until the command drops
-    them, must still enter them. Links are skipped."""
-    for folder, subfolders, _ in os.walk(scratch.root):
-        os.chown(folder, SANDBOX_UID, -1, follow_symlinks=False)
-        os.chmod(folder, os.stat(folder).st_mode | 0o770)
-        subfolders[:] = [name for name in subfolders if not os.path.islink(Path(folder, name))]
+    """Give the folders student code may write (`Scratch.handed_over`; not the files in them:
+    the staged data stays the grader's, read-only) to `nobody`. The scratch folder itself and
+    `run/` stay root's, so nothing there can be swapped. Their group stays root's, with full
+    rights: bubblewrap, root without capabilities until the command drops them, must still
+    enter them. Links are never followed."""
+    for top in scratch.handed_over:
+        for _folder, _subfolders, _files, fd in os.fwalk(top, follow_symlinks=False):
+            os.fchown(fd, SANDBOX_UID, -1)
+            os.fchmod(fd, os.fstat(fd).st_mode | 0o770)
 
 
 def _maskable(hidden: tuple[Path, ...], scratch: Scratch) -> list[Path]:
@@ -450,13 +507,15 @@ class Sandbox:
         self.limits = limits
         self.hidden = hidden  # folders student code must not read: graders, private data
         self.enforcer = Enforcer(limits)
+        self._handed_over = False
 
     def spawn(self, command: list[str], cwd: Path, **popen) -> subprocess.Popen:
         """Start `command` in the sandbox, from the grader's main thread: the sandbox gets
         SIGTERM when the grader ends, however it ends (the runner then kills its kernel's
         tree; bubblewrap's --die-with-parent turns it into SIGKILL of the whole namespace)."""
-        if drops_privileges(self.isolation):
-            _hand_over(self.scratch)
+        if drops_privileges(self.isolation) and not self._handed_over:
+            _hand_over(self.scratch)  # once, before any student code ran
+            self._handed_over = True
         die_with_parent = parent_death_signal(signal.SIGTERM)
 
         def preexec() -> None:

@@ -124,7 +124,7 @@ def test_the_runners_own_failure_is_the_graders_never_the_students():
 
 def test_an_unknown_outcome_read_back_is_a_grader_error():
     assert Outcome.read("passed") is Outcome.PASSED
-    assert Outcome.read("tampered") is Outcome.GRADER_ERROR
+    assert Outcome.read("hacked") is Outcome.GRADER_ERROR
     assert Outcome.read(None) is Outcome.GRADER_ERROR
 
 
