@@ -15,8 +15,9 @@ is graded on is a lookup table.
 
 Loading an exported program could run code from the file (torch unpickles parts of it, and
 falls back to full unpickling where the safe loader refuses): this worker refuses every
-unpickling before it loads a student's program, runs sandboxed, undumpable, isolated (`-I`),
-with no labels; the grader computes every number itself from the raw outputs.
+unpickling before it loads a student's program, runs sandboxed, undumpable, with no folder of
+the notebook's on its path and no labels; the grader computes every number itself from the
+raw outputs.
 """
 
 from __future__ import annotations

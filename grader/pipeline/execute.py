@@ -333,7 +333,7 @@ def _executed(run: StagedRun) -> nbformat.NotebookNode:
     if too_deep(content):  # before nbformat walks it
         raise Tampered(f"it nests deeper than {MAX_DEPTH} levels")
     try:
-        return nbformat.from_dict(nbformat.convert(nbformat.from_dict(content), 4))
+        return nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception:  # noqa: BLE001 - not a notebook at all: what the run left is unusable
         return _staged(run)
 

@@ -397,25 +397,13 @@ def search_path() -> list[Path]:
     return found
 
 
-# Runs a module of the grader in an isolated interpreter (`-I`: no current folder, no
-# PYTHONPATH, no user site on sys.path), so that nothing the notebook wrote into the folder a
-# process starts in, or anywhere else, can stand in for a module the grader's process imports,
-# however late it imports it. The grader's own search path is passed as an argument instead.
-_RUN_MODULE = (
-    "import runpy, sys\n"
-    "import os\n"
-    "sys.path.extend(p for p in sys.argv[1].split(os.pathsep) if p)\n"
-    "module = sys.argv[2]\n"
-    "del sys.argv[1:3]\n"
-    "runpy.run_module(module, run_name='__main__', alter_sys=True)"
-)
-
-
 def python_module(module: str, *arguments: str) -> list[str]:
-    """The command that runs `python -m module arguments`, isolated (see _RUN_MODULE)."""
-    package_parent = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join([*forwarded_python_path(), package_parent])
-    return [sys.executable, "-I", "-c", _RUN_MODULE, path, module, *arguments]
+    """The command that runs `python -m module arguments` for the grader inside the sandbox,
+    with neither the folder it starts in (`-P`) nor a user site (`-s`) on sys.path: nothing the
+    notebook wrote, in its working folder or its home, can stand in for a module that process
+    imports, however late it imports it. The search path is the grader's own, as passed on in
+    PYTHONPATH by kernel_env, which the notebook cannot change."""
+    return [sys.executable, "-P", "-s", "-m", module, *arguments]
 
 
 def forwarded_python_path() -> list[str]:
