@@ -298,9 +298,8 @@ def _run_pipeline(
         if tampered or execution.status is ExecutionStatus.TAMPERED:
             result.checks = [_not_graded_after_tampering(check) for check in result.checks]
             if tampered:
-                why = tampered[:1].upper() + tampered[1:]
                 result.outcome = Outcome.TAMPERED
-                result.summary = f"{Outcome.TAMPERED.sentence} {why}."
+                result.summary = f"{Outcome.TAMPERED.sentence[:-1]}: {tampered}."
         result.advise(*advice(execution, limits, staged, packages))
         result.notes.extend(review_notes(result.models.values(), profile))
         return read_executed(run)

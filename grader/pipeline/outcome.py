@@ -29,8 +29,7 @@ def decide_outcome(
         outcome, failure = execution.status.outcome, execution.failure
         graded = _graded_after_stop(execution, models)
         if outcome is Outcome.TAMPERED and failure and failure.message:
-            said = failure.message
-            return outcome, f"{outcome.sentence} {said[:1].upper()}{said[1:]}."
+            return outcome, f"{outcome.sentence[:-1]}: {failure.message}."
         if outcome is Outcome.CELL_ERROR and failure and failure.cell:
             return outcome, f"{_cell_error(failure)}; the notebook stopped there.{graded}"
         where = f" (cell {failure.cell})" if failure and failure.cell else ""
