@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,24 @@ def write_synthetic_dataset(root: Path, train: int = 1200, test: int = 400) -> P
         write_idx(raw / f"{split}-images-idx3-ubyte", images)
         write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
     return root
+
+
+@pytest.fixture
+def signals_not_ignored():
+    """Children started during the test get SIGINT, SIGTERM and SIGHUP at their defaults, as from
+    a terminal. A suite started in the background (`pytest … &` from a script, `nohup`) has
+    SIGINT (or SIGHUP) ignored, and an ignored signal is inherited: `grader` keeps it ignored, on
+    purpose, so a test that sends it would wait for a stop that never comes. Meanwhile this
+    process catches them and does nothing (as good as ignored here); a caught signal is back at
+    its default in a child."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, lambda *_: None)
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session")

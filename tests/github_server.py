@@ -57,10 +57,12 @@ class Reset:
 
 @dataclass
 class Stall:
-    """Wait `seconds` before answering the next request, to run past a client's timeout."""
+    """Wait `seconds` before answering the next request, to run past a client's timeout; with
+    `until`, only until that event is set (the client gave up), `seconds` then bounding a hang."""
 
     seconds: float
     method: str | None = None
+    until: threading.Event | None = None
 
 
 Fault = Reply | Reset | Stall
@@ -397,7 +399,9 @@ def _handler_for(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
             if server.before_answer is not None:
                 server.before_answer(request)
             fault = server._next_fault(request.method)
-            if isinstance(fault, Stall):
+            if isinstance(fault, Stall) and fault.until is not None:
+                fault.until.wait(fault.seconds)
+            elif isinstance(fault, Stall):
                 time.sleep(fault.seconds)
             if isinstance(fault, Reset) and not fault.after_handling:
                 return self._reset()

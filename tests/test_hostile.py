@@ -26,6 +26,7 @@ from grader.sandbox.processes import become_subreaper, descendants
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
+DEADLINE = 600  # s: a bound only a hang meets, never a slow machine
 SECRET = "ghp_HOSTILE0123456789SECRET"
 needs_namespace = pytest.mark.skipif(
     not bubblewrap_works(), reason="bubblewrap cannot create namespaces on this machine"
@@ -88,12 +89,14 @@ def test_the_survivor_watch_sees_a_daemon_left_behind():
     # child that then exits is found, and then killed.
     with watching_for_survivors() as survivors:
         subprocess.run(["setsid", "--fork", "sleep", "987652"], check=True)
-        time.sleep(0.2)
+        # setsid has forked before it exited: its child is ours already (exec'd or about to).
         left = survivors()
         assert any("sleep 987652" in process for process in left), left
         for process in left:
             os.kill(int(process.split(":")[0]), signal.SIGKILL)
-        time.sleep(0.2)
+        deadline = time.monotonic() + DEADLINE  # SIGKILLed, they end as soon as they run
+        while survivors() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert survivors() == []
 
 
@@ -129,7 +132,8 @@ def test_notebook_over_its_total_time_is_stopped_and_kept(tmp_path, synthetic_da
 @needs_cgroup
 def test_fork_bomb_hits_the_process_limit(tmp_path, synthetic_data):
     with watching_for_survivors() as survivors:
-        run = hostile("fork-bomb.ipynb", tmp_path, synthetic_data, "--cell-timeout", "60")
+        # The process limit stops it, at once; the cell's limit only bounds a hang.
+        run = hostile("fork-bomb.ipynb", tmp_path, synthetic_data, "--cell-timeout", "300")
         assert run.code == 1
         assert run.outcome in ("cell_error", "kernel_died")
         assert "processes" in run.report  # BlockingIOError's "Resource temporarily unavailable"
@@ -195,7 +199,8 @@ def test_syntax_error_names_the_cell(tmp_path, synthetic_data):
 
 
 def test_pip_install_of_a_package_the_course_lacks_stops_at_that_line(tmp_path, synthetic_data):
-    run = hostile("pip-install.ipynb", tmp_path, synthetic_data, "--timeout", "120")
+    # It fails at once, not after waiting on a network: cell_error, never a time limit.
+    run = hostile("pip-install.ipynb", tmp_path, synthetic_data, "--timeout", "300")
     assert run.outcome == "cell_error"
     failure = run.results["extra_data"]["grader"]["execution"]["failure"]
     assert failure["cell"] == 1 and failure["error"] == "PackageNotAvailable"
@@ -204,7 +209,6 @@ def test_pip_install_of_a_package_the_course_lacks_stops_at_that_line(tmp_path, 
         "`leftpad-for-python` is not installed on the grader, and grading cannot install "
         "anything (no network): do without it, or ask your instructor to add it"
     ) in run.report
-    assert run.results["extra_data"]["grader"]["timings"]["notebook"] < 60
 
 
 @needs_namespace

@@ -2,7 +2,11 @@
 a killed parent. `grader batch`, `ci` and `grade` run for real on notebooks one of which spins
 after leaving a session leader and a double-forked daemon behind; every process of the run is
 recorded from /proc while it runs, and none may outlive the stop. Then a resumed batch must
-give the gradebook an uninterrupted one gives, and one output folder never has two writers."""
+give the gradebook an uninterrupted one gives, and one output folder never has two writers.
+
+Every wait is for an event (a process seen, a command exited, the last process gone); DEADLINE
+only bounds a hang, however busy the machine. How fast a stop is, benchmarks/stopping.py
+measures."""
 
 from __future__ import annotations
 
@@ -23,13 +27,16 @@ from process_tree import TreeWatcher, wait_until_gone
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.usefixtures("signals_not_ignored"),  # `pytest &` would ignore Ctrl-C's SIGINT
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc"),
 ]
 
 SPINS = REPO / "tests" / "notebooks" / "forks-and-spins.ipynb"
 FORKS = "876543"  # the sleeper SPINS leaves behind before it spins
+DAEMON = "876542"  # the double-forked daemon it leaves then, right before the spin
 CELL_TIMEOUT = "10"  # the spinner ends by itself after this, in a run nobody stops
 TIME_COLUMNS = {"graded_at", "submitted_at"}
+DEADLINE = 600  # s: only a command or process that hangs meets it, never a slow one
 
 
 class Command:
@@ -49,33 +56,40 @@ class Command:
             )
         self.watcher = TreeWatcher(self.process.pid).__enter__()
 
-    def wait_until_spinning(self, limit: float = 300) -> None:
-        """Until the spinner's kernel has left its daemon behind and spins."""
-        deadline = time.monotonic() + limit
-        while not any(FORKS in proc.cmdline for proc in self.watcher.living()):
+    def wait_until_spinning(self) -> None:
+        """Until the spinner's kernel has left its sleeper and daemon behind, and so spins."""
+        deadline = time.monotonic() + DEADLINE
+        while not all(
+            any(f"sleep {left}" in proc.cmdline for proc in self.watcher.living())
+            for left in (FORKS, DAEMON)
+        ):
             assert self.process.poll() is None, self.output()
             assert time.monotonic() < deadline, "the spinner did not start spinning"
             time.sleep(0.1)
-        time.sleep(0.5)
 
-    def stop(self, signum: int, limit: float = 60) -> tuple[int, float]:
-        """Send `signum`; the exit status and the seconds until the process exited."""
+    def wait(self) -> int:
+        """The exit status, once the command has ended by itself."""
+        return self.process.wait(DEADLINE)
+
+    def stop(self, signum: int) -> tuple[int, float]:
+        """Send `signum`; the exit status and the seconds until the process exited (printed
+        for whoever reads the log; benchmarks/stopping.py is where speed is judged)."""
         self.process.send_signal(signum)
         sent = time.monotonic()
-        code = self.process.wait(limit)
+        code = self.process.wait(DEADLINE)
         return code, time.monotonic() - sent
 
-    def gone_within(self, limit: float) -> float:
-        """Seconds until no process of the run is alive; fails naming those that outlive
-        `limit`. The watcher goes on meanwhile, so what a stray starts counts too."""
+    def gone(self) -> float:
+        """Seconds until no process of the run is alive; fails naming those still alive after
+        DEADLINE. The watcher goes on meanwhile, so what a stray starts counts too."""
         started = time.monotonic()
-        while self.watcher.living() and time.monotonic() - started < limit:
+        while self.watcher.living() and time.monotonic() - started < DEADLINE:
             time.sleep(0.05)
         recorded = self.watcher.stop()
         seconds, left = wait_until_gone(recorded, 0)
         for proc in left:  # so that no test after this one meets them
             os.kill(proc.pid, signal.SIGKILL)
-        assert not left, f"alive {limit:g} s after the stop: {left}"
+        assert not left, f"alive {DEADLINE} s after the stop: {left}"
         return round(time.monotonic() - started, 2)
 
     def recorded(self) -> list[str]:
@@ -116,9 +130,8 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_resumes_to_the_same_gra
     code, seconds = first.stop(signal.SIGTERM)
     print(f"SIGTERM to exit: {seconds:.1f} s")
     assert code == 143, first.output()
-    assert seconds < 30
     assert any("ipykernel" in cmdline for cmdline in first.recorded())  # the deep tree was seen
-    print(f"last process gone {first.gone_within(10)} s after the exit")
+    print(f"last process gone {first.gone()} s after the exit")
     assert "what finished is kept: run the same command again" in first.stderr.read_text()
     assert first.stderr.read_text().strip().endswith("grader: stopped by SIGTERM")
     rows = gradebook(out)
@@ -134,12 +147,12 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_resumes_to_the_same_gra
     second.wait_until_spinning()
     second.process.kill()
     second.process.wait()
-    print(f"SIGKILL to the last process gone: {second.gone_within(30)} s")
+    print(f"SIGKILL to the last process gone: {second.gone()} s")
     assert (out / ".grader.lock").exists()  # left by the killed batch, held by nothing now
 
     # Resumed: only what had not finished is graded, and the lock left behind is taken over.
     third = batch(out, "third")
-    assert third.process.wait(600) == 0, third.output()
+    assert third.wait() == 0, third.output()
     third.watcher.stop()
     assert "which was stopped before it finished" in third.stderr.read_text()
     record = json.loads((out / "batch.json").read_text())
@@ -150,14 +163,14 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_resumes_to_the_same_gra
     assert resumed["z-spinner"]["outcome"] == "cell_timeout"
 
     whole = batch(tmp_path / "uninterrupted", "whole")
-    assert whole.process.wait(600) == 0, whole.output()
+    assert whole.wait() == 0, whole.output()
     whole.watcher.stop()
     assert resumed == gradebook(tmp_path / "uninterrupted")
     assert "outcomes: 1 passed, 1 below threshold, 1 cell timed out" in whole.stdout.read_text()
 
     # Nothing left to grade: the record of the run that graded stays at the top.
     idle = batch(out, "idle")
-    assert idle.process.wait(120) == 0, idle.output()
+    assert idle.wait() == 0, idle.output()
     idle.watcher.stop()
     assert "graded 0, kept 3 current" in idle.stdout.read_text()
     after = json.loads((out / "batch.json").read_text())
@@ -180,7 +193,7 @@ def test_a_stopped_grading_takes_its_sandbox_down_and_a_second_writer_is_refused
     first.wait_until_spinning()
 
     second = grade(tmp_path / "second", out, synthetic_data)
-    assert second.process.wait(120) == 2
+    assert second.wait() == 2
     second.watcher.stop()
     assert (
         f"grader: error: {out} is in use by `grader grade week3 forks-and-spins.ipynb` "
@@ -189,8 +202,8 @@ def test_a_stopped_grading_takes_its_sandbox_down_and_a_second_writer_is_refused
 
     code, seconds = first.stop(signal.SIGTERM)
     print(f"SIGTERM to exit: {seconds:.1f} s")
-    assert code == 143 and seconds < 30
-    print(f"last process gone {first.gone_within(10)} s after the exit")
+    assert code == 143, first.output()
+    print(f"last process gone {first.gone()} s after the exit")
     assert first.stderr.read_text().strip().endswith("grader: stopped by SIGTERM")
     grader = json.loads((out / "results.json").read_text())["extra_data"]["grader"]
     assert grader["outcome"] == "grader_error"
@@ -206,7 +219,7 @@ def test_a_killed_grading_takes_even_an_unsandboxed_run_with_it(tmp_path, synthe
     run.wait_until_spinning()
     run.process.kill()
     run.process.wait()
-    print(f"SIGKILL to the last process gone: {run.gone_within(10)} s")
+    print(f"SIGKILL to the last process gone: {run.gone()} s")
 
 
 def test_ctrl_c_stops_ci_and_keeps_the_record_of_what_finished(tmp_path, synthetic_data):
@@ -227,8 +240,8 @@ def test_ctrl_c_stops_ci_and_keeps_the_record_of_what_finished(tmp_path, synthet
     run.wait_until_spinning()
     code, seconds = run.stop(signal.SIGINT)
     print(f"SIGINT to exit: {seconds:.1f} s")
-    assert code == 130 and seconds < 30, run.output()
-    print(f"last process gone {run.gone_within(10)} s after the exit")
+    assert code == 130, run.output()
+    print(f"last process gone {run.gone()} s after the exit")
     assert run.stderr.read_text().strip().endswith("grader: stopped by SIGINT")
     manifest = json.loads((out / "ci.json").read_text())
     assert [(i["student"], i["outcome"]) for i in manifest["items"]] == [("alice", "passed")]
