@@ -81,7 +81,6 @@ def _open_handed_over(folder: Path, name: str, limit: int):
         owner = os.fstat(directory).st_uid
     finally:
         os.close(directory)
-    file = os.fdopen(fd, "rb")
     info = os.fstat(fd)
     problem = None
     if not stat.S_ISREG(info.st_mode):
@@ -91,9 +90,9 @@ def _open_handed_over(folder: Path, name: str, limit: int):
     elif info.st_size > limit:
         problem = f"is over the grader's limit of {limit:,} bytes"
     if problem:
-        file.close()
+        os.close(fd)
         raise Tampered(f"{folder.name}/{name} {problem}")
-    return file
+    return os.fdopen(fd, "rb")
 
 
 def load_json(data: bytes | str, what: str) -> Any:
