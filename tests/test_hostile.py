@@ -382,7 +382,8 @@ def _mountable() -> bool:
 def _scratch_of(run) -> Path:
     """The scratch folder the notebook ran in (fills-the-disk.ipynb prints its working folder)."""
     executed = (run.out / "executed.ipynb").read_text()
-    return Path(re.search(r"working in (\S+?)(?:\\n|\s|\")", executed)[1]).parent
+    working = Path(re.search(r"working in (\S+?)(?:\\n|\s|\")", executed)[1])
+    return next(folder for folder in working.parents if folder.name.startswith("grader-"))
 
 
 @pytest.mark.skipif(not _mountable(), reason="the grader may not mount file systems here")

@@ -181,7 +181,7 @@ def test_a_stopped_or_killed_batch_leaves_no_process_and_resumes_to_the_same_gra
 def grade(folder: Path, out: Path, data: Path, *extra: str) -> Command:
     return Command(
         folder, "grade", "week3", SPINS, "--out", out, "--data-dir", data, "--device", "cpu",
-        "--profile", "subset", "--student", "alice", "--cell-timeout", "120", *extra,
+        "--profile", "subset", "--student", "alice", "--cell-timeout", str(DEADLINE), *extra,
     )  # fmt: skip
 
 

@@ -59,8 +59,9 @@ PASSED_THROUGH = (
 
 @dataclass(frozen=True)
 class Scratch:
-    """The folders of one run. `work`, `home`, `capture` and `output` are handed to student
-    code (the only places it may write); the folder itself and `run` stay the grader's: there
+    """The folders of one run. `student/` (with `work`, `home`, `capture` and `output` in it) is
+    handed to student code: the only place it may write, with room beside its working folder
+    for the `../data` tutorials write to. The folder itself and `run/` stay the grader's: there
     the grader writes the runner's input, its logs and the programs it evaluates, where the
     notebook can neither write nor swap anything. With a `quota`, the whole folder is at most
     that big (grader.sandbox.disk)."""
@@ -69,29 +70,28 @@ class Scratch:
     quota: ScratchQuota | None = field(default=None, compare=False)
 
     @property
+    def student(self) -> Path:  # everything student code may write, and nothing else
+        return self.root / "student"
+
+    @property
     def work(self) -> Path:  # the kernel's working directory, with ./data staged in it
-        return self.root / "work"
+        return self.student / "work"
 
     @property
     def home(self) -> Path:
-        return self.root / "home"
+        return self.student / "home"
+
+    @property
+    def capture(self) -> Path:  # what the capture cell hands over
+        return self.student / "capture"
+
+    @property
+    def output(self) -> Path:  # what the runner hands over: the executed notebook
+        return self.student / "output"
 
     @property
     def run(self) -> Path:  # the grader's: the runner's input, the logs, programs to evaluate
         return self.root / "run"
-
-    @property
-    def capture(self) -> Path:  # what the capture cell hands over
-        return self.root / "capture"
-
-    @property
-    def output(self) -> Path:  # what the runner hands over: the executed notebook
-        return self.root / "output"
-
-    @property
-    def handed_over(self) -> tuple[Path, ...]:
-        """The folders student code may write."""
-        return (self.work, self.home, self.capture, self.output)
 
     @classmethod
     def create(cls, disk_mb: int | None = None, mount: bool = True) -> Scratch:
@@ -100,7 +100,10 @@ class Scratch:
         root = Path(tempfile.mkdtemp(prefix="grader-")).resolve()
         quota = ScratchQuota.create(root, disk_mb, mount) if disk_mb else None
         scratch = cls(root, quota)
-        for folder in (*scratch.handed_over, scratch.run, scratch.home / "tmp"):
+        for folder in (
+            scratch.work, scratch.home, scratch.capture, scratch.output, scratch.run,
+            scratch.home / "tmp",
+        ):  # fmt: skip
             folder.mkdir(parents=True, exist_ok=True)
         # Enterable by the sandbox user (who must reach its own folders and read the runner's
         # input), writable by the grader alone.
@@ -109,13 +112,17 @@ class Scratch:
         return scratch
 
     def discard_notebook_files(self) -> None:
-        """Remove what the notebook left in its working folder and home once its run is over:
-        the grader reads only the executed notebook and the capture, and its own evaluation
-        files must find room even when the notebook filled the quota."""
-        for folder in (self.work, self.home):
-            _remove_tree(folder)
-            with contextlib.suppress(OSError):
-                folder.mkdir()
+        """Remove what the notebook left once its run is over, but for what it hands over (the
+        executed notebook and the capture): the grader's copies of the programs it evaluates
+        must find room even when the notebook filled the quota."""
+        kept = {self.capture.name, self.output.name}
+        try:
+            with os.scandir(self.student) as entries:
+                left = [Path(entry.path) for entry in entries if entry.name not in kept]
+        except OSError:
+            left = []
+        for path in left:
+            _remove_tree(path)
 
     def remove(self) -> None:
         if self.quota is not None:
@@ -329,7 +336,9 @@ def isolate(
         "--ro-bind",
         str(scratch.root),
         str(scratch.root),
-        *[arg for folder in scratch.handed_over for arg in ("--bind", str(folder), str(folder))],
+        "--bind",
+        str(scratch.student),
+        str(scratch.student),
         *capabilities,
         "--chdir",
         str(cwd),
@@ -457,15 +466,14 @@ def _reachable_for_nobody(needed: list[Path], scratch: Scratch) -> list[str]:
 
 
 def _hand_over(scratch: Scratch) -> None:
-    """Give the folders student code may write (`Scratch.handed_over`; not the files in them:
-    the staged data stays the grader's, read-only) to `nobody`. The scratch folder itself and
+    """Give the folders student code may write (`Scratch.student`; not the files in them: the
+    staged data stays the grader's, read-only) to `nobody`. The scratch folder itself and
     `run/` stay root's, so nothing there can be swapped. Their group stays root's, with full
     rights: bubblewrap, root without capabilities until the command drops them, must still
     enter them. Links are never followed."""
-    for top in scratch.handed_over:
-        for _folder, _subfolders, _files, fd in os.fwalk(top, follow_symlinks=False):
-            os.fchown(fd, SANDBOX_UID, -1)
-            os.fchmod(fd, os.fstat(fd).st_mode | 0o770)
+    for _folder, _subfolders, _files, fd in os.fwalk(scratch.student, follow_symlinks=False):
+        os.fchown(fd, SANDBOX_UID, -1)
+        os.fchmod(fd, os.fstat(fd).st_mode | 0o770)
 
 
 def _maskable(hidden: tuple[Path, ...], scratch: Scratch) -> list[Path]:
