@@ -119,11 +119,11 @@ def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_dis
     week3 = load_spec(Path(__file__).resolve().parents[2] / "solutions" / "week3" / "spec.toml")
     strict = replace(week3, models=[replace(week3.models[0], discover=False)])
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    cells = with_grader_cells(notebook, strict, Scratch(tmp_path), 7, packages=("tqdm",)).cells
+    scratch = Scratch(tmp_path)
+    cells = with_grader_cells(notebook, strict, scratch, 7, packages=("tqdm",)).cells
     prologue, capture = cells[0].source, cells[-1].source
-    assert f"_grader_prologue(7, {{'data': '{tmp_path}/work/data', 'packages': ['tqdm']}})" in (
-        prologue
-    )
+    data = scratch.work / "data"
+    assert f"_grader_prologue(7, {{'data': '{data}', 'packages': ['tqdm']}})" in prologue
     assert "'variable': 'model'" in capture and "'discover': False" in capture
 
 
