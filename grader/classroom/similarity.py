@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from grader.classroom.batch import find_class
-from grader.classroom.similarity_baseline import Baseline, class_baseline, load_baselines
+from grader.classroom.similarity_baseline import Baseline, behaviour_limit, load_baselines
 from grader.course.config import CourseConfig, SubmissionPattern
 from grader.course.course import Course
 from grader.course.spec import WeekSpec
@@ -337,18 +337,7 @@ def _behaviour(
         rows = np.array([stored[students[i].student][model] for i in have])
         matrix[np.ix_(have, have)] = same_mistakes(rows, labels)
         rates[model] = matrix
-        own, reference = class_baseline(matrix), references.get(model)
-        # Students all get the same injected seed, so they share a validation split and are
-        # more alike than references trained on different seeds: flag a pair only above both.
-        baselines[model] = (
-            replace(
-                reference,
-                limit=max(reference.limit, own.limit),
-                rule="above every reference pair and the class's median + 6 robust sd",
-            )
-            if reference
-            else own
-        )
+        baselines[model] = behaviour_limit(matrix, references.get(model))
     return rates, baselines, missing
 
 
@@ -392,7 +381,7 @@ def rank_pairs(
         )
         if model is not None and rate is not None:
             baseline = baselines[model]
-            pair.z = (rate - baseline.mean) / baseline.sd if baseline.sd > 0 else None
+            pair.z = (rate - baseline.mean) / baseline.sd if baseline.sd else None
             pair.unusual = rate > baseline.limit
         pair.excess = float(excess[index])
         pairs.append(pair)

@@ -6,7 +6,7 @@ from the class's own pairs, and the limit above which a pair is unusual."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -14,6 +14,14 @@ from grader.course.spec import WeekSpec
 from grader.errors import SpecError
 
 BASELINE_FILE = "similarity-baseline.json"
+# Fewer students with predictions than this: the class's own pairs are no baseline. With 9
+# students (36 pairs) one copied pair or a ring of three still moves the class's limit by
+# several sd, and the limit of 90 % of such classes spans 4-8 sd (docs/END-OF-TERM.md).
+MIN_CLASS = 10
+# The limit never rises above this, so a pair that shares every mistake (identical predictions)
+# is always unusual; independent models were never measured above 0.75 (docs/END-OF-TERM.md).
+CEILING = 0.95
+SDS = 6  # how far above independent models' mean a pair must lie to be unusual
 
 
 @dataclass(frozen=True)
@@ -21,8 +29,8 @@ class Baseline:
     """What independent models' same-mistake rates look like, per model."""
 
     source: str  # in words, for the report
-    mean: float
-    sd: float
+    mean: float | None  # None: nothing measured (too few students, no references)
+    sd: float | None
     limit: float  # above this, a pair is unusual
     values: int  # how many pairs it was measured on
     rule: str = "the class's median + 6 robust standard deviations"
@@ -65,6 +73,54 @@ def class_baseline(matrix: np.ndarray) -> Baseline:
         f"the class's own {len(values):,} pairs (no reference baseline for this test data)",
         median,
         spread,
-        min(1.0, median + 6 * spread),
+        median + SDS * spread,
         len(values),
+    )
+
+
+def behaviour_limit(matrix: np.ndarray, reference: Baseline | None) -> Baseline:
+    """The baseline a model's [n, n] same-mistake rates (NaN: no predictions) are judged
+    against. Students all get the same injected seed, so they share a validation split and are
+    more alike than references trained on different seeds: a pair is unusual only above every
+    reference pair and the class's median + 6 robust sd. A class of fewer than MIN_CLASS
+    students has too few pairs for a median and a spread, so the references' mean + 6 sd stands
+    in for the class's; without references either, only the CEILING is left. The limit is
+    never above the CEILING, so identical predictions are always unusual."""
+    students = int(np.isfinite(matrix).any(axis=1).sum())
+    too_few = (
+        f"{students} students are too few for the class's own statistics (fewer than {MIN_CLASS})"
+    )
+    if students >= MIN_CLASS:
+        own = class_baseline(matrix)
+        baseline = (
+            replace(
+                reference,
+                limit=max(reference.limit, own.limit),
+                rule=f"above every reference pair and the class's median + {SDS} robust sd",
+            )
+            if reference
+            else own
+        )
+    elif reference:
+        sd = reference.sd or 0.0
+        baseline = replace(
+            reference,
+            limit=max(reference.limit, reference.mean + SDS * sd),
+            rule=f"above every reference pair and their mean + {SDS} sd: {too_few}",
+        )
+    else:
+        baseline = Baseline(
+            f"none: no reference baseline for this test data, and {too_few}",
+            None,
+            None,
+            CEILING,
+            0,
+            "only pairs sharing nearly every mistake",
+        )
+    if baseline.limit <= CEILING:
+        return baseline
+    return replace(
+        baseline,
+        limit=CEILING,
+        rule=f"{baseline.rule}, at most {CEILING}: identical predictions are always unusual",
     )
