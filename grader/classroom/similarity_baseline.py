@@ -14,9 +14,10 @@ from grader.course.spec import WeekSpec
 from grader.errors import SpecError
 
 BASELINE_FILE = "similarity-baseline.json"
-# Fewer students with predictions than this: the class's own pairs are no baseline. With 9
-# students (36 pairs) one copied pair or a ring of three still moves the class's limit by
-# several sd, and the limit of 90 % of such classes spans 4-8 sd (docs/END-OF-TERM.md).
+# Fewer students with predictions than this: the class's own pairs are no baseline. Below it
+# the class's median + 6 robust sd is noise: with 4 students it lands anywhere from 1 to 12 sd
+# above the mean, and a ring of three sharing one model pushes it above 1; with 10, 4 to 8 sd
+# (benchmarks/similarity_class_size.py, docs/END-OF-TERM.md).
 MIN_CLASS = 10
 # The limit never rises above this, so a pair that shares every mistake (identical predictions)
 # is always unusual; independent models were never measured above 0.75 (docs/END-OF-TERM.md).
