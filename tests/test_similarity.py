@@ -143,8 +143,9 @@ def test_batch_similarity_finds_a_copied_model_that_code_alone_misses(tmp_path, 
     assert "reference solutions trained on seeds 0, 1, 2, 3, 4" in report
     assert "8 students are too few for the class's own statistics" in report
 
-    # Four of them, compared again from the same gradings: the identical pair is still flagged.
-    for login in ("alice", "bob", "twin-a", "twin-b"):
+    # Four of them, compared again from the same gradings: their median + 6 robust sd is above
+    # 1.000 (issue 24: nothing could be flagged), yet the copied model is.
+    for login in ("alice", "bob", "dave", "mallory"):
         shutil.copytree(tmp_path / "class" / login, tmp_path / "four" / login)
     small = grader(
         "--course", course, "similarity", "week3", tmp_path / "four", "--graded", out,
@@ -152,8 +153,8 @@ def test_batch_similarity_finds_a_copied_model_that_code_alone_misses(tmp_path, 
     )  # fmt: skip
     assert small.returncode == 0, small.stdout + small.stderr
     four = read_pairs(tmp_path / "four-report" / "similarity.csv")
-    assert four[frozenset(("twin-a", "twin-b"))]["unusual_behaviour"] == "yes"
-    assert four[frozenset(("twin-a", "twin-b"))]["rank"] == "1"
+    assert four[frozenset(("alice", "mallory"))]["unusual_behaviour"] == "yes"
+    assert four[frozenset(("alice", "mallory"))]["rank"] == "1"
     assert [row["unusual_behaviour"] for row in four.values()].count("yes") == 1
     # What the students see holds no predictions, and nothing of the comparison.
     for login in ("alice", "twin-a"):
