@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,21 @@ def test_batch_similarity_finds_a_copied_model_that_code_alone_misses(tmp_path, 
     assert all(row["unusual_behaviour"] == "no" for row in independent)
     report = (out / "similarity" / "similarity.md").read_text()
     assert "reference solutions trained on seeds 0, 1, 2, 3, 4" in report
+    assert "8 students are too few for the class's own statistics" in report
+
+    # Four of them, compared again from the same gradings: their median + 6 robust sd is above
+    # 1.000 (issue 24: nothing could be flagged), yet the copied model is.
+    for login in ("alice", "bob", "dave", "mallory"):
+        shutil.copytree(tmp_path / "class" / login, tmp_path / "four" / login)
+    small = grader(
+        "--course", course, "similarity", "week3", tmp_path / "four", "--graded", out,
+        "--data-dir", shared_data, "--out", tmp_path / "four-report",
+    )  # fmt: skip
+    assert small.returncode == 0, small.stdout + small.stderr
+    four = read_pairs(tmp_path / "four-report" / "similarity.csv")
+    assert four[frozenset(("alice", "mallory"))]["unusual_behaviour"] == "yes"
+    assert four[frozenset(("alice", "mallory"))]["rank"] == "1"
+    assert [row["unusual_behaviour"] for row in four.values()].count("yes") == 1
     # What the students see holds no predictions, and nothing of the comparison.
     for login in ("alice", "twin-a"):
         results = json.loads((out / login / "results.json").read_text())

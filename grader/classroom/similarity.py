@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import time
@@ -29,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from grader.classroom.batch import find_class
+from grader.classroom.similarity_baseline import Baseline, behaviour_limit, load_baselines
 from grader.course.config import CourseConfig, SubmissionPattern
 from grader.course.course import Course
 from grader.course.spec import WeekSpec
-from grader.errors import GraderError, SpecError
+from grader.errors import GraderError
 from grader.options import GradeOptions
 from grader.pipeline.predictions import read_predictions
 from grader.pipeline.provenance import graded_datasets
@@ -40,7 +40,6 @@ from grader.pipeline.validate import SubmissionInvalid, read_submission
 
 NOISE = 25  # copydetect's default: matches shorter than 25 normalised characters are noise
 MIN_FINGERPRINTS = 8  # less own code than this: nothing to compare
-BASELINE_FILE = "similarity-baseline.json"
 SHOWN_LINES = 40  # matching lines shown per side and pair
 
 
@@ -57,18 +56,6 @@ class OwnCode:
     @property
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """What independent models' same-mistake rates look like, per model."""
-
-    source: str  # in words, for the report
-    mean: float
-    sd: float
-    limit: float  # above this, a pair is unusual
-    values: int  # how many pairs it was measured on
-    rule: str = "the class's median + 6 robust standard deviations"
 
 
 @dataclass
@@ -350,61 +337,8 @@ def _behaviour(
         rows = np.array([stored[students[i].student][model] for i in have])
         matrix[np.ix_(have, have)] = same_mistakes(rows, labels)
         rates[model] = matrix
-        own, reference = class_baseline(matrix), references.get(model)
-        # Students all get the same injected seed, so they share a validation split and are
-        # more alike than references trained on different seeds: flag a pair only above both.
-        baselines[model] = (
-            replace(
-                reference,
-                limit=max(reference.limit, own.limit),
-                rule="above every reference pair and the class's median + 6 robust sd",
-            )
-            if reference
-            else own
-        )
+        baselines[model] = behaviour_limit(matrix, references.get(model))
     return rates, baselines, missing
-
-
-def load_baselines(spec: WeekSpec, test_sha256: str) -> dict[str, Baseline]:
-    """The reference baselines measured on this very test split, if the week ships them."""
-    path = spec.directory / BASELINE_FILE
-    if not path.is_file():
-        return {}
-    try:
-        measured = json.loads(path.read_text(encoding="utf-8"))
-        found = {}
-        for entry in measured["baselines"]:
-            if entry["test_sha256"] != test_sha256:
-                continue
-            for model, numbers in entry["models"].items():
-                values = [float(v) for v in numbers["same_mistakes"]]
-                found[model] = Baseline(
-                    f"{len(entry['seeds'])} reference solutions trained on seeds "
-                    f"{', '.join(map(str, entry['seeds']))} ({entry['measured']})",
-                    float(np.mean(values)),
-                    float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                    max(values),
-                    len(values),
-                )
-        return found
-    except (ValueError, KeyError, TypeError) as error:
-        raise SpecError(f"{path}: not a similarity baseline ({error!r})") from None
-
-
-def class_baseline(matrix: np.ndarray) -> Baseline:
-    """Without references for this test data: the class's own pairs, robustly (median and
-    the median absolute deviation), so that a few copied pairs do not move it."""
-    values = matrix[np.triu_indices_from(matrix, k=1)]
-    values = values[np.isfinite(values)]
-    median = float(np.median(values))
-    spread = float(1.4826 * np.median(np.abs(values - median))) or 0.01
-    return Baseline(
-        f"the class's own {len(values):,} pairs (no reference baseline for this test data)",
-        median,
-        spread,
-        min(1.0, median + 6 * spread),
-        len(values),
-    )
 
 
 # ── ranking ───────────────────────────────────────────────────────────────────────────────
@@ -447,7 +381,7 @@ def rank_pairs(
         )
         if model is not None and rate is not None:
             baseline = baselines[model]
-            pair.z = (rate - baseline.mean) / baseline.sd if baseline.sd > 0 else None
+            pair.z = (rate - baseline.mean) / baseline.sd if baseline.sd else None
             pair.unusual = rate > baseline.limit
         pair.excess = float(excess[index])
         pairs.append(pair)

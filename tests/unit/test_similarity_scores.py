@@ -8,13 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.classroom.similarity import (
-    Baseline,
-    OwnCode,
-    class_baseline,
-    rank_pairs,
-    same_mistakes,
-)
+from grader.classroom.similarity import OwnCode, rank_pairs, same_mistakes
+from grader.classroom.similarity_baseline import Baseline, class_baseline
 from grader.pipeline.predictions import read_predictions, write_predictions
 from grader.pipeline.results import GradingResult, ModelResult
 from grader.states import ModelStatus, Outcome
