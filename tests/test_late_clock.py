@@ -68,13 +68,18 @@ def test_a_backdated_commit_is_dated_by_the_push_that_brought_it(classroom):
     bob, clock = pushed.submitted("submissions/bob/week3.ipynb")
     assert clock is Clock.PUSH and abs(bob.timestamp() - (NOW - 2 * DAY)) < 2
 
-    # Without the log, the commit's own date: what the student wrote.
-    committed = SubmissionClock(checkout, None)
+    # Without the log, no clock: the commit's date is what the student wrote ...
+    assert SubmissionClock(checkout, None).submitted("submissions/alice/week3.ipynb") == (
+        None,
+        Clock.NONE,
+    )
+    # ... and counts only when the instructor asks for commit dates.
+    committed = SubmissionClock(checkout, None, commits=True)
     alice, clock = committed.submitted("submissions/alice/week3.ipynb")
     assert clock is Clock.COMMIT and abs(alice.timestamp() - (NOW - 3 * DAY)) < 2
-    # No git history for it: the file's time, and the row says so.
+    # No git history for it: never the file's time (a copy resets it); no clock.
     (checkout / "loose.ipynb").write_text("{}")
-    assert committed.submitted("loose.ipynb")[1] is Clock.FILE
+    assert committed.submitted("loose.ipynb") == (None, Clock.NONE)
 
 
 def test_a_shallow_checkout_falls_back_to_commit_dates_and_says_why(classroom, tmp_path):
@@ -83,7 +88,7 @@ def test_a_shallow_checkout_falls_back_to_commit_dates_and_says_why(classroom, t
     git(tmp_path, "clone", "--quiet", "--depth", "1", f"file://{room.remote}", str(shallow))
     with GitHubClient(github.url, TOKEN) as client:
         log = fetch_push_log(client, ORG_REPO, current_branch(shallow))
-    clock = SubmissionClock(shallow, log)
+    clock = SubmissionClock(shallow, log, commits=True)
     assert "shallow clone" in clock.why_not_push
     assert clock.submitted("submissions/alice/week3.ipynb")[1] is Clock.COMMIT
 
@@ -119,11 +124,22 @@ def test_the_regrade_counts_a_backdated_commit_late_by_githubs_clock(
     assert float(rows["alice"]["final_score"]) == round(0.9 * float(rows["alice"]["score"]), 4)
     assert rows["bob"]["clock"] == "push" and rows["bob"]["late_days"] == "0"
 
-    # Without push times (no token, no log), the commit dates decide, and the rows say so.
+    # Without push times (no token, no log), no clock: lateness is left out, loudly.
     again = grader(
         "--course", course, "batch", "week3", checkout, "--out", out, "--no-grade"
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
+    assert "LATENESS LEFT OUT for every student (2 of 2)" in again.stderr
+    rows = _gradebook(out)
+    assert rows["alice"]["clock"] == "none" and rows["alice"]["late_days"] == ""
+    assert rows["alice"]["final_score"] == rows["alice"]["score"]
+    # The commit dates decide only when asked for, and the rows say so.
+    committed = grader(
+        "--course", course, "batch", "week3", checkout, "--out", out, "--no-grade",
+        "--commit-dates",
+    )  # fmt: skip
+    assert committed.returncode == 0, committed.stderr
+    assert "LATENESS LEFT OUT" not in committed.stderr
     rows = _gradebook(out)
     assert rows["alice"]["clock"] == "commit" and rows["alice"]["late_days"] == "0"
     assert rows["bob"]["clock"] == "commit" and rows["bob"]["late_days"] == "8"

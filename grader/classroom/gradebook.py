@@ -40,7 +40,7 @@ class GradebookRow:
     notes: str = ""  # what the instructor should do (the advice's instructor parts)
     hidden_models: tuple[str, ...] = ()  # measured by checks the students may not see yet
     hidden_points: float = 0.0  # points of checks the students may not see yet
-    clock: str = ""  # which clock dated the submission: push, commit or file (states.Clock)
+    clock: str = ""  # which clock dated the submission: push, commit, lms or none (states.Clock)
 
     def __post_init__(self) -> None:
         if self.outcome != NOT_GRADED and not isinstance(self.outcome, Outcome):
@@ -136,6 +136,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
         writer.writeheader()
         for row in sorted(rows, key=lambda r: (r.week, r.student.lower())):
             late = row.lateness
+            unclocked = row.clock == "none"  # lateness left out: empty, not 0
             writer.writerow(
                 {
                     "student": row.student,
@@ -145,8 +146,8 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
                     "score": f"{row.score:g}",
                     "max_score": f"{row.max_score:g}",
                     "pending_points": f"{row.pending_points:g}",
-                    "late_days": late.days,
-                    "late_penalty": f"{late.penalty:g}",
+                    "late_days": "" if unclocked else late.days,
+                    "late_penalty": "" if unclocked else f"{late.penalty:g}",
                     "final_score": f"{row.final_score:g}",
                     **{f"{m} test_accuracy": _accuracy(row.accuracies.get(m)) for m in models},
                     "submitted_at": _iso(late.submitted_at),
