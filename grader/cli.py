@@ -21,6 +21,7 @@ from grader.commands.common import (
 )
 from grader.commands.github import ci, ci_budget, ci_post, collect, init_ci, post, pushes
 from grader.commands.term import gradebook, gradescope, similarity
+from grader.errors import GraderError
 from grader.options import GradeOptions
 from grader.stopping import Stopped
 
@@ -246,7 +247,18 @@ def prefetch(ctx: click.Context, data_mirror: str | None, weights_url: str | Non
     "--pushes",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Push times written by `grader pushes`, for lateness by GitHub's clock [default: ask "
-    "GitHub when GITHUB_TOKEN is set, else commit dates].",
+    "GitHub when GITHUB_TOKEN is set; without push times, no lateness].",
+)
+@click.option(
+    "--commit-dates",
+    is_flag=True,
+    help="Date a notebook no push dates by its commit's date, which its author can set.",
+)
+@click.option(
+    "--submitted-at",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A CSV login,submitted_at (e.g. the LMS's export): lateness by these times instead of "
+    "GitHub's. File times are never used.",
 )
 @grade_options(without=("student",))
 @click.pass_context
@@ -267,6 +279,8 @@ def batch(
     nbgrader_db: Path | None,
     similarity_report: bool,
     pushes: Path | None,
+    commit_dates: bool,
+    submitted_at: Path | None,
     **options,
 ) -> None:
     """Grade every WEEK submission in SUBMISSIONS, in parallel, and write the gradebook and the
@@ -279,6 +293,7 @@ def batch(
     written from what finished, nothing is posted.
     """
     from grader.classroom.batch import publish_batch, run_batch
+    from grader.classroom.clock import read_submission_times
     from grader.classroom.gradebook import import_into_nbgrader
     from grader.course.config import load_course_config
     from grader.github.pushes import load_push_log
@@ -287,10 +302,16 @@ def batch(
     course = course_of(ctx)
     config = load_course_config(course)
     github = github_env()
-    log, warning = load_push_log(
-        submissions, path=pushes, repository=repo or config.issues_repository(),
-        token=github["token"], api_url=github["api_url"],
-    )  # fmt: skip
+    log, warning, times = None, "", None
+    if submitted_at is not None:
+        if pushes is not None or commit_dates:
+            raise GraderError("--submitted-at is the clock: leave out --pushes and --commit-dates")
+        times = read_submission_times(submitted_at, config.timezone)
+    else:
+        log, warning = load_push_log(
+            submissions, path=pushes, repository=repo or config.issues_repository(),
+            token=github["token"], api_url=github["api_url"],
+        )  # fmt: skip
     if warning:
         click.echo(f"grader: warning: {warning}", err=True)
     result = run_batch(
@@ -306,7 +327,11 @@ def batch(
         force=force,
         grade=grade,
         pushes=log,
+        commits=commit_dates,
+        times=times,
     )
+    for line in result.warnings:
+        click.echo(f"grader: warning: {line}", err=True)
     click.echo(
         f"{result.week}: graded {len(result.runs)}, kept {len(result.skipped)} current, "
         f"{len(result.rows)} students, in {result.seconds:.0f} s with {len(result.slots)} "

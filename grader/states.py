@@ -128,5 +128,6 @@ class Clock(Named):
     """Which clock dated a submission, for its lateness (grader.github.pushes)."""
 
     PUSH = "push"  # when GitHub received the push that brought it: GitHub's clock
-    COMMIT = "commit"  # the commit's own date, which its author can set
-    FILE = "file"  # the file's modification time: no git history to ask
+    COMMIT = "commit"  # the commit's own date, which its author can set: only when asked for
+    LMS = "lms"  # the instructor's column of submission times (an LMS export)
+    NONE = "none"  # no clock to trust (a copied folder's file times are none): lateness left out

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from classroom import CRASHES, NO_MODEL, ORG_REPO, UNTRAINED, grader, make_course, trained
@@ -228,3 +231,52 @@ def test_a_leaderboard_with_real_logins_shows_no_points_and_no_late_flags():
     assert "| 1 | erin | **0.9300** |" in text and "| 2 | bob | **0.9100** |" in text
     assert not any(mark in text for mark in ("⏰", "✅", "❌", "/ 10", "cell error"))
     assert "Not ranked, no accuracy measured: dave." in text
+
+
+def _nbgrader_release(url, week="week3"):
+    """What nbgrader's generate_assignment records with a database: the source notebook's grade
+    cells, whose points (6 for week 3) are not the grader's (10)."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(url) as nbgrader:
+        nbgrader.update_or_create_assignment(week)
+        nbgrader.add_notebook(week, week)
+        for name, points in [
+            ("test-split", 1),
+            ("test-model", 1),
+            ("test-train", 2),
+            ("test-test-accuracy", 2),
+        ]:
+            nbgrader.update_or_create_grade_cell(
+                name, week, week, max_score=points, cell_type="code"
+            )
+
+
+def test_nbgrader_reports_the_weeks_real_maximum_when_nbgrader_set_the_database_up_first(
+    tmp_path, monkeypatch
+):
+    from nbgrader.api import Gradebook
+
+    from grader.classroom.gradebook import import_into_nbgrader
+    from grader.errors import GraderError
+
+    # nbgrader stamps a new database with `alembic` from PATH, as a user's activated venv has it.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    database = tmp_path / "gradebook.db"
+    url = f"sqlite:///{database}"
+    _nbgrader_release(url)
+    assert import_into_nbgrader([_row("ann", 0.9, "passed", 10)], database, "week3") == 1
+    with Gradebook(url) as nbgrader:
+        assert nbgrader.find_assignment("week3").max_score == 10  # not 16
+        assert [s.score for s in nbgrader.assignment_submissions("week3")] == [10]
+
+    # nbgrader's own grading of the week (submissions of its cells): nothing is written.
+    theirs = tmp_path / "theirs.db"
+    _nbgrader_release(f"sqlite:///{theirs}")
+    with Gradebook(f"sqlite:///{theirs}") as nbgrader:
+        nbgrader.add_student("bob")
+        nbgrader.add_submission("week3", "bob")
+    with pytest.raises(GraderError, match="nbgrader's own week3 .* has submissions"):
+        import_into_nbgrader([_row("ann", 0.9, "passed", 10)], theirs, "week3")
+    with Gradebook(f"sqlite:///{theirs}") as nbgrader:
+        assert nbgrader.find_assignment("week3").max_score == 6

@@ -88,7 +88,8 @@ def test_canvas_import_file_with_late_penalties_and_unknown_logins_listed(tmp_pa
     ]
     assert rows[1] == ["Points Possible", "", "", "", "", "10", "10"]
     students = {r[0]: r for r in rows[2:]}
-    assert len(rows) == 2 + 3  # one row per student of the course's list
+    # Only students with a grade in every column: an empty cell would clear a grade Canvas has.
+    assert len(rows) == 2 + 1
     assert students["Liddell, Alice"] == [
         "Liddell, Alice",
         "101",
@@ -98,8 +99,15 @@ def test_canvas_import_file_with_late_penalties_and_unknown_logins_listed(tmp_pa
         "9",
         "10",
     ]
-    assert students["Bob Builder"] == ["Bob Builder", "", "S-002", "", "Group B", "8", ""]
-    assert students["Carol Danvers"][5:] == ["", ""]  # no submission: no grade, not zero
+    assert "bob left out: no grade for week3, and an empty cell would clear" in done.stderr
+    assert "carol left out: no grade for week2, week3" in done.stderr
+    assert read(tmp_path / "canvas.held-back.csv") == [
+        ["login", "week", "outcome", "final_score"],
+        ["bob", "week2", "passed", "8"],
+        ["bob", "week3", "grader_error", ""],
+        ["carol", "week2", "no submission", ""],
+        ["carol", "week3", "no submission", ""],
+    ]
     for student in rows[2:]:
         assert any(student[1:4]), "Canvas needs ID, SIS User ID or SIS Login ID"
         assert all(cell == "" or float(cell) >= 0 for cell in student[5:])
@@ -136,13 +144,22 @@ def test_moodle_grade_import_file_maps_students_by_a_user_field(tmp_path):
     # Moodle's grade import: a column "Map from" a user field (its export's names), one column
     # per grade item; numbers with a decimal point.
     assert rows[0] == ["Username", "ID number", "Email address", "Full name", "week2", "week3"]
+    # Moodle reads an empty cell as "no grade" and overwrites: bob and carol are left out.
     assert rows[1:] == [
         ["aliddell", "0001", "alice@uni.example", "Liddell, Alice", "9", "10"],
-        ["bbuilder", "0002", "bob@uni.example", "Bob Builder", "8", ""],
-        ["cdanvers", "0003", "carol@uni.example", "Carol Danvers", "", ""],
         ["mm", "0004", "m@uni.example", "Mallory M", "10", "7"],
     ]
     assert "no LMS id" not in done.stderr and not (tmp_path / "moodle.unknown.csv").exists()
+    assert "2 student(s) left out, their points: " in done.stderr
+
+    # One week at a time: bob's week 2 goes in, only carol (no week-2 grade) stays out.
+    week2 = tmp_path / "moodle-week2.csv"
+    done = grader(
+        "gradebook", "export", tmp_path / "gradebook" / "week2", "--format", "moodle",
+        "--ids", ids(tmp_path, roster), "--out", week2,
+    )  # fmt: skip
+    assert [r[0] for r in read(week2)[1:]] == ["aliddell", "bbuilder", "mm"]
+    assert read(week2)[2][-1] == "8" and "carol left out: no grade for week2" in done.stderr
 
 
 def test_plain_csv_without_a_mapping_has_every_login_and_totals(tmp_path):

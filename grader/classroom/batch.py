@@ -42,6 +42,7 @@ from typing import Any
 from rich.console import Console
 
 from grader import stopping
+from grader.classroom.clock import clock_warnings
 from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
 from grader.classroom.pseudonyms import Names, course_secret
 from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
@@ -97,6 +98,7 @@ class Batch:
     started_at: str = ""
     stopped: int | None = None  # the signal that stopped it before every grading finished
     stopped_students: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about lateness: no clock, or a wrong one
 
     @property
     def per_minute(self) -> float:
@@ -122,18 +124,22 @@ def run_batch(
     grade: bool = True,
     console: Console | None = None,
     pushes: PushLog | None = None,
+    commits: bool = False,
+    times: dict[str, datetime] | None = None,
 ) -> Batch:
     """Grade what is not yet current under `out` (of `students` only, when given), then write
-    the gradebook and the leaderboard of every student; lateness by the push times in `pushes`
-    where they date a notebook, else by its commit. Holds `out`'s lock throughout; a stop
-    request ends the gradings under way, and what finished is written (`Batch.stopped`)."""
+    the gradebook and the leaderboard of every student; lateness by the submission `times`
+    (login → when, an LMS export) when given, else by the push times in `pushes` where they
+    date a notebook, else by its commit's date with `commits`, else none (`Batch.warnings` says
+    so). Holds `out`'s lock throughout; a stop request ends the gradings under way, and what
+    finished is written (`Batch.stopped`)."""
     console = console or Console(stderr=True, highlight=False)
     say = functools.partial(console.print, markup=False, soft_wrap=True)
     with lock_folder(out, f"grader batch {week}", say=say) as lock, stopping.deferred():
         return _run_batch(
             course, config, week, root, out, options,
             patterns=patterns, workers=workers, students=students, force=force, grade=grade,
-            console=console, lock=lock, pushes=pushes,
+            console=console, lock=lock, pushes=pushes, commits=commits, times=times,
         )  # fmt: skip
 
 
@@ -153,6 +159,8 @@ def _run_batch(
     console: Console,
     lock: FolderLock,
     pushes: PushLog | None,
+    commits: bool,
+    times: dict[str, datetime] | None,
 ) -> Batch:
     out.mkdir(parents=True, exist_ok=True)
     settings = config.week(week)
@@ -194,8 +202,10 @@ def _run_batch(
         runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress, lock)
     seconds = round(time.monotonic() - started, 2)
     stopped = stopping.requested()
-    clock = SubmissionClock(root, pushes)
+    clock = SubmissionClock(root, pushes, commits=commits, times=times)
     rows = [_row(config, settings, submission, out, clock, stopped) for submission in submissions]
+    why = "" if times is not None else clock.why_not_push
+    warnings = clock_warnings(rows, settings.due, config.late, why_no_clock=why)
     gradebook = write_gradebook_csv(rows, out / "gradebook.csv")
     leaderboard: Path | None = out / "leaderboard.md"
     names = leaderboard_names(config)
@@ -210,6 +220,7 @@ def _run_batch(
     batch = Batch(
         spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard, started_at,
         stopped, [submission.student for submission in todo if submission.student not in graded],
+        warnings,
     )  # fmt: skip
     if grade:  # --no-grade keeps the record of the run that graded
         _write_record(batch, out)
@@ -453,7 +464,7 @@ def _row(
         return GradebookRow.not_graded(
             submission.student, settings.week, why, notebook=notebook, outcome=Outcome.GRADER_ERROR
         )
-    submitted, how = clock.submitted(notebook)
+    submitted, how = clock.submitted(notebook, submission.student)
     lateness = config.late.apply(submitted, settings.due)
     return GradebookRow.from_results(results, notebook=notebook, lateness=lateness, clock=how)
 

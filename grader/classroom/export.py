@@ -10,9 +10,16 @@ LMS ids is a CSV the instructor provides (`--ids`), one row per student:
 `login` is required, every other column optional (Canvas needs one of canvas_id, sis_user_id,
 sis_login_id; Moodle one of email, idnumber, username). A login with grades but no row in the
 mapping cannot be imported: it is listed on stderr and in FILE.unknown.csv, never dropped
-silently; a student of the mapping with no grade for a week gets an empty cell (no grade, not
-zero). A grading that did not finish (grader_error, not graded) exports no number either, and
-is listed.
+silently. A grading that did not finish (grader_error, not graded) exports no number, and is
+listed.
+
+**An import never clears a grade already in the LMS.** Moodle's importer reads an empty cell as
+"no grade" and overwrites what is there, and Canvas documents only that the file's scores
+replace the gradebook's: so in the `canvas` and `moodle` formats a student whose row would
+have an empty cell (no grade for a week: never submitted, or the grading did not finish) is
+left out of the file, listed on stderr and written with the points they do have to
+FILE.held-back.csv. Exporting one week at a time leaves a student out of that week only. The
+plain `csv` format, which no LMS imports, keeps empty cells.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ CANVAS_IDS = ("canvas_id", "sis_user_id", "sis_login_id")
 # Moodle: the user fields a grade import can map a column to, as its own export names them.
 MOODLE_COLUMNS = {"username": "Username", "idnumber": "ID number", "email": "Email address"}
 NOT_EXPORTED = ("grader_error", "not_graded")
+# The formats an LMS imports, where an empty cell could clear a grade already there.
+NO_EMPTY_CELLS = ("canvas", "moodle")
 
 
 class ExportError(GraderError):
@@ -63,6 +72,8 @@ class Export:
     unknown: list[str]  # logins with grades that the mapping lacks
     unfinished: list[tuple[str, str, str]]  # (login, week, outcome) exported without a number
     unknown_file: Path | None
+    held_back: list[tuple[str, list[str]]] = field(default_factory=list)  # (login, weeks absent)
+    held_back_file: Path | None = None
 
 
 def read_term(gradebooks: list[Path]) -> Term:
@@ -122,9 +133,16 @@ def export_gradebook(
             f"--column names weeks the gradebooks lack: {', '.join(sorted(unknown_weeks))}"
         )
     writer = {"canvas": _canvas, "moodle": _moodle, "csv": _plain}[format]
+    held_back = []  # (login, the weeks they have no grade for)
+    if format in NO_EMPTY_CELLS:  # an empty cell would clear the LMS's grade: leave them out
+        for login, row in _roster(mapping):
+            cells = dict(zip(term.weeks, _cells(term, login), strict=True))
+            if not all(cells.values()):
+                held_back.append((row["login"], [w for w, cell in cells.items() if not cell]))
+    leave_out = {login.lower() for login, _ in held_back}
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as stream:
-        writer(csv.writer(stream), term, mapping, names)
+        writer(csv.writer(stream), term, mapping, names, leave_out)
     unknown = sorted(
         (term.logins[login] for login in term.grades if login not in mapping), key=str.lower
     )
@@ -144,10 +162,30 @@ def export_gradebook(
             for login in unknown:
                 for week, grade in term.grades[login.lower()].items():
                     listing.writerow([login, week, grade.outcome, _points(grade.points)])
-    return Export(out, len(mapping), unknown, unfinished, unknown_file)
+    held_back_file = None
+    if held_back:
+        held_back_file = out.with_name(out.stem + ".held-back.csv")
+        with held_back_file.open("w", newline="", encoding="utf-8") as stream:
+            listing = csv.writer(stream)
+            listing.writerow(["login", "week", "outcome", "final_score"])
+            for login, _ in held_back:
+                weeks = term.grades.get(login.lower(), {})
+                for week in term.weeks:
+                    grade = weeks.get(week)
+                    outcome = grade.outcome if grade else "no submission"
+                    listing.writerow([login, week, outcome, _points(grade and grade.points)])
+    return Export(
+        out,
+        len(mapping) - len(leave_out),
+        unknown,
+        unfinished,
+        unknown_file,
+        held_back,
+        held_back_file,
+    )
 
 
-def _canvas(writer, term: Term, mapping: dict, names: dict[str, str]) -> None:
+def _canvas(writer, term: Term, mapping: dict, names: dict[str, str], leave_out: set[str]) -> None:
     missing = [row["login"] for row in mapping.values() if not any(row.get(k) for k in CANVAS_IDS)]
     if missing:
         raise ExportError(
@@ -158,7 +196,7 @@ def _canvas(writer, term: Term, mapping: dict, names: dict[str, str]) -> None:
     writer.writerow(
         ["Points Possible", "", "", "", "", *(_points(term.points[w]) for w in term.weeks)]
     )
-    for login, row in _roster(mapping):
+    for login, row in _roster(mapping, leave_out):
         writer.writerow(
             [
                 row.get("name") or row["login"],
@@ -171,7 +209,7 @@ def _canvas(writer, term: Term, mapping: dict, names: dict[str, str]) -> None:
         )
 
 
-def _moodle(writer, term: Term, mapping: dict, names: dict[str, str]) -> None:
+def _moodle(writer, term: Term, mapping: dict, names: dict[str, str], leave_out: set[str]) -> None:
     fields = [key for key in MOODLE_COLUMNS if any(row.get(key) for row in mapping.values())]
     if not fields:
         raise ExportError(
@@ -187,19 +225,19 @@ def _moodle(writer, term: Term, mapping: dict, names: dict[str, str]) -> None:
     with_names = any(row.get("name") for row in mapping.values())
     header = [MOODLE_COLUMNS[key] for key in fields] + (["Full name"] if with_names else [])
     writer.writerow([*header, *(names[w] for w in term.weeks)])
-    for login, row in _roster(mapping):
+    for login, row in _roster(mapping, leave_out):
         identity = [row.get(key, "") for key in fields] + (
             [row.get("name", "")] if with_names else []
         )
         writer.writerow([*identity, *_cells(term, login)])
 
 
-def _plain(writer, term: Term, mapping: dict, names: dict[str, str]) -> None:
+def _plain(writer, term: Term, mapping: dict, names: dict[str, str], leave_out: set[str]) -> None:
     extra = [key for key in ID_COLUMNS[1:] if any(row.get(key) for row in mapping.values())]
     weeks = [f"{names[w]} ({_points(term.points[w])} points)" for w in term.weeks]
     total = _points(sum(term.points.values()))
     writer.writerow(["login", *extra, *weeks, f"total ({total} points)"])
-    for login, row in _roster(mapping):
+    for login, row in _roster(mapping, leave_out):
         cells = _cells(term, login)
         earned = sum(float(cell) for cell in cells if cell)
         writer.writerow(
@@ -207,8 +245,8 @@ def _plain(writer, term: Term, mapping: dict, names: dict[str, str]) -> None:
         )
 
 
-def _roster(mapping: dict) -> list[tuple[str, dict]]:
-    return sorted(mapping.items(), key=lambda item: item[0])
+def _roster(mapping: dict, leave_out: set[str] = frozenset()) -> list[tuple[str, dict]]:
+    return sorted((i for i in mapping.items() if i[0] not in leave_out), key=lambda i: i[0])
 
 
 def _cells(term: Term, login: str) -> list[str]:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from grader.course.config import Lateness
+from grader.errors import GraderError
 from grader.pipeline.results import grader_section
 from grader.states import Outcome
 
 NOT_GRADED = "not_graded"  # no results.json: the grader could not start, or nothing to grade
+GRADE_CELL = "grader"  # the one grade cell of the week in nbgrader's database
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class GradebookRow:
     notes: str = ""  # what the instructor should do (the advice's instructor parts)
     hidden_models: tuple[str, ...] = ()  # measured by checks the students may not see yet
     hidden_points: float = 0.0  # points of checks the students may not see yet
-    clock: str = ""  # which clock dated the submission: push, commit or file (states.Clock)
+    clock: str = ""  # which clock dated the submission: push, commit, lms or none (states.Clock)
 
     def __post_init__(self) -> None:
         if self.outcome != NOT_GRADED and not isinstance(self.outcome, Outcome):
@@ -136,6 +138,7 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
         writer.writeheader()
         for row in sorted(rows, key=lambda r: (r.week, r.student.lower())):
             late = row.lateness
+            unclocked = row.clock == "none"  # lateness left out: empty, not 0
             writer.writerow(
                 {
                     "student": row.student,
@@ -145,8 +148,8 @@ def write_gradebook_csv(rows: list[GradebookRow], path: Path) -> Path:
                     "score": f"{row.score:g}",
                     "max_score": f"{row.max_score:g}",
                     "pending_points": f"{row.pending_points:g}",
-                    "late_days": late.days,
-                    "late_penalty": f"{late.penalty:g}",
+                    "late_days": "" if unclocked else late.days,
+                    "late_penalty": "" if unclocked else f"{late.penalty:g}",
                     "final_score": f"{row.final_score:g}",
                     **{f"{m} test_accuracy": _accuracy(row.accuracies.get(m)) for m in models},
                     "submitted_at": _iso(late.submitted_at),
@@ -180,21 +183,45 @@ def import_into_nbgrader(rows: list[GradebookRow], database: Path, week: str) ->
         Gradebook(f"sqlite:///{database.resolve()}") as gradebook,
     ):
         warnings.simplefilter("ignore")
-        gradebook.update_or_create_assignment(week, duedate=_naive_utc(due))
+        assignment = gradebook.update_or_create_assignment(week, duedate=_naive_utc(due))
+        _make_room(gradebook, assignment, week, database)
         gradebook.update_or_create_notebook(week, week)
         gradebook.update_or_create_grade_cell(
-            "grader", week, week, max_score=points, cell_type="code"
+            GRADE_CELL, week, week, max_score=points, cell_type="code"
         )
         for row in graded:
             gradebook.update_or_create_student(row.student)
             submitted = _naive_utc(row.lateness.submitted_at)
             gradebook.update_or_create_submission(week, row.student, timestamp=submitted)
-            grade = gradebook.find_grade("grader", week, week, row.student)
+            grade = gradebook.find_grade(GRADE_CELL, week, week, row.student)
             grade.auto_score = row.score
             notebook = gradebook.find_submission_notebook(week, week, row.student)
             notebook.late_submission_penalty = round(row.score - row.final_score, 4)
         gradebook.db.commit()
     return len(graded)
+
+
+def _make_room(gradebook, assignment, week: str, database: Path) -> None:
+    """The assignment's maximum in nbgrader is the sum of its grade cells: leave only the
+    grader's one cell. nbgrader's own release (`generate_assignment` with a database) records
+    the source notebook's grade cells, whose points are not the week's: their layout goes while
+    no submission uses it (nbgrader itself replaces a notebook then); with submissions it is
+    nbgrader's own grading, and nothing is written."""
+    for notebook in list(assignment.notebooks):
+        foreign = sorted(
+            cell.name
+            for cell in notebook.grade_cells
+            if (notebook.name, cell.name) != (week, GRADE_CELL)
+        )
+        if not foreign and notebook.name == week:
+            continue
+        if notebook.submissions:
+            raise GraderError(
+                f"{database}: nbgrader's own {week} ({notebook.name}: grade cells "
+                f"{', '.join(foreign) or 'none'}) has submissions; the grader records into an "
+                "assignment of its own: pass another --nbgrader-db"
+            )
+        gradebook.remove_notebook(notebook.name, week)
 
 
 @contextlib.contextmanager

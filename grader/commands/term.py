@@ -141,7 +141,9 @@ def gradebook_export(
     output folders of `grader batch` (one per week), in the import format of Canvas or Moodle.
 
     Exit code 1 when a login has grades but no LMS id (listed, and written to
-    FILE.unknown.csv) or a grading did not finish: the file is written, but incomplete.
+    FILE.unknown.csv), a grading did not finish, or a student is left out because an empty cell
+    would clear a grade already in the LMS (FILE.held-back.csv): the file is written, but
+    incomplete.
     """
     from grader.classroom.export import export_gradebook
 
@@ -157,9 +159,21 @@ def gradebook_export(
         click.echo(f"grader: warning: {login} has grades but no LMS id in --ids", err=True)
     for login, week, outcome in done.unfinished:
         click.echo(f"grader: warning: {login} {week}: {outcome}, exported without points", err=True)
+    for login, weeks in done.held_back:
+        click.echo(
+            f"grader: warning: {login} left out: no grade for {', '.join(weeks)}, and an empty "
+            f"cell would clear the grade already in {format_.title()}",
+            err=True,
+        )
     if done.unknown_file is not None:
         click.echo(f"{len(done.unknown)} login(s) without LMS ids: {done.unknown_file}", err=True)
-    sys.exit(1 if done.unknown or done.unfinished else 0)
+    if done.held_back_file is not None:
+        click.echo(
+            f"{len(done.held_back)} student(s) left out, their points: {done.held_back_file} "
+            "(export one week at a time to leave them out of that week only)",
+            err=True,
+        )
+    sys.exit(1 if done.unknown or done.unfinished or done.held_back else 0)
 
 
 @click.command()

@@ -165,7 +165,7 @@ def _grade(
         return record, _notice(course, "grader_error", submission, plan)
     submitted, clock = plan.submitted_at, Clock.PUSH
     if submitted is None:  # not a push (a dispatch, a schedule): the commit's own date
-        submitted, clock = SubmissionClock(submission.root, None).submitted(path)
+        submitted, clock = SubmissionClock(submission.root, None, commits=True).submitted(path)
     lateness = config.late.apply(submitted, week.due)
     row = GradebookRow.from_results(run.results, notebook=path, lateness=lateness, clock=clock)
     record.clock = str(clock)

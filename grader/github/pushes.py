@@ -7,8 +7,11 @@ grade of record, takes the branch's pushes from GitHub's repository activity API
 itself when it holds GITHUB_TOKEN or from a file `grader pushes` wrote in a step of its own.
 A notebook then counts as submitted when the first push that brought its last commit onto the
 branch reached GitHub. Where no push is known for it (an activity log that does not go back
-that far, no token, a shallow checkout), the commit's date is used, and where there is no git
-at all the file's time; every gradebook row says which clock it used.
+that far, no token, a shallow checkout), the commit's date is used only when the instructor
+asks for it (`--commit-dates`), and a file's modification time never: a copy, an unzip or a
+clone resets it. An instructor's column of submission times (`--submitted-at`, an LMS export)
+comes before both. Without any of them the submission has no clock (`Clock.NONE`) and its
+lateness is left out; every gradebook row says which clock it used.
 
 Stdlib and httpx only: this runs where the token is, and imports no torch.
 """
@@ -90,38 +93,66 @@ def current_branch(checkout: Path) -> str | None:
     return read_git(checkout, "symbolic-ref", "-q", "HEAD") or None
 
 
-class SubmissionClock:
-    """When each notebook of a checkout was submitted, by the best clock available for it."""
+def choose_clock(
+    login: str,
+    commit: tuple[str, datetime] | None,
+    pushed: dict[str, datetime],
+    *,
+    commits: bool = False,
+    times: dict[str, datetime] | None = None,
+) -> tuple[datetime | None, Clock]:
+    """Which clock dates a submission, and when it says: the instructor's column of submission
+    times (`times`, by lower-cased login) when given, else the push that brought the notebook's
+    last `commit` (sha, date), else that commit's own date when `commits` allows it, else none."""
+    if times is not None:
+        moment = times.get(login.lower())
+        return (moment, Clock.LMS) if moment is not None else (None, Clock.NONE)
+    if commit is not None:
+        sha, date = commit
+        if sha in pushed:
+            return pushed[sha], Clock.PUSH
+        if commits:
+            return date, Clock.COMMIT
+    return None, Clock.NONE
 
-    def __init__(self, checkout: Path, log: PushLog | None):
+
+class SubmissionClock:
+    """When each notebook of a checkout was submitted, by the best trusted clock for it."""
+
+    def __init__(
+        self,
+        checkout: Path,
+        log: PushLog | None,
+        *,
+        commits: bool = False,
+        times: dict[str, datetime] | None = None,
+    ):
         self.checkout = checkout
         self.log = log
+        self.commits = commits
+        self.times = times
         self.why_not_push = ""
         self._first_push: dict[str, datetime] | None = None
         if log is None:
-            self.why_not_push = "no push log (no GITHUB_TOKEN and no --pushes)"
+            self.why_not_push = "no push times (no GITHUB_TOKEN and no --pushes)"
         elif read_git(checkout, "rev-parse", "--is-shallow-repository") == "true":
             self.why_not_push = (
                 f"{checkout} is a shallow clone: check it out with its history (fetch-depth: 0)"
             )
 
-    def submitted(self, path: str) -> tuple[datetime | None, Clock]:
-        """When `path` (relative to the checkout) was submitted, and by which clock."""
+    def submitted(self, path: str, login: str = "") -> tuple[datetime | None, Clock]:
+        """When `path` (relative to the checkout) of `login` was submitted, and by which clock."""
+        if self.times is not None:
+            return choose_clock(login, None, {}, times=self.times)
         commit = read_git(self.checkout, "log", "-1", "--format=%H %ct", "--", path)
         if commit is None:  # not one repository: a folder of students' own checkouts, say
             where = self.checkout / path
             commit = read_git(where.parent, "log", "-1", "--format=%H %ct", "--", where.name)
+        last = None
         if commit:
             sha, stamp = commit.split()
-            pushed = self._pushes().get(sha)
-            if pushed is not None:
-                return pushed, Clock.PUSH
-            return datetime.fromtimestamp(int(stamp), timezone.utc), Clock.COMMIT
-        try:
-            mtime = (self.checkout / path).stat().st_mtime
-        except OSError:
-            return None, Clock.FILE
-        return datetime.fromtimestamp(mtime, timezone.utc), Clock.FILE
+            last = sha, datetime.fromtimestamp(int(stamp), timezone.utc)
+        return choose_clock(login, last, self._pushes(), commits=self.commits)
 
     def _pushes(self) -> dict[str, datetime]:
         """Each commit of the branch → when the first push that brought it reached GitHub:
