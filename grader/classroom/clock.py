@@ -11,11 +11,11 @@ point to lateness, the due date or the clock is the likelier mistake, and the ba
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from grader.classroom.export import read_csv
 from grader.classroom.gradebook import NOT_GRADED, GradebookRow
 from grader.course.config import LatePolicy
 from grader.errors import GraderError
@@ -25,19 +25,7 @@ from grader.states import Clock
 def read_submission_times(path: Path, zone: ZoneInfo | None = None) -> dict[str, datetime]:
     """login → when submitted, from a CSV with the columns `login,submitted_at` (ISO 8601; a
     time without an offset is in the course's time zone, else UTC). By lower-cased login."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as stream:
-            reader = csv.DictReader(stream)
-            header = [name.strip() for name in reader.fieldnames or []]
-            reader.fieldnames = header
-            rows = list(reader)
-    except OSError as error:
-        raise GraderError(f"cannot read {path}: {error.strerror}") from None
-    if "login" not in header or "submitted_at" not in header:
-        raise GraderError(
-            f"{path}: the submission times need the columns login,submitted_at "
-            f"(it has: {', '.join(header)})"
-        )
+    rows = read_csv(path, ("login", "submitted_at"))
     times: dict[str, datetime] = {}
     for number, row in enumerate(rows, start=2):
         login, text = (row["login"] or "").strip(), (row["submitted_at"] or "").strip()

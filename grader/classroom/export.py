@@ -81,7 +81,7 @@ def read_term(gradebooks: list[Path]) -> Term:
     term = Term()
     for given in gradebooks:
         path = given / "gradebook.csv" if given.is_dir() else given
-        rows = _read_csv(path, ("student", "week", "outcome", "final_score", "max_score"))
+        rows = read_csv(path, ("student", "week", "outcome", "final_score", "max_score"))
         for row in rows:
             week, login = row["week"], row["student"]
             if week not in term.weeks:
@@ -97,7 +97,7 @@ def read_term(gradebooks: list[Path]) -> Term:
 
 def read_ids(path: Path) -> dict[str, dict[str, str]]:
     """The login → LMS ids mapping, by lower-cased login."""
-    rows = _read_csv(path, ("login",), allowed=ID_COLUMNS)
+    rows = read_csv(path, ("login",), allowed=ID_COLUMNS)
     mapping: dict[str, dict[str, str]] = {}
     for number, row in enumerate(rows, start=2):
         login = row["login"].strip()
@@ -265,7 +265,9 @@ def _float(text: str, path: Path, column: str = "max_score") -> float:
         raise ExportError(f"{path}: {column} {text!r} is not a number") from None
 
 
-def _read_csv(path: Path, required: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[dict]:
+def read_csv(path: Path, required: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list[dict]:
+    """The rows of a CSV an instructor wrote (an LMS's export, say), with the `required`
+    columns and, when `allowed` is given, no others; ExportError names what is wrong."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as stream:
             reader = csv.DictReader(stream)

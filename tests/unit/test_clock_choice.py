@@ -71,7 +71,7 @@ def test_an_lms_export_of_submission_times_is_read_in_the_courses_time_zone(tmp_
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("student,when\nalice,2025-11-08\n", "need the columns login,submitted_at"),
+        ("student,when\nalice,2025-11-08\n", "no column login, submitted_at"),
         ("login,submitted_at\nalice,yesterday\n", "line 2: submitted_at 'yesterday' is not"),
         ("login,submitted_at\nalice,2025-11-08\nALICE,2025-11-09\n", "line 3: ALICE appears"),
     ],
