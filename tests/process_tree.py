@@ -107,7 +107,13 @@ class TreeWatcher:
             return list(self.seen.values())
 
     def living(self) -> list[Proc]:
-        return survivors(self.recorded())
+        """The recorded processes still alive, as they are now: a process recorded between its
+        fork and its exec was recorded with its parent's command line."""
+        return [
+            now
+            for proc in self.recorded()
+            if (now := read_proc(proc.pid)) is not None and now.started == proc.started
+        ]
 
     def _watch(self) -> None:
         while True:
