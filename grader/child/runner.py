@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -75,7 +76,9 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
     parameters = json.loads(args.parameters)
     # papermill adds one cell when it has parameters to inject
     total = len(nbformat.read(args.input, as_version=4).cells) + bool(parameters)
-    run = _Run(time.monotonic() + args.timeout, args.cell_timeout, args.capture_timeout)
+    # The total limit starts with the first student cell (on_cell_start): the kernel's start,
+    # the grader's first cell and the sandbox check before it are not the student's time.
+    run = _Run(math.inf, args.cell_timeout, args.capture_timeout)
 
     def on_cell_start(cell, cell_index, **_):
         run.index = cell_index
