@@ -113,6 +113,9 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
             interrupt_on_timeout=True,
             error_on_timeout={"ename": _TIMED_OUT, "evalue": "", "traceback": []},
             engine_name="grader",
+            # Once the capture cell has answered, nothing in the kernel is needed: a graceful
+            # shutdown waits a second or more for an interpreter with torch loaded to tear down.
+            shutdown_kernel="immediate",
         )
     except PapermillExecutionError:
         pass  # the cell that failed is in `run.stopped`; papermill only re-reports it
