@@ -177,8 +177,12 @@ def test_pretrained_weights_from_the_cache_are_loaded_and_graded(
         out=tmp_path,
         env=standin_weights,
     )
-    assert run.code == 0, run.report
     grader = run.results["extra_data"]["grader"]
+    # Random "pretrained" weights trained briefly on synthetic images sit at the lookup check's
+    # 0.03 margin: one suite run in four saw 0.875 on the test split against 0.841 on the
+    # training sample, and held the model for review. Either way the weights were loaded and
+    # graded, which is what this test is about.
+    assert (run.code, grader["outcome"]) in ((0, "passed"), (1, "needs_review")), run.report
     assert grader["models"]["mobilenet_pretrained"]["status"] == "evaluated"
     assert grader["models"]["mobilenet_pretrained"]["input_layout"] == "[N, 1, 28, 28] images"
     check = next(test for test in run.results["tests"] if test["name"] == PRETRAINED_ACCURACY)
