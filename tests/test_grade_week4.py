@@ -100,7 +100,11 @@ def no_weights(tmp_path_factory):
 def standin_weights(tmp_path_factory):
     # NOT ImageNet's weights: random ones of the right architecture (1,000 classes), under the
     # official name, so that torchvision's own loading code reads them from the staged cache.
-    standin = torchvision.models.mobilenet_v3_small().state_dict()
+    # Seeded: unseeded, each run started the "pretrained" MobileNet somewhere else, and its test
+    # accuracy after two epochs ranged from 0.70 to 0.88 between runs of the suite.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        standin = torchvision.models.mobilenet_v3_small().state_dict()
     return _cache(tmp_path_factory.mktemp("standin-cache"), standin)
 
 
@@ -178,10 +182,8 @@ def test_pretrained_weights_from_the_cache_are_loaded_and_graded(
         env=standin_weights,
     )
     grader = run.results["extra_data"]["grader"]
-    # Random "pretrained" weights trained briefly on synthetic images sit at the lookup check's
-    # 0.03 margin: one suite run in four saw 0.875 on the test split against 0.841 on the
-    # training sample, and held the model for review. Either way the weights were loaded and
-    # graded, which is what this test is about.
+    # What this test is about is that the weights were loaded and graded; the outcome is the
+    # seeded stand-in's (it once sat at the lookup check's 0.03 margin, unseeded).
     assert (run.code, grader["outcome"]) in ((0, "passed"), (1, "needs_review")), run.report
     assert grader["models"]["mobilenet_pretrained"]["status"] == "evaluated"
     assert grader["models"]["mobilenet_pretrained"]["input_layout"] == "[N, 1, 28, 28] images"
