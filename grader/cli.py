@@ -20,6 +20,7 @@ from grader.commands.common import (
     user_errors,
 )
 from grader.commands.github import ci, ci_budget, ci_post, collect, init_ci, post, pushes
+from grader.commands.poll import poll, poll_grade, poll_post
 from grader.commands.term import gradebook, gradescope, similarity
 from grader.errors import GraderError
 from grader.options import GradeOptions
@@ -394,6 +395,9 @@ for _command in (
     ci_budget,
     collect,
     pushes,
+    poll,
+    poll_grade,
+    poll_post,
     init_ci,
     similarity,
     gradebook,

@@ -2,9 +2,12 @@
 127.0.0.1.
 
 It speaks the endpoints the grader uses (comments: list with pagination, create, update, get,
-delete; issues: list, open; an organisation's repositories; the repository activity `grader
-batch` and `grader pushes` read, with a cursor), checks the token, and lets a test script faults
-for the next requests: any status with headers and body, a connection reset, or a stall.
+delete; issues: list, open; an organisation's repositories, sorted by their last push; a
+repository; the repository activity `grader batch`, `grader pushes` and `grader poll` read, with a
+cursor; the trees and blobs of a real git repository on disk), checks the token, answers a GET
+with an ETag and an unchanged answer to `If-None-Match` with 304 (as GitHub does), and lets a
+test script faults for the next requests: any status with headers and body, a connection reset,
+or a stall.
 
     with GitHubServer(token="t") as gh:
         gh.add_issue("course/dl", 4)
@@ -15,11 +18,14 @@ for the next requests: any status with headers and body, a connection reset, or 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections import deque
@@ -35,6 +41,9 @@ _COMMENT = re.compile(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)")
 _ISSUES = re.compile(r"/repos/([^/]+/[^/]+)/issues")
 _REPOS = re.compile(r"/(?:orgs|users)/([^/]+)/repos")
 _ACTIVITY = re.compile(r"/repos/([^/]+/[^/]+)/activity")
+_REPO = re.compile(r"/repos/([^/]+/[^/]+)")
+_TREE = re.compile(r"/repos/([^/]+/[^/]+)/git/trees/([0-9a-f]{40})")
+_BLOB = re.compile(r"/repos/([^/]+/[^/]+)/git/blobs/([0-9a-f]{40})")
 
 
 @dataclass
@@ -102,6 +111,8 @@ class GitHubServer:
         self._opened: dict[tuple[str, int], dict[str, Any]] = {}  # the issues themselves
         self._repos: dict[str, dict[str, Any]] = {}
         self._activity: dict[str, list[dict[str, Any]]] = {}
+        self._git_dirs: dict[str, str] = {}
+        self._clock = itertools.count(1)  # orders pushes made within one second
         self._ids = itertools.count(1001)
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -131,10 +142,20 @@ class GitHubServer:
             self._issues.setdefault((repo, number), [])
             self._opened.setdefault((repo, number), self._issue(repo, number, title, body, user))
 
-    def add_repo(self, repo: str, clone_url: str | None = None) -> None:
-        """A repository (a student's own, say), with where `git clone` finds it."""
+    def add_repo(self, repo: str, clone_url: str | None = None, git_dir: str | None = None) -> None:
+        """A repository (a student's own, say), with where `git clone` finds it, and the git
+        repository on disk whose trees and blobs the API serves."""
         with self._lock:
             self._repos[repo] = self._repository(repo, clone_url)
+            if git_dir is not None:
+                self._git_dirs[repo] = git_dir
+
+    def delete_repo(self, repo: str) -> None:
+        """What the repository's owner does with "Delete this repository"."""
+        with self._lock:
+            self._repos.pop(repo, None)
+            self._activity.pop(repo, None)
+            self._git_dirs.pop(repo, None)
 
     def issues(self, repo: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -177,6 +198,10 @@ class GitHubServer:
     ) -> None:
         """A push GitHub received at `at` (seconds since the epoch; now by default)."""
         with self._lock:
+            if repo in self._repos:  # GitHub's repository listing shows the last push
+                stamp = time.gmtime(time.time() if at is None else at)
+                self._repos[repo]["pushed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp)
+                self._repos[repo]["_order"] = next(self._clock)
             log = self._activity.setdefault(repo, [])
             log.append(
                 {
@@ -225,6 +250,9 @@ class GitHubServer:
             "owner": {"login": owner},
             "clone_url": clone_url or f"{self.html_url}/{repo}.git",
             "private": True,
+            "default_branch": "main",
+            "pushed_at": None,
+            "_order": 0,
         }
 
     def _issue(self, repo: str, number: int, title: str, body: str, user: str) -> dict[str, Any]:
@@ -293,9 +321,22 @@ class GitHubServer:
                         for name, r in sorted(self._repos.items())
                         if name.startswith(match[1] + "/")
                     ]
+                    if request.query.get("sort") == "pushed":  # newest push first by default
+                        owned.sort(
+                            key=lambda r: (r["pushed_at"] or "", r["_order"]),
+                            reverse=request.query.get("direction", "desc") == "desc",
+                        )
                     return self._paged(path, owned, request.query)
+            elif (match := _TREE.fullmatch(path)) and request.method == "GET":
+                return self._tree(match[1], match[2], request.query)
+            elif (match := _BLOB.fullmatch(path)) and request.method == "GET":
+                return self._blob(match[1], match[2])
             elif (match := _ACTIVITY.fullmatch(path)) and request.method == "GET":
                 return self._activities(match[1], request.query)
+            elif (match := _REPO.fullmatch(path)) and request.method == "GET":
+                if match[1] not in self._repos:
+                    return 404, {}, _error("Not Found")
+                return 200, {}, self._repos[match[1]]
             elif match := _COMMENT.fullmatch(path):
                 comment = self._find(match[1], int(match[2]))
                 if comment is None:
@@ -346,9 +387,43 @@ class GitHubServer:
             [dict(i) for i in items[(page - 1) * per_page : page * per_page]],
         )
 
+    def _git(self, repo: str, *args: str) -> subprocess.CompletedProcess | None:
+        git_dir = self._git_dirs.get(repo)
+        if git_dir is None:
+            return None
+        return subprocess.run(
+            ["git", "--git-dir", git_dir, *args], capture_output=True, check=False
+        )
+
+    def _tree(self, repo: str, sha: str, query: dict[str, str]) -> tuple[int, dict, Any]:
+        """GitHub's git tree of a commit: every entry's path, mode, type, blob sha and size."""
+        args = ["ls-tree", "-l", "--full-tree", *(["-r"] if query.get("recursive") else []), sha]
+        listed = self._git(repo, *args)
+        if listed is None or listed.returncode != 0:
+            return 404, {}, _error("Not Found")
+        entries = []
+        for line in listed.stdout.decode().splitlines():
+            info, name = line.split("\t", 1)
+            mode, kind, object_sha, size = info.split()
+            entry = {"path": name, "mode": mode, "type": kind, "sha": object_sha}
+            if kind == "blob":
+                entry["size"] = int(size)
+            entries.append(entry)
+        return 200, {}, {"sha": sha, "tree": entries, "truncated": False}
+
+    def _blob(self, repo: str, sha: str) -> tuple[int, dict, Any]:
+        shown = self._git(repo, "cat-file", "blob", sha)
+        if shown is None or shown.returncode != 0:
+            return 404, {}, _error("Not Found")
+        content = base64.encodebytes(shown.stdout).decode()
+        return 200, {}, {"sha": sha, "size": len(shown.stdout), "encoding": "base64",
+                         "content": content}  # fmt: skip
+
     def _activities(self, repo: str, query: dict[str, str]) -> tuple[int, dict, Any]:
         """GitHub's repository activity: newest first unless direction=asc, filtered by ref
         (full or short) and activity_type, paginated with an opaque cursor in `after`."""
+        if repo not in self._repos and repo not in self._activity:
+            return 404, {}, _error("Not Found")
         ref = query.get("ref")
         listed = [
             item
@@ -376,6 +451,23 @@ class GitHubServer:
             if self.faults and self.faults[0].method in (None, method):
                 return self.faults.popleft()
         return None
+
+
+_UNCHANGED = object()
+
+
+def _conditional(request: RecordedRequest, headers: dict, body: Any) -> tuple[dict, Any]:
+    """An ETag on every answer to a GET, and 304 with no body when `If-None-Match` names it."""
+    if isinstance(body, list):
+        body = [{k: v for k, v in item.items() if not k.startswith("_")} for item in body]
+    elif isinstance(body, dict):
+        body = {k: v for k, v in body.items() if not k.startswith("_")}
+    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    etag = f'W/"{digest}"'
+    headers = {**headers, "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return headers, _UNCHANGED
+    return headers, body
 
 
 def _error(message: str) -> dict[str, str]:
@@ -409,9 +501,12 @@ def _handler_for(server: GitHubServer) -> type[BaseHTTPRequestHandler]:
                 status, headers, body = fault.status, fault.headers, fault.body
             else:
                 status, headers, body = server._answer(request)
+                if request.method == "GET" and status == 200:
+                    headers, body = _conditional(request, headers, body)
+                    status = 304 if body is _UNCHANGED else status
             if isinstance(fault, Reset):
                 return self._reset()
-            self._send(status, headers, body)
+            self._send(status, headers, None if body is _UNCHANGED else body)
 
         def _record(self) -> RecordedRequest:
             split = urlsplit(self.path)

@@ -65,7 +65,7 @@ from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
 from grader.pipeline.results import grader_section
-from grader.states import Outcome
+from grader.states import Clock, Outcome
 from grader.views.leaderboard import render_leaderboard
 from grader.views.terminal import BatchProgress
 
@@ -126,6 +126,7 @@ def run_batch(
     pushes: PushLog | None = None,
     commits: bool = False,
     times: dict[str, datetime] | None = None,
+    times_clock: Clock = Clock.LMS,
 ) -> Batch:
     """Grade what is not yet current under `out` (of `students` only, when given), then write
     the gradebook and the leaderboard of every student; lateness by the submission `times`
@@ -140,6 +141,7 @@ def run_batch(
             course, config, week, root, out, options,
             patterns=patterns, workers=workers, students=students, force=force, grade=grade,
             console=console, lock=lock, pushes=pushes, commits=commits, times=times,
+            times_clock=times_clock,
         )  # fmt: skip
 
 
@@ -161,6 +163,7 @@ def _run_batch(
     pushes: PushLog | None,
     commits: bool,
     times: dict[str, datetime] | None,
+    times_clock: Clock,
 ) -> Batch:
     out.mkdir(parents=True, exist_ok=True)
     settings = config.week(week)
@@ -202,7 +205,7 @@ def _run_batch(
         runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress, lock)
     seconds = round(time.monotonic() - started, 2)
     stopped = stopping.requested()
-    clock = SubmissionClock(root, pushes, commits=commits, times=times)
+    clock = SubmissionClock(root, pushes, commits=commits, times=times, times_clock=times_clock)
     rows = [_row(config, settings, submission, out, clock, stopped) for submission in submissions]
     why = "" if times is not None else clock.why_not_push
     warnings = clock_warnings(rows, settings.due, config.late, why_no_clock=why)

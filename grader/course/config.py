@@ -165,6 +165,10 @@ class CiConfig:
     # student-repository: an organisation token (contents: read, issues: write on every
     # student repository) for the instructor's regrade, which clones and comments on them all.
     regrade_token_secret: str | None = None
+    # How often the course repository's poll asks GitHub what students pushed (cron), and over
+    # how many grading jobs at most one poll or regrade spreads its submissions.
+    poll_schedule: str = "*/5 * * * *"
+    shards: int = 4
 
     @property
     def shared_issue(self) -> bool:
@@ -206,6 +210,9 @@ class CourseConfig:
     leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
     timezone: ZoneInfo | None = None  # course.timezone: due dates and the budget's days
     packages: tuple[str, ...] = ()  # what the runners provide beyond PROVIDED_PACKAGES
+    # course.staff: logins who may push a notebook into a student's place (a teaching assistant
+    # uploading for a student); anyone else's push there is not that student's submission.
+    staff: tuple[str, ...] = ()
 
     @property
     def provided_packages(self) -> tuple[str, ...]:
@@ -260,7 +267,7 @@ def load_course_config(course: Course) -> CourseConfig:
 _KEYS = {
     "": {"course", "submissions", "late", "ci", "weeks", "budget", "leaderboard", "environment"},
     "environment": {"packages"},
-    "course": {"name", "repository", "timezone"},
+    "course": {"name", "repository", "timezone", "staff"},
     "submissions": {"pattern", "student", "repository_prefix"},
     "late": {"grace_minutes", "penalty_per_day", "max_days"},
     "ci": {
@@ -279,6 +286,8 @@ _KEYS = {
         "reports",
         "course_secret",
         "regrade_token_secret",
+        "poll_schedule",
+        "shards",
     },
     "budget": {"per_day", "per_week"},
     "leaderboard": {"names", "repository"},
@@ -328,6 +337,7 @@ def _parse(course: Course, raw: dict[str, Any], where: toml.Where) -> CourseConf
         ),
         timezone=zone,
         packages=environment.get("packages", _packages, ()),
+        staff=info.get("staff", _logins, ()),
     )
 
 
@@ -381,6 +391,8 @@ def _ci(section: toml.Section) -> CiConfig:
         reports=section.get("reports", toml.choice, defaults.reports, REPORTS),
         course_secret=section.get("course_secret", _secret_name, defaults.course_secret),
         regrade_token_secret=section.get("regrade_token_secret", _secret_name),
+        poll_schedule=section.get("poll_schedule", toml.string, defaults.poll_schedule),
+        shards=section.get("shards", toml.integer, defaults.shards, 1),
     )
 
 
@@ -409,6 +421,14 @@ def _packages(value: Any, key: str, where: toml.Where) -> tuple[str, ...]:
                 key, f'{name!r} is not a package name as pip writes it, like "torchmetrics"'
             )
     return tuple(re.sub(r"[-_.]+", "-", name).lower() for name in names)
+
+
+def _logins(value: Any, key: str, where: toml.Where) -> tuple[str, ...]:
+    names = toml.strings(value, key, where)
+    for name in names:
+        if not re.fullmatch(LOGIN, name):
+            raise where.error(key, f"{name!r} is not a GitHub login")
+    return tuple(name.lower() for name in names)
 
 
 def _issue(value: Any, key: str, where: toml.Where) -> int:

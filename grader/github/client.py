@@ -1,5 +1,5 @@
 """GitHub's REST API, as far as the grader needs it (issues, their comments, an organisation's
-repositories), with the retries, rate
+repositories, a repository's activity, trees and blobs), with the retries, rate
 limits, pagination and error messages a CI job needs to end well. The token never leaves the
 client's requests: every error is redacted before anyone sees it."""
 
@@ -145,8 +145,34 @@ class GitHubClient:
         _raise_for_status(response, f"update comment {comment_id} in {repo}")
         return _json(response, dict)
 
+    def get_if_changed(
+        self, url: str, etag: str | None, doing: str
+    ) -> tuple[Any, str | None, httpx.Response] | None:
+        """A conditional GET: None when the answer is still the one `etag` names (GitHub answers
+        304, which does not count against the rate limit), else (JSON, its ETag, the response)."""
+        headers = {"If-None-Match": etag} if etag else None
+        response = self.request("GET", url, headers=headers)
+        if response.status_code == 304:
+            return None
+        _raise_for_status(response, doing)
+        return response.json(), response.headers.get("ETag"), response
+
+    def get_json(self, url: str, doing: str, missing_ok: bool = False) -> Any:
+        """The JSON GitHub answers; None for 404 when `missing_ok` (a repository deleted)."""
+        response = self.request("GET", url)
+        if missing_ok and response.status_code in (404, 409):  # 409: an empty repository
+            return None
+        _raise_for_status(response, doing)
+        return response.json()
+
     def request(
-        self, method: str, url: str, *, json: Any = None, repeatable: bool = True
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        repeatable: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Send one API request, retrying what GitHub or the network says is temporary.
 
@@ -157,7 +183,7 @@ class GitHubClient:
             self.api_calls += 1
             backoff = self.retry.first_backoff * 2 ** (attempt - 1)
             try:
-                response = self._http.request(method, url, json=json)
+                response = self._http.request(method, url, json=json, headers=headers)
             except httpx.TransportError as error:
                 unsent = isinstance(
                     error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)

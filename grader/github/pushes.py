@@ -100,13 +100,14 @@ def choose_clock(
     *,
     commits: bool = False,
     times: dict[str, datetime] | None = None,
+    times_clock: Clock = Clock.LMS,
 ) -> tuple[datetime | None, Clock]:
     """Which clock dates a submission, and when it says: the instructor's column of submission
     times (`times`, by lower-cased login) when given, else the push that brought the notebook's
     last `commit` (sha, date), else that commit's own date when `commits` allows it, else none."""
     if times is not None:
         moment = times.get(login.lower())
-        return (moment, Clock.LMS) if moment is not None else (None, Clock.NONE)
+        return (moment, times_clock) if moment is not None else (None, Clock.NONE)
     if commit is not None:
         sha, date = commit
         if sha in pushed:
@@ -126,8 +127,10 @@ class SubmissionClock:
         *,
         commits: bool = False,
         times: dict[str, datetime] | None = None,
+        times_clock: Clock = Clock.LMS,
     ):
         self.checkout = checkout
+        self.times_clock = times_clock  # PUSH when `grader poll` read the times off GitHub
         self.log = log
         self.commits = commits
         self.times = times
@@ -143,7 +146,7 @@ class SubmissionClock:
     def submitted(self, path: str, login: str = "") -> tuple[datetime | None, Clock]:
         """When `path` (relative to the checkout) of `login` was submitted, and by which clock."""
         if self.times is not None:
-            return choose_clock(login, None, {}, times=self.times)
+            return choose_clock(login, None, {}, times=self.times, times_clock=self.times_clock)
         commit = read_git(self.checkout, "log", "-1", "--format=%H %ct", "--", path)
         if commit is None:  # not one repository: a folder of students' own checkouts, say
             where = self.checkout / path
