@@ -17,6 +17,7 @@ from conftest import write_notebook
 from github_server import GitHubServer
 from org import LINK, ORG, Org
 
+from grader.classroom.shards import stale_items
 from grader.course.config import load_course_config
 from grader.course.course import Course
 from grader.github.client import GitHubClient, RetryPolicy
@@ -239,7 +240,10 @@ def test_only_the_notebook_of_a_hostile_repository_reaches_the_grader(tmp_path, 
         org.push(linked, {**files, "week3.ipynb": LINK}, actor="lin")
         env = {"GITHUB_TOKEN": server.token, "GITHUB_API_URL": server.url}
         plan, state = tmp_path / "plan", tmp_path / "state" / "state.json"
-        done = grader("--course", course.root, "poll", "--state", state, "--out", plan, env=env)
+        # As the plan job runs it: the grader's posting part only (no torch, no Jupyter).
+        done = grader(
+            "--course", course.root, "poll", "--state", state, "--out", plan, env=env, light=True
+        )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert (
             "dl-lin: week3.ipynb is a symbolic link or a submodule, not a notebook: refused"
@@ -344,7 +348,7 @@ def test_shards_graded_apart_merge_into_the_unsharded_gradebook_and_only_the_new
         sharded_seconds = time.monotonic() - started
         posted = grader(
             "--course", course.root, "poll-post", plan, *(tmp_path / f"results-{n}" for n in range(3)),
-            "--gradebook", tmp_path / "gradebook", "--state", state, env=env,
+            "--gradebook", tmp_path / "gradebook", "--state", state, env=env, light=True,
         )  # fmt: skip
         assert posted.returncode == 0, posted.stderr
         assert "not posted week3/ann: superseded" in posted.stdout
@@ -381,3 +385,48 @@ def test_shards_graded_apart_merge_into_the_unsharded_gradebook_and_only_the_new
     )
     notebook = nbformat.read(tmp_path / "gradebook/.submissions/week3/ann/week3.ipynb", 4)
     assert "64" in notebook.cells[1].source  # ann's first push, trained: the plan's own copy
+
+
+def test_past_the_gpu_budget_a_push_waits_for_the_regrade_and_the_student_is_told(tmp_path):
+    """The budget is counted in the poll's own state, which no student can write: one grading a
+    day here, so a second push that day is not planned; its student gets the notice, above the
+    last report, and the regrade plans it."""
+    course, _ = config_of(tmp_path / "course", PER_STUDENT + "[budget]\nper_day = 1\n")
+    with GitHubServer() as server:
+        org = Org(tmp_path / "org", server)
+        ann = org.repo("dl-ann")
+        org.push(ann, {"week3.ipynb": notebook_bytes(tmp_path, "1")}, actor="ann")
+        env = {"GITHUB_TOKEN": server.token, "GITHUB_API_URL": server.url}
+        state = tmp_path / "state.json"
+
+        def ask(out):
+            done = grader("--course", course.root, "poll", "--state", state, "--out", out, env=env)
+            assert done.returncode == 0, done.stderr
+            return json.loads((out / "plan.json").read_text())
+
+        assert [item["login"] for item in ask(tmp_path / "p1")["pending"]] == ["ann"]
+        second = org.push(ann, {"week3.ipynb": notebook_bytes(tmp_path, "2")}, actor="ann")
+        plan = ask(tmp_path / "p2")
+        assert plan["pending"] == [] and plan["shards"] == []
+        assert [(d["login"], d["commit"], d["reason"]) for d in plan["deferred"]] == [
+            ("ann", second, "1 of 1 gradings today")
+        ]
+        # The first push's grading still posts: the second waits, it supersedes nothing yet.
+        p1 = json.loads((tmp_path / "p1/plan.json").read_text())
+        assert stale_items(p1, json.loads(state.read_text())) == {}
+        posted = grader(
+            "--course", course.root, "poll-post", tmp_path / "p2", "--gradebook", tmp_path / "gb",
+            "--state", state, env={**env, "GRADER_COURSE_SECRET": "s" * 32}, light=True,
+        )  # fmt: skip
+        assert posted.returncode == 0, posted.stderr
+        (issue,) = server.issues(ann)
+        (comment,) = server.comments(ann, issue["number"])
+        assert "graded at the next nightly regrade" in comment["body"]
+        assert "1 of 1 gradings today" in comment["body"]
+        regrade = grader(
+            "--course", course.root, "poll", "--everyone", "--state", state,
+            "--out", tmp_path / "p3", env=env,
+        )  # fmt: skip
+        assert regrade.returncode == 0, regrade.stderr
+        planned = json.loads((tmp_path / "p3/plan.json").read_text())["pending"]
+        assert [(item["login"], item["commit"]) for item in planned] == [("ann", second)]

@@ -16,6 +16,7 @@ import csv
 import json
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from grader.classroom.clock import read_submission_times
 from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.errors import GraderError
+from grader.github.post import Postings
 from grader.options import GradeOptions
 from grader.states import Clock
 
@@ -184,13 +186,59 @@ def stale_items(plan: dict[str, Any], state: dict[str, Any]) -> dict[str, str]:
     for item in plan.get("pending", []):
         key = f"{item['week']}/{item['login']}"
         now = (state.get("submissions") or {}).get(key) or {}
-        if now.get("commit") not in (None, item["commit"]):
+        if now.get("planned") not in (None, item["commit"]):
             stale[key] = (
-                f"superseded: {item['login']} pushed {now['commit'][:7]} at {now.get('pushed_at')} "
-                f"after {item['commit'][:7]}, which the next grading posts"
+                f"superseded: {item['login']}'s newer push {now['planned'][:7]} (planned "
+                f"{now.get('planned_at')}) is graded after {item['commit'][:7]} and posts instead"
             )
     return stale
 
 
 def _times(path: Path, config: CourseConfig):
     return read_submission_times(path, config.timezone) if path.is_file() else {}
+
+
+def post_deferred(
+    course: Course,
+    config: CourseConfig,
+    plan: dict[str, Any],
+    *,
+    token: str,
+    api_url: str,
+    now: datetime | None = None,
+) -> Postings:
+    """Tell each student whose push waits for the regrade (past the GPU budget) so, in their
+    comment, above the last graded report, which stays."""
+    from grader.classroom.pseudonyms import course_secret
+    from grader.github.client import GitHubClient
+    from grader.github.post import post_comments
+    from grader.github.sticky import Poster
+    from grader.views.markdown import render
+    from grader.views.report import MARKER
+
+    poster = Poster(course, config, course_secret(), now or datetime.now(timezone.utc))
+
+    def notice(item: dict[str, Any]):
+        text = render(
+            course.templates,
+            "ci-notice.md.j2",
+            kind="over_budget",
+            marker=MARKER.format(week=item["week"], student=item["login"]),
+            title=course.week(item["week"]).title,
+            submission={"week": item["week"], "paths": [item["path"]]},
+            commit=item["commit"],
+            reason=item["reason"],
+            budget=config.budget,
+        )
+        return lambda: poster.post(
+            github, item["week"], item["login"], text, report=False, carry=True
+        )
+
+    todo = [
+        (f"the {item['week']} notice of {item['login']}", notice(item))
+        for item in plan.get("deferred", [])
+    ]
+    if not todo:
+        return Postings()
+    with GitHubClient(api_url, token.strip()) as github:
+        return post_comments(github, todo)

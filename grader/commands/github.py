@@ -305,9 +305,10 @@ def pushes(ctx: click.Context, checkout: Path, repo: str | None, out: Path) -> N
     "--workflow",
     "which",
     multiple=True,
-    type=click.Choice(["grade", "regrade", "release"]),
-    help="Only these: grade (one per week) and regrade for the repository students push to, "
-    "release for the course repository [default: all].",
+    type=click.Choice(["poll", "regrade", "release", "grade"]),
+    help="Only these, all for the course repository: poll (push-time grading), regrade, "
+    "release [default: all]. `grade` (earlier versions' grade-WEEK.yml for the repositories "
+    "students push to) says what to delete instead.",
 )
 @click.option("--force", is_flag=True, help="Replace workflow files init-ci did not write.")
 @click.option(
@@ -316,9 +317,10 @@ def pushes(ctx: click.Context, checkout: Path, repo: str | None, out: Path) -> N
 @click.pass_context
 @user_errors
 def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool, check: bool):
-    """Write the course's GitHub Actions workflows into DEST/.github/workflows/, filled in
-    from course.toml: runner labels, the pinned grader, the weeks' issues and patterns; and
-    DEST/.github/actionlint.yaml, the runner labels for actionlint."""
+    """Write the course's GitHub Actions workflows into DEST/.github/workflows/ of the course
+    repository (only instructors write it), filled in from course.toml: runner labels, the
+    pinned grader, the weeks' issues and patterns; and DEST/.github/actionlint.yaml, the
+    runner labels for actionlint. No workflow goes into a repository students can write."""
     from grader.course.config import load_course_config
     from grader.github.workflows import (
         WORKFLOWS,

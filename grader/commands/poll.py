@@ -99,7 +99,11 @@ def poll(
             f"  {item['week']} {item['login']}: {item['repository']}@{item['commit'][:7]}, pushed "
             f"by {item['actor']} at {item['pushed_at']} → shard {item['shard']}"
         )
-    _outputs(shards=json.dumps(used), pending=str(len(record["pending"])))
+    _outputs(
+        shards=json.dumps(used),
+        pending=str(len(record["pending"])),
+        deferred=str(len(record["deferred"])),
+    )
     _summary(record, title="Poll" if not everyone else "Regrade plan")
 
 
@@ -170,7 +174,7 @@ def poll_post(
     not be posted.
     """
     from grader.classroom.batch import publish_batch
-    from grader.classroom.shards import merge_shards, stale_items
+    from grader.classroom.shards import merge_shards, post_deferred, stale_items
     from grader.course.config import load_course_config
     from grader.github.poll import read_plan, read_state
 
@@ -185,6 +189,12 @@ def poll_post(
     for key, why in stale.items():
         click.echo(f"not posted {key}: {why}")
     github = github_env()
+    if post and planned.get("deferred"):
+        posting = post_deferred(
+            course, config, planned, token=github["token"] or "", api_url=github["api_url"]
+        )
+        echo_posting(posting)
+        failed = failed or bool(posting.failed)
     for week, batch in merged.weeks.items():
         runs = [run for run in batch.runs if f"{week}/{run.job.student}" not in stale]
         click.echo(f"{week}: {len(batch.rows)} graded, gradebook {batch.gradebook}")

@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 from grader.course.config import LOGIN, CourseConfig
 from grader.errors import GraderError
+from grader.github.budget import KEPT, Ledger
 from grader.github.client import GitHubClient
 from grader.github.pushes import MOVES
 
@@ -75,6 +76,7 @@ class Plan:
     state: dict[str, Any] = field(default_factory=dict)
     api_calls: int = 0
     idle: bool = False  # GitHub said nothing changed (304)
+    deferred: list[tuple[Pending, str]] = field(default_factory=list)  # past the GPU budget
 
 
 def empty_state() -> dict[str, Any]:
@@ -126,19 +128,42 @@ def poll(
         _poll_classroom(github, config, week_names, plan, everyone)
     else:
         _poll_repositories(github, config, week_names, plan, everyone)
-    changed = {item.key for item in plan.pending}
+    moment = now or datetime.now(timezone.utc)
+    if config.budget.limited and not everyone:
+        _apply_budget(config, plan, moment)
     if everyone:  # the regrade: every student's latest own submission, changed or not
         plan.pending = [
             _pending(key, entry)
             for key, entry in sorted(state["submissions"].items())
             if key.split("/")[0] in week_names
         ]
-    for item in plan.pending:
-        if item.key in changed:
-            state["submissions"][item.key]["planned_at"] = stamp
+    for item in plan.pending:  # what a posting job compares: the newest grading posts
+        state["submissions"][item.key]["planned"] = item.commit
+        state["submissions"][item.key]["planned_at"] = stamp
     state["polled_at"] = stamp
     plan.api_calls = github.api_calls - start
     return plan
+
+
+def _apply_budget(config: CourseConfig, plan: Plan, now: datetime) -> None:
+    """Past `[budget]`, a submission waits for the nightly regrade (which grades every
+    student's latest own submission). The count is the state's, which no student can write."""
+    ledgers = plan.state.setdefault("gradings", {})
+    kept = []
+    for item in plan.pending:
+        times = tuple(
+            moment
+            for text in ledgers.get(item.login, [])
+            if now - (moment := datetime.fromisoformat(text)) < KEPT
+        )
+        why = Ledger(times).over(config.budget, now, config.timezone)
+        if why:
+            plan.deferred.append((item, why))
+            plan.notices.append(f"{item.key}: past the GPU budget ({why}): graded by the regrade")
+            continue
+        ledgers[item.login] = [t.isoformat() for t in (*times, now)]
+        kept.append(item)
+    plan.pending = kept
 
 
 def _pending(key: str, entry: dict[str, Any]) -> Pending:
@@ -496,6 +521,7 @@ def write_plan(github: GitHubClient, plan: Plan, out: Path, shards: int) -> list
         "api_calls": plan.api_calls,
         "shards": used,
         "pending": fetched,
+        "deferred": [{**asdict(item), "reason": why} for item, why in plan.deferred],
         "notices": plan.notices,
     }
     (out / "plan.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
