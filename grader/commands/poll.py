@@ -153,6 +153,11 @@ def poll_grade(ctx: click.Context, shard: Path, out: Path, workers: int | None, 
     help="The poll's state as it is now: a report whose student pushed again since is not "
     "posted (the newer grading posts). Without it every report is posted.",
 )
+@click.option(
+    "--nbgrader-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also record the merged grades in this nbgrader gradebook database.",
+)
 @click.option("--post/--no-post", default=True, show_default=True, help="Post the reports.")
 @click.option("--post-leaderboard", is_flag=True, help="Also post each week's leaderboard.")
 @click.pass_context
@@ -163,6 +168,7 @@ def poll_post(
     results: tuple[Path, ...],
     gradebook: Path,
     state: Path | None,
+    nbgrader_db: Path | None,
     post: bool,
     post_leaderboard: bool,
 ) -> None:
@@ -198,6 +204,11 @@ def poll_post(
     for week, batch in merged.weeks.items():
         runs = [run for run in batch.runs if f"{week}/{run.job.student}" not in stale]
         click.echo(f"{week}: {len(batch.rows)} graded, gradebook {batch.gradebook}")
+        if nbgrader_db is not None:
+            from grader.classroom.gradebook import import_into_nbgrader
+
+            recorded = import_into_nbgrader(batch.rows, nbgrader_db, week)
+            click.echo(f"nbgrader: {recorded} grades in {nbgrader_db}")
         if not (post or post_leaderboard):
             continue
         posting = publish_batch(
