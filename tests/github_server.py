@@ -44,6 +44,7 @@ _ACTIVITY = re.compile(r"/repos/([^/]+/[^/]+)/activity")
 _REPO = re.compile(r"/repos/([^/]+/[^/]+)")
 _TREE = re.compile(r"/repos/([^/]+/[^/]+)/git/trees/([0-9a-f]{40})")
 _BLOB = re.compile(r"/repos/([^/]+/[^/]+)/git/blobs/([0-9a-f]{40})")
+_COMMIT = re.compile(r"/repos/([^/]+/[^/]+)/commits/([^/]+)")
 
 
 @dataclass
@@ -331,6 +332,13 @@ class GitHubServer:
                 return self._tree(match[1], match[2], request.query)
             elif (match := _BLOB.fullmatch(path)) and request.method == "GET":
                 return self._blob(match[1], match[2])
+            elif (match := _COMMIT.fullmatch(path)) and request.method == "GET":
+                found = self._git(
+                    match[1], "rev-parse", "--verify", "--quiet", match[2] + "^{commit}"
+                )
+                if found is None or found.returncode != 0:
+                    return 404, {}, _error("Not Found")
+                return 200, {}, {"sha": found.stdout.decode().strip()}
             elif (match := _ACTIVITY.fullmatch(path)) and request.method == "GET":
                 return self._activities(match[1], request.query)
             elif (match := _REPO.fullmatch(path)) and request.method == "GET":

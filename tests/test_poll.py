@@ -430,3 +430,28 @@ def test_past_the_gpu_budget_a_push_waits_for_the_regrade_and_the_student_is_tol
         assert regrade.returncode == 0, regrade.stderr
         planned = json.loads((tmp_path / "p3/plan.json").read_text())["pending"]
         assert [(item["login"], item["commit"]) for item in planned] == [("ann", second)]
+
+
+def test_a_repository_without_pushes_in_githubs_activity_and_classrooms_own_push(tmp_path):
+    """A course moving to the poll mid-term: a repository whose pushes GitHub's activity no
+    longer lists is graded as its branch is now, with no push time (so no lateness); the
+    template GitHub Classroom pushed when it made a repository is nobody's submission."""
+    _, config = config_of(tmp_path / "course", PER_STUDENT)
+    with GitHubServer() as server:
+        org = Org(tmp_path / "org", server)
+        old = org.repo("dl-old")
+        head = org.push(old, {"week3.ipynb": notebook_bytes(tmp_path, "old")}, actor="old")
+        server._activity[old].clear()  # older than the activity GitHub keeps
+        fresh = org.repo("dl-new")
+        org.push(
+            fresh,
+            {"week3.ipynb": notebook_bytes(tmp_path, "template")},
+            actor="github-classroom[bot]",
+        )
+        with client(server) as github:
+            plan = poll(github, config, empty_state())
+        assert [(i.login, i.commit, i.pushed_at) for i in plan.pending] == [("old", head, "")]
+        assert plan.notices == [
+            f"{old}: no push in GitHub's activity; graded as main is now ({head[:7]}), with no "
+            "push time, so no lateness"
+        ]

@@ -232,6 +232,8 @@ def _summary(record: dict, title: str) -> None:
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
+    from grader.views.markdown import inert
+
     lines = [f"## {title}", ""]
     if record["idle"]:
         lines.append("Nothing pushed since the last poll (GitHub answered 304).")
@@ -246,7 +248,8 @@ def _summary(record: dict, title: str) -> None:
         ]
     if record["notices"]:
         lines += ["", "**For the instructor**", ""]
-        lines += [f"- {notice}" for notice in record["notices"]]
+        lines += [f"- {inert(notice)}" for notice in record["notices"]]  # paths are students'
+
     lines += ["", f"{record['api_calls']} GitHub API call(s).", ""]
     with open(path, "a", encoding="utf-8") as file:
         file.write("\n".join(lines))

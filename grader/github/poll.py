@@ -343,6 +343,21 @@ def _read_pushes(
         ),
         key=lambda item: item["id"],
     )
+    if not moves and login is not None and not record.get("head"):
+        # A student repository seen for the first time whose pushes GitHub's activity no
+        # longer lists (a course moving to the poll mid-term): its branch as it is now is the
+        # student's own repository's, with no push time (no lateness).
+        head = github.get_json(
+            f"repos/{full}/commits/{quote(branch, safe='')}",
+            f"read the newest commit of {full}",
+            missing_ok=True,
+        )
+        if isinstance(head, dict) and _SHA.fullmatch(str(head.get("sha", ""))):
+            moves = [{"id": 0, "after": head["sha"], "actor": {"login": login}, "timestamp": ""}]
+            plan.notices.append(
+                f"{full}: no push in GitHub's activity; graded as {branch} is now "
+                f"({head['sha'][:7]}), with no push time, so no lateness"
+            )
     if not moves:
         return True  # a push to another branch, or a branch deleted
     staff = set(config.staff)
@@ -407,6 +422,8 @@ def _attribute(
             continue
         who = f"{login}'s {week}"
         if actor != login.lower() and actor not in config.staff:
+            if actor.endswith("[bot]"):
+                continue  # GitHub Classroom creating the repository from the template, say
             plan.notices.append(
                 f"{full}: {_actor(move)} pushed {changed[0]['path']} at {move.get('timestamp')}, "
                 f"in {login}'s place: not {who} submission, not graded as theirs (only {login} "
