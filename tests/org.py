@@ -62,10 +62,13 @@ class Org:
         actor: str,
         force: bool = False,
         now: bool = False,
+        at: float | None = None,
+        dated: float | None = None,
     ) -> str:
         """A commit on top of the branch (with `force`, on top of its parent: history
         rewritten) changing `files` (None deletes), pushed by `actor` (`now`: at this moment,
-        else on the organisation's own clock, a second after its last push); returns the commit."""
+        else at `at`, else on the organisation's own clock, a second after its last push; the
+        commit itself `dated` as its author likes, e.g. backdated); returns the commit."""
         git_dir = self.root / f"{full.split('/')[1]}.git"
         before = self.heads[full]
         parent = before
@@ -93,6 +96,8 @@ class Org:
                     env=env,
                 )
             tree = _git(git_dir, "write-tree", env=env)
+        stamp = {} if dated is None else {"GIT_AUTHOR_DATE": f"@{int(dated)} +0000",
+                                           "GIT_COMMITTER_DATE": f"@{int(dated)} +0000"}  # fmt: skip
         commit = _git(
             git_dir,
             "commit-tree",
@@ -101,6 +106,7 @@ class Org:
             "-m",
             f"push by {actor}",
             data=b"",
+            env=stamp,
         )
         _git(git_dir, "update-ref", "refs/heads/main", commit)
         self.heads[full] = commit
@@ -110,7 +116,7 @@ class Org:
             before=before or "0" * 40,
             actor=actor,
             activity_type="force_push" if force else "push",
-            at=None if now else self.clock,
+            at=None if now else at if at is not None else self.clock,
         )
         self.clock += 1
         return commit
