@@ -455,3 +455,22 @@ def test_a_repository_without_pushes_in_githubs_activity_and_classrooms_own_push
             f"{old}: no push in GitHub's activity; graded as main is now ({head[:7]}), with no "
             "push time, so no lateness"
         ]
+
+
+def test_a_regrade_of_one_week_leaves_the_other_weeks_changes_to_the_next_poll(tmp_path):
+    """`--week` narrows what is planned, never what is read: a week-3 push seen by a week-2
+    regrade is graded by the next poll, not lost."""
+    _, config = config_of(tmp_path / "course", PER_STUDENT + "[weeks.week2]\n")
+    with GitHubServer() as server:
+        org = Org(tmp_path / "org", server)
+        amy = org.repo("dl-amy")
+        org.push(amy, {"week2.ipynb": notebook_bytes(tmp_path, "2")}, actor="amy")
+        with client(server) as github:
+            first = poll(github, config, empty_state())
+            assert [i.key for i in first.pending] == ["week2/amy"]
+            week3 = org.push(amy, {"week3.ipynb": notebook_bytes(tmp_path, "3")}, actor="amy")
+            regrade = poll(github, config, first.state, everyone=True, weeks=("week2",))
+            assert [i.key for i in regrade.pending] == ["week2/amy"]
+            after = poll(github, config, regrade.state)
+            assert [(i.key, i.commit) for i in after.pending] == [("week3/amy", week3)]
+            assert poll(github, config, after.state).pending == []

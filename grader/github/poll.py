@@ -122,21 +122,30 @@ def poll(
     plan = Plan(state=state)
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     week_names = tuple(weeks) or tuple(config.weeks)
+    # Every week's changes are read and attributed, whatever `weeks` asks to plan: the state
+    # moves past these pushes, and a change of another week is planned by the next poll.
+    every_week = tuple(config.weeks)
     if config.ci.shared_issue or all(
-        pattern.has_login for week in week_names for pattern in config.week(week).patterns
+        pattern.has_login for week in every_week for pattern in config.week(week).patterns
     ):
-        _poll_classroom(github, config, week_names, plan, everyone)
+        _poll_classroom(github, config, every_week, plan, everyone)
     else:
-        _poll_repositories(github, config, week_names, plan, everyone)
+        _poll_repositories(github, config, every_week, plan, everyone)
+    chosen = sorted(
+        (key, entry) for key, entry in state["submissions"].items()
+        if key.split("/")[0] in week_names
+    )  # fmt: skip
+    # Push time: each submission not yet planned at its newest own commit (and not waiting for
+    # the regrade at it). The regrade: every student's latest own submission.
+    plan.pending = [
+        _pending(key, entry)
+        for key, entry in chosen
+        if everyone
+        or (entry.get("planned") != entry["commit"] and entry.get("deferred") != entry["commit"])
+    ]
     moment = now or datetime.now(timezone.utc)
     if config.budget.limited and not everyone:
         _apply_budget(config, plan, moment)
-    if everyone:  # the regrade: every student's latest own submission, changed or not
-        plan.pending = [
-            _pending(key, entry)
-            for key, entry in sorted(state["submissions"].items())
-            if key.split("/")[0] in week_names
-        ]
     for item in plan.pending:  # what a posting job compares: the newest grading posts
         state["submissions"][item.key]["planned"] = item.commit
         state["submissions"][item.key]["planned_at"] = stamp
@@ -158,6 +167,7 @@ def _apply_budget(config: CourseConfig, plan: Plan, now: datetime) -> None:
         )
         why = Ledger(times).over(config.budget, now, config.timezone)
         if why:
+            plan.state["submissions"][item.key]["deferred"] = item.commit
             plan.deferred.append((item, why))
             plan.notices.append(f"{item.key}: past the GPU budget ({why}): graded by the regrade")
             continue
@@ -275,9 +285,12 @@ def _epoch(value: Any) -> float:
 def _poll_classroom(
     github: GitHubClient, config: CourseConfig, weeks: tuple[str, ...], plan: Plan, everyone: bool
 ) -> None:
-    full = config.issues_repository()
+    full = config.repository  # never $GITHUB_REPOSITORY: the poll runs in the course's own
     if not full:
-        raise GraderError("which repository do students push to? set course.repository")
+        raise GraderError(
+            "which repository do students push to? set course.repository in course.toml (the "
+            "poll runs in the course repository, so it cannot guess)"
+        )
     before = plan.state["repositories"].get(full) or {}
     branch = before.get("branch")
     if branch is None:
@@ -460,8 +473,6 @@ def _attribute(
             "pushed_at": str(move.get("timestamp")),
             "actor": _actor(move),
         }
-        plan.pending = [item for item in plan.pending if item.key != key]
-        plan.pending.append(_pending(key, submissions[key]))
     for path in sorted(set(known) - set(now)):
         plan.notices.append(
             f"{full}: {path} was deleted by {_actor(move)}; the last graded submission stands"
