@@ -54,6 +54,7 @@ def main(ctx: click.Context, course: Path | None) -> None:
 @user_errors
 def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: Path | None):
     """Generate the student version of WEEKS with nbgrader (solutions and hidden tests removed)."""
+    from grader.course.config import load_course_config, normalise_week
     from grader.course.release import release_week
 
     course = course_of(ctx)
@@ -61,7 +62,15 @@ def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: P
         weeks = tuple(course.weeks())
     if not weeks:
         raise click.UsageError("name a week (e.g. `grader release week3`) or pass --all")
+    config = load_course_config(course)  # a mistake in course.toml stops here, not in CI
     for week in weeks:
+        name = normalise_week(week)
+        if config.path is not None and name in course.weeks() and name not in config.weeks:
+            click.echo(
+                f"grader: warning: {week} is not in {config.path.name}'s [weeks] tables, so CI "
+                f"will not grade it: add [weeks.{name}]",
+                err=True,
+            )
         for notebook in release_week(course, week, dest):
             click.echo(f"released {notebook}")
 

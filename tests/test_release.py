@@ -5,6 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 import tomllib
+from classroom import grader, make_course
 from conftest import REPO, run_grader
 
 from grader.course.public import public_grader
@@ -95,3 +96,25 @@ def _region(source: str, begin: str, end: str) -> list[str]:
         elif inside:
             lines.append(line)
     return lines
+
+
+def test_release_reads_course_toml_first_and_says_which_weeks_ci_will_not_grade(tmp_path):
+    """A duplicate table stops the release with the line and what to do (not tomllib's raw
+    words, and not only once CI runs); a week missing from [weeks] is released with a warning,
+    since CI would silently skip it."""
+    course = make_course(
+        tmp_path / "course", '[weeks.week3]\nprofile = "subset"\n\n[weeks.week3]\n'
+    )
+    twice = grader("--course", course, "release", "week2", "--dest", tmp_path / "out")
+    assert twice.returncode == 2
+    assert "course.toml line 4: [weeks.week3] is declared twice; write each table once" in (
+        twice.stderr
+    )
+    assert not (tmp_path / "out").exists()
+    (course / "course.toml").write_text('[weeks.week3]\nprofile = "subset"\n')
+    released = grader("--course", course, "release", "week2", "--dest", tmp_path / "out")
+    assert released.returncode == 0, released.stderr
+    assert (
+        "week2 is not in course.toml's [weeks] tables, so CI will not grade it: add [weeks.week2]"
+        in released.stderr
+    )

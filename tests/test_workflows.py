@@ -347,3 +347,10 @@ def test_the_poll_and_regrade_need_the_organisation_token(tmp_path):
         assert "ci.regrade_token_secret" in refused.stderr
     fine = grader("--course", course, "init-ci", tmp_path / "repo", "--workflow", "release")
     assert fine.returncode == 0, fine.stderr
+
+
+def test_check_with_nothing_to_check_is_an_error(tmp_path):
+    """`--check` of a folder with none of the course's workflows used to pass in silence."""
+    done = grader("init-ci", "--check", tmp_path)
+    assert done.returncode == 2
+    assert "nothing to check" in done.stderr and "grader init-ci" in done.stderr

@@ -322,6 +322,7 @@ def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool,
     pinned grader, the weeks' issues and patterns; and DEST/.github/actionlint.yaml, the
     runner labels for actionlint. No workflow goes into a repository students can write."""
     from grader.course.config import load_course_config
+    from grader.errors import GraderError
     from grader.github.workflows import (
         WORKFLOWS,
         check_workflows,
@@ -332,6 +333,11 @@ def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool,
     course = course_of(ctx)
     workflows = render_workflows(course, load_course_config(course), which or WORKFLOWS)
     if check:
+        if not any((dest / workflow.path).exists() for workflow in workflows):
+            raise GraderError(
+                f"nothing to check: {dest / '.github' / 'workflows'} holds none of the course's "
+                f"workflows; write them with `grader init-ci {dest}`"
+            )
         stale = check_workflows(workflows, dest)
         for path in stale:
             click.echo(f"out of date: {path} (run `grader init-ci`)", err=True)

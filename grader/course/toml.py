@@ -49,8 +49,23 @@ def read_toml(path: Path, error_type: type[GraderError]) -> tuple[dict[str, Any]
     except (OSError, UnicodeDecodeError) as error:
         raise error_type(f"cannot read {path}: {error}") from None
     except tomllib.TOMLDecodeError as error:
-        raise error_type(f"{path}: {error}") from None
+        raise error_type(_decode_error(path, str(error))) from None
     return raw, Where(path, key_lines(text), error_type)
+
+
+def _decode_error(path: Path, message: str) -> str:
+    """tomllib's complaint as a sentence for whoever edits the file: the line first."""
+    where = re.search(r"\(at line (\d+), column \d+\)", message)
+    line = f" line {where[1]}" if where else ""
+    twice = re.match(r"Cannot declare \((.*)\) twice", message)
+    if twice:
+        table = ".".join(key.strip().strip("'\"") for key in twice[1].split(",") if key.strip())
+        return (
+            f"{path}{line}: [{table}] is declared twice; write each table once (merge the "
+            "two into the first)"
+        )
+    what = message[: where.start()].strip() if where else message
+    return f"{path}{line} is not valid TOML: {what}"
 
 
 @dataclass(frozen=True)
