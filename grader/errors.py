@@ -25,3 +25,8 @@ class PostError(GraderError):
 
 class ReleaseError(GraderError):
     pass
+
+
+class GradersBroken(SpecError):
+    """A week's graders cannot run as written (an import, a fixture, a marker): the course's
+    fault. The student's report says so in one sentence; the detail is the instructor's."""

@@ -8,6 +8,7 @@ public spec.toml and visible graders (`grader.course.public`), for `grader check
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
     if course.public:
         raise ReleaseError("releasing needs the course's solutions/, not its public part")
     spec = course.week(week)
+    problems = check_week(spec)
+    if problems:
+        raise ReleaseError(
+            f"{spec.week} is not released: " + "; ".join(problems) + ". Fix it in "
+            f"{spec.directory} and release again (`grader release {spec.week}`)."
+        )
     release_root = (dest or course.assignments).resolve()
     config = Config()
     config.CourseDirectory.root = str(course.root)
@@ -58,3 +65,40 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
         raise ReleaseError(f"nbgrader released no notebook for {spec.week} into {target}")
     write_public(course, spec.week, target)
     return notebooks
+
+
+# nbgrader's markers: anything else spelt like one (`### BEGIN SOLUTON`) is taken for a
+# solution region nbgrader cannot close, and the cell's locked code goes with it.
+# (Spelt in parts: the Gradescope bundle, which carries this file, must hold no marker.)
+MARKERS = {f"{edge} {what}" for edge in ("BEGIN", "END") for what in ("SOLUTION", "HIDDEN TESTS")}
+_MARKER = re.compile(r"^\s*###\s*((?:BEGIN|END)\b[^\n]*?)\s*$", re.MULTILINE)
+
+
+def check_week(spec) -> list[str]:
+    """What would make the released week fail its students: graders that cannot run as grading
+    runs them (`check_graders`), a source notebook without the `parameters` cell the grader
+    injects into, a solution marker nbgrader does not know. Empty: release it."""
+    import nbformat
+
+    from grader.pipeline.checks import check_graders
+
+    problems = list(check_graders(spec))
+    path = spec.source_notebook
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises several kinds for a broken file
+        return [*problems, f"{path.name} cannot be read as a notebook ({error})"]
+    if not any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in notebook.cells):
+        problems.append(
+            f"{path.name} has no cell tagged `parameters`: the grader injects the data folder, "
+            "the device and the seed after it, so without one the notebook's own values win "
+            "(View → Cell Toolbar → Tags in Jupyter; `parameters` on the cell of defaults)"
+        )
+    for number, cell in enumerate(notebook.cells, start=1):
+        for marker in _MARKER.findall(cell.source):
+            if " ".join(marker.split()) not in MARKERS:
+                problems.append(
+                    f"{path.name} cell {number}: `### {marker}` is not one of nbgrader's markers "
+                    f"({', '.join(sorted(MARKERS))}): nbgrader would take the whole cell"
+                )
+    return problems

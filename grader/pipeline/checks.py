@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from grader.course.spec import Profile, WeekSpec
-from grader.errors import SpecError
+from grader.errors import GradersBroken, SpecError
 from grader.pipeline.results import CheckResult, Execution, ModelResult
 from grader.pipeline.visibility import VISIBILITIES
+from grader.states import ExecutionStatus
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class _GradingPlugin:
     def __init__(self, facts: Facts):
         self._facts = facts  # not `facts`: pytest would take the attribute for the fixture
         self.results: list[CheckResult] = []
+        self.broken: list[str] = []  # what makes a grader unable to run: the course's fault
+        self.collected = 0
         self._checks: dict[str, Check] = {}
 
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -126,6 +129,23 @@ class _GradingPlugin:
             request.node.nodeid, Check(self._facts.profile, self._facts.withheld)
         )
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Every check's markers, read once it is collected: a wrong one is the course's."""
+        self.collected = len(session.items)
+        for item in session.items:
+            visibility = item.get_closest_marker("visibility")
+            if visibility is not None and (visibility.args or [None])[0] not in VISIBILITIES:
+                self.broken.append(
+                    f"{_where(item)}: visibility {(visibility.args or [None])[0]!r} is none of "
+                    "Gradescope's: " + ", ".join(VISIBILITIES)
+                )
+            points = item.get_closest_marker("points")
+            value = (points.args or [None])[0] if points is not None else 1.0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                self.broken.append(
+                    f"{_where(item)}: points({value!r}) must be a number of points ≥ 0"
+                )
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report = yield
@@ -135,21 +155,27 @@ class _GradingPlugin:
 
     def _result(self, item: pytest.Item, call: pytest.CallInfo, report) -> CheckResult:
         points_marker = item.get_closest_marker("points")
-        points = float(points_marker.args[0]) if points_marker else 1.0
+        try:
+            points = float(points_marker.args[0]) if points_marker else 1.0
+        except (IndexError, TypeError, ValueError):
+            points = 0.0  # said by pytest_collection_finish
         visibility_marker = item.get_closest_marker("visibility")
         visibility = visibility_marker.args[0] if visibility_marker else "visible"
-        if visibility not in VISIBILITIES:
-            raise SpecError(
-                f"{item.nodeid}: visibility {visibility!r} is none of Gradescope's: "
-                + ", ".join(VISIBILITIES)
-            )
+        where = _where(item)
         check = self._checks.get(item.nodeid, Check(self._facts.profile))
         message = ""
         if call.excinfo is not None:
             error = call.excinfo.value
             message = getattr(error, "msg", None) or str(error) or call.excinfo.exconly()
-            if isinstance(error, SpecError):
-                raise error
+            if isinstance(error, pytest.FixtureLookupError):
+                self.broken.append(
+                    f"{where}: asks for the fixture {error.argname!r}, which nothing provides "
+                    f"(the grader provides: {', '.join(FIXTURES)})"
+                )
+            elif isinstance(error, SpecError):
+                self.broken.append(f"{where}: {error}")
+            elif report.when == "setup" and not report.skipped:
+                self.broken.append(f"{where}: its set-up failed: {call.excinfo.exconly()}")
         return CheckResult(
             name=_check_name(item),
             points=points,
@@ -172,7 +198,7 @@ def _check_name(item: pytest.Item) -> str:
     return re.sub(r"^test_", "", item.name).replace("_", " ").capitalize()
 
 
-def run_graders(spec: WeekSpec, facts: Facts) -> list[CheckResult]:
+def run_graders(spec: WeekSpec, facts: Facts, extra: tuple[str, ...] = ()) -> list[CheckResult]:
     if not spec.graders.is_dir():
         raise SpecError(f"{spec.week} has no graders folder at {spec.graders}")
     plugin = _GradingPlugin(facts)
@@ -202,13 +228,52 @@ def run_graders(spec: WeekSpec, facts: Facts) -> list[CheckResult]:
         ]
         output = io.StringIO()
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            code = pytest.main(args, plugins=[plugin])
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not plugin.results:
-        raise SpecError(
-            f"the graders in {spec.graders} did not run (pytest exit code "
-            f"{int(code)}):\n{output.getvalue()[-2000:]}"
+            code = pytest.main([*args, *extra], plugins=[plugin])
+    if plugin.broken:
+        raise GradersBroken("; ".join(plugin.broken))
+    ran = plugin.collected if "--setup-only" in extra else plugin.results
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not ran:
+        raise GradersBroken(
+            f"the graders in {spec.graders} did not run (pytest exit code {int(code)}): "
+            + _salient(output.getvalue())
         )
     return plugin.results
+
+
+FIXTURES = ("facts", "models", "execution", "values", "week_dir", "check")
+
+
+def check_graders(spec: WeekSpec) -> list[str]:
+    """What would keep the week's graders from running when a submission is graded: pytest
+    collects them as grading does and sets every check up (`--setup-only`: the fixtures they
+    ask for, their markers) on stand-in facts, running no check. Empty: they can run."""
+    profile = next(iter(spec.profiles.values()))
+    facts = Facts({}, Execution(ExecutionStatus.COMPLETED, 0.0), profile, None, {}, {},
+                  spec.directory)  # fmt: skip
+    try:
+        run_graders(spec, facts, extra=("--setup-only",))
+    except GradersBroken as error:
+        return [str(error)]
+    except SpecError as error:
+        return [str(error)]
+    return []
+
+
+def _where(item: pytest.Item) -> str:
+    """FILE:LINE (the check's name) as an author finds it in the week's graders/."""
+    path, line, _ = item.location
+    return f"{path}:{(line or 0) + 1} ({item.name})"
+
+
+def _salient(output: str) -> str:
+    """pytest's output less its banners: the lines that say what went wrong, one line each."""
+    keep = [
+        line.strip()
+        for line in output.splitlines()
+        if line.strip()
+        and not re.fullmatch(r"[=_!-]+.*[=_!-]+|\d+ (error|warning).*", line.strip())
+    ]
+    return " | ".join(keep)[-1500:]
 
 
 @contextlib.contextmanager

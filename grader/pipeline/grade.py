@@ -22,7 +22,7 @@ from grader.course.course import Course
 from grader.course.spec import Profile, WeekSpec
 from grader.data.cache import find_weights
 from grader.data.datasets import ImageDataset
-from grader.errors import GraderError
+from grader.errors import GraderError, GradersBroken
 from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import captured_model, found_as, read_capture, read_values
@@ -32,7 +32,7 @@ from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_exec
 from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.predictions import write_predictions
 from grader.pipeline.provenance import graded_datasets, provenance, test_data_line
-from grader.pipeline.results import CheckResult, GradingResult, ModelResult
+from grader.pipeline.results import Advice, CheckResult, GradingResult, ModelResult
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.pipeline.visibility import show_checks
@@ -141,6 +141,14 @@ def _grade(
         )  # fmt: skip
         stopping.check()  # a stop the graders' pytest caught leaves a result not to trust
         show_checks(result, course, spec)
+    except GradersBroken as error:
+        # The course's checks cannot run: one sentence for the student, the detail (pytest's
+        # words, file and line) for the instructor's log, job summary and gradebook notes.
+        result.outcome, result.summary = Outcome.GRADER_ERROR, GRADERS_BROKEN
+        result.checks = []
+        result.advise(Advice("graders", instructor=f"The week's graders could not run: {error}"))
+        write_outputs(result, out, course, executed=None, started=started)
+        raise
     except GraderError as error:
         result.outcome, result.summary = Outcome.GRADER_ERROR, not_your_fault(error)
         write_outputs(result, out, course, executed=None, started=started)
@@ -383,6 +391,12 @@ def verify_sandbox(spec: WeekSpec, options: GradeOptions) -> dict[str, str]:
         sandbox.close()
         sandbox.scratch.remove()
     return {VERIFIED: fingerprint(sandbox)}
+
+
+GRADERS_BROKEN = (
+    f"{Outcome.GRADER_ERROR.sentence} The course's checks for this week are broken: your "
+    "instructor has been told, and nothing was counted."
+)
 
 
 def not_your_fault(error: GraderError) -> str:
