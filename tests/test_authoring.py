@@ -105,3 +105,19 @@ def test_graders_that_cannot_run_cost_the_student_nothing_and_say_so_in_one_sent
     assert result["outcome"] == "grader_error"
     (advice,) = [a for a in result["advice"] if a["cause"] == "graders"]
     assert advice["student"] == "" and "the fixture 'model'" in advice["instructor"]
+
+
+def test_init_ci_check_names_a_week_that_would_not_release(tmp_path):
+    course = week2_course(tmp_path / "course")
+    (course / "course.toml").write_text(
+        '[ci]\ngrader_repository = "org/grader"\ngrader_ref = "v1"\n'
+        'regrade_token_secret = "ORG_TOKEN"\n[weeks.week2]\n'
+    )
+    written = grader("--course", course, "init-ci", tmp_path / "repo")
+    assert written.returncode == 0, written.stderr
+    assert grader("--course", course, "init-ci", "--check", tmp_path / "repo").returncode == 0
+    path, old, new, _ = BREAKAGES["an unknown fixture"]
+    edit(course / path, old, new)
+    done = grader("--course", course, "init-ci", "--check", tmp_path / "repo")
+    assert done.returncode == 1
+    assert "week2 would not release:" in done.stderr and "the fixture 'model'" in done.stderr

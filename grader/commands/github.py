@@ -341,6 +341,12 @@ def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool,
         stale = check_workflows(workflows, dest)
         for path in stale:
             click.echo(f"out of date: {path} (run `grader init-ci`)", err=True)
-        sys.exit(1 if stale else 0)
+        from grader.course.release import check_week
+
+        config = load_course_config(course)
+        broken = [(week, p) for week in config.weeks for p in check_week(course.week(week))]
+        for week, problem in broken:
+            click.echo(f"{week} would not release: {problem}", err=True)
+        sys.exit(1 if stale or broken else 0)
     for path, action in write_workflows(workflows, dest, force):
         click.echo(f"{action} {path}")
