@@ -91,6 +91,7 @@ def test_a_class_of_fifty_repositories_ten_pushes_between_two_polls(tmp_path):
             idle = poll(github, config, state)
             assert idle.idle and idle.pending == [] and idle.api_calls == 1
             assert server.requests[-1].headers.get("if-none-match")
+            assert idle.state == state  # nothing to commit to the state branch
 
             # Ten pushes and a deleted repository between two polls.
             v2 = notebook_bytes(tmp_path, "print('s00 v2')")

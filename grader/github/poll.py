@@ -149,7 +149,8 @@ def poll(
     for item in plan.pending:  # what a posting job compares: the newest grading posts
         state["submissions"][item.key]["planned"] = item.commit
         state["submissions"][item.key]["planned_at"] = stamp
-    state["polled_at"] = stamp
+    if not plan.idle or plan.pending:  # an idle poll leaves the state as it was: no commit
+        state["polled_at"] = stamp
     plan.api_calls = github.api_calls - start
     return plan
 
