@@ -498,7 +498,7 @@ def test_grading_children_get_no_secret():
         ),
         (
             "[weeks.week3\n",
-            "course.toml: Expected ']' at the end of a table declaration (at line 1",
+            "course.toml line 1: not valid TOML: Expected ']' at the end of a table declaration",
         ),
         (
             '[ci]\nreports = "public"\n',

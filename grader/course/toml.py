@@ -65,7 +65,7 @@ def _decode_error(path: Path, message: str) -> str:
             "two into the first)"
         )
     what = message[: where.start()].strip() if where else message
-    return f"{path}{line} is not valid TOML: {what}"
+    return f"{path}{line}: not valid TOML: {what}"
 
 
 @dataclass(frozen=True)
