@@ -64,6 +64,8 @@ def headline(result: GradingResult) -> Headline:
         )
     if visible.hidden_points:
         points += f" · + {visible.hidden_points:g} hidden points, {result.hidden_note}"
+    if result.outcome is Outcome.GRADER_ERROR:  # the grader's failure grades nothing
+        verdict, points = "not graded", "nothing counted"
     return Headline(icon, verdict, points, summary, visible.pending_points, visible.hidden_points)
 
 

@@ -285,6 +285,12 @@ def test_headline_without_pending_or_hidden_points_is_the_plain_score():
     assert str(headline(result)) == "not passed · 8 / 10 points"
 
 
+def test_a_grading_the_grader_could_not_finish_heads_not_graded_not_a_score():
+    result = with_hidden_checks("visible")
+    result.outcome = Outcome.GRADER_ERROR
+    assert str(headline(result)) == "not graded · nothing counted"
+
+
 def test_the_job_summary_lists_each_instructor_chore_once_per_run():
     from grader.github.grading import CiRecord
     from grader.states import SubmissionState
