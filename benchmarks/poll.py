@@ -70,14 +70,14 @@ def api(students: list[int], pushes: int) -> None:
                 started = time.monotonic()
                 after = poll(github, config, idle.state)
                 after_s = time.monotonic() - started
-                calls = github.api_calls
-                write_plan(github, after, root / "plan", shards=4)
-                blobs = github.api_calls - calls
+                polled = after.api_calls
+                planned = write_plan(github, after, root / "plan", shards=4)
+                blobs = planned["api_calls"] - polled  # write_plan adds its fetches
             print(
                 f"{count} repositories: first poll {first.api_calls} calls ({first_s:.2f} s, "
                 f"{len(first.pending)} to grade); idle poll {idle.api_calls} call (304); "
-                f"{pushes} pushes: {after.api_calls} calls ({after_s:.2f} s) + {blobs} blobs "
-                f"= {(after.api_calls + blobs) / pushes:.1f} per push"
+                f"{pushes} pushes: {polled} calls ({after_s:.2f} s) + {blobs} blobs "
+                f"= {(polled + blobs) / pushes:.1f} per push"
             )
 
 

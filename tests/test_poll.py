@@ -129,7 +129,7 @@ def test_a_class_of_fifty_repositories_ten_pushes_between_two_polls(tmp_path):
             assert again.idle and again.pending == [] and again.api_calls == 1
 
             out = tmp_path / "plan"
-            used = write_plan(github, second, out, shards=3)
+            used = write_plan(github, second, out, shards=3)["shards"]
         assert used == [0, 1, 2]
         record = json.loads((out / "plan.json").read_text())
         assert len(record["pending"]) == 7

@@ -74,7 +74,7 @@ def grade_shard(
                 console=console,
                 times=times,
                 times_clock=Clock.PUSH,
-            )  # fmt: skip
+            )
         )
     return batches
 

@@ -78,12 +78,9 @@ def poll(
     before = read_state(state)
     with GitHubClient(github["api_url"], github["token"]) as client:
         plan = ask(client, config, before, everyone=everyone, weeks=weeks)
-        used = write_plan(client, plan, out, shards or config.ci.shards)
-        plan.api_calls = client.api_calls
+        record = write_plan(client, plan, out, shards or config.ci.shards)
     write_state(plan.state, state)
-    record = json.loads((out / "plan.json").read_text(encoding="utf-8"))
-    record["api_calls"] = plan.api_calls
-    (out / "plan.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    used = record["shards"]
     for notice in plan.notices:
         click.echo(f"grader: notice: {notice}", err=True)
     what = (

@@ -146,16 +146,20 @@ class GitHubClient:
         return _json(response, dict)
 
     def get_if_changed(
-        self, url: str, etag: str | None, doing: str
+        self, url: str, etag: str | None, doing: str, every_page: bool = False
     ) -> tuple[Any, str | None, httpx.Response] | None:
         """A conditional GET: None when the answer is still the one `etag` names (GitHub answers
-        304, which does not count against the rate limit), else (JSON, its ETag, the response)."""
+        304, which does not count against the rate limit), else (JSON, its ETag, the response).
+        `every_page`: a listing whose first page changed, with the pages after it."""
         headers = {"If-None-Match": etag} if etag else None
         response = self.request("GET", url, headers=headers)
         if response.status_code == 304:
             return None
         _raise_for_status(response, doing)
-        return response.json(), response.headers.get("ETag"), response
+        data = response.json()
+        if every_page and (following := self._next_page(response)):
+            data = [*data, *self.pages(following, doing)]
+        return data, response.headers.get("ETag"), response
 
     def get_json(self, url: str, doing: str, missing_ok: bool = False) -> Any:
         """The JSON GitHub answers; None for 404 when `missing_ok` (a repository deleted)."""

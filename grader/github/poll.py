@@ -34,6 +34,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +43,7 @@ from grader.course.config import LOGIN, CourseConfig
 from grader.errors import GraderError
 from grader.github.budget import KEPT, Ledger
 from grader.github.client import GitHubClient
-from grader.github.pushes import MOVES
+from grader.github.pushes import MOVES, _timestamp
 
 STATE_VERSION = 1
 MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024  # as the grader's own limit on an executed notebook
@@ -120,7 +121,8 @@ def poll(
     state = json.loads(json.dumps(state))  # the caller's stays as it was
     start = github.api_calls
     plan = Plan(state=state)
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = now or datetime.now(timezone.utc)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     week_names = tuple(weeks) or tuple(config.weeks)
     # Every week's changes are read and attributed, whatever `weeks` asks to plan: the state
     # moves past these pushes, and a change of another week is planned by the next poll.
@@ -128,9 +130,9 @@ def poll(
     if config.ci.shared_issue or all(
         pattern.has_login for week in every_week for pattern in config.week(week).patterns
     ):
-        _poll_classroom(github, config, every_week, plan, everyone)
+        _poll_classroom(github, config, every_week, plan)
     else:
-        _poll_repositories(github, config, every_week, plan, everyone)
+        _poll_repositories(github, config, every_week, plan)
     chosen = sorted(
         (key, entry) for key, entry in state["submissions"].items()
         if key.split("/")[0] in week_names
@@ -143,9 +145,8 @@ def poll(
         if everyone
         or (entry.get("planned") != entry["commit"] and entry.get("deferred") != entry["commit"])
     ]
-    moment = now or datetime.now(timezone.utc)
     if config.budget.limited and not everyone:
-        _apply_budget(config, plan, moment)
+        _apply_budget(config, plan, now)
     for item in plan.pending:  # what a posting job compares: the newest grading posts
         state["submissions"][item.key]["planned"] = item.commit
         state["submissions"][item.key]["planned_at"] = stamp
@@ -189,7 +190,7 @@ def _pending(key: str, entry: dict[str, Any]) -> Pending:
 
 
 def _poll_repositories(
-    github: GitHubClient, config: CourseConfig, weeks: tuple[str, ...], plan: Plan, everyone: bool
+    github: GitHubClient, config: CourseConfig, weeks: tuple[str, ...], plan: Plan
 ) -> None:
     owner = config.owner()
     if not owner:
@@ -201,7 +202,9 @@ def _poll_repositories(
     url = f"orgs/{owner}/repos?per_page=100&type=all&sort=pushed&direction=desc"
     etags = plan.state["etags"]
     seen = plan.state["repositories"]
-    first = github.get_if_changed(url, etags.get(url), f"list the repositories of {owner}")
+    first = github.get_if_changed(
+        url, etags.get(url), f"list the repositories of {owner}", every_page=True
+    )
     if first is None:
         plan.idle = True
         # GitHub's `pushed_at` counts whole seconds: a push in the second the last listing was
@@ -211,12 +214,9 @@ def _poll_repositories(
                 record["recheck"] = False
                 _read_repository(github, config, weeks, plan, full, record)
         return
-    listed, etag, response = first
+    repositories, etag, response = first
     etags[url] = etag
     asked_at = _epoch(response.headers.get("Date"))
-    repositories = list(listed)
-    if next_url := github._next_page(response):
-        repositories += list(github.pages(next_url, f"list the repositories of {owner}"))
     present = set()
     for repository in repositories:
         name = str(repository.get("name", ""))
@@ -270,11 +270,9 @@ def _read_repository(
 
 def _epoch(value: Any) -> float:
     """Seconds since the epoch of GitHub's ISO 8601 time or HTTP date; 0 when unreadable."""
-    from email.utils import parsedate_to_datetime
-
     try:
         if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value):
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            return _timestamp(value).timestamp()
         return parsedate_to_datetime(str(value)).timestamp()
     except (TypeError, ValueError):
         return 0.0
@@ -284,7 +282,7 @@ def _epoch(value: Any) -> float:
 
 
 def _poll_classroom(
-    github: GitHubClient, config: CourseConfig, weeks: tuple[str, ...], plan: Plan, everyone: bool
+    github: GitHubClient, config: CourseConfig, weeks: tuple[str, ...], plan: Plan
 ) -> None:
     full = config.repository  # never $GITHUB_REPOSITORY: the poll runs in the course's own
     if not full:
@@ -508,12 +506,14 @@ def fetch_notebook(github: GitHubClient, item: Pending) -> bytes:
     return data
 
 
-def write_plan(github: GitHubClient, plan: Plan, out: Path, shards: int) -> list[int]:
+def write_plan(github: GitHubClient, plan: Plan, out: Path, shards: int) -> dict[str, Any]:
     """Fetch each pending notebook into OUT/shard-N/WEEK/LOGIN/WEEK.ipynb (with the push times
     in OUT/shard-N/WEEK/pushed.csv), spread over at most `shards` shards, each week's students
-    round-robin so that every shard gets a share of every week; write OUT/plan.json. Returns the
-    shards that have something to grade."""
+    round-robin so that every shard gets a share of every week; write OUT/plan.json and return
+    what it holds (`shards`: those with something to grade; `api_calls`: the poll's and the
+    fetches')."""
     out.mkdir(parents=True, exist_ok=True)
+    start = github.api_calls
     count = max(1, min(shards, len(plan.pending)))
     assigned: dict[int, list[Pending]] = {}
     by_week: dict[str, list[Pending]] = {}
@@ -543,6 +543,7 @@ def write_plan(github: GitHubClient, plan: Plan, out: Path, shards: int) -> list
                 writer.writerow([item.login, item.pushed_at])
             fetched.append({**asdict(item), "shard": shard})
     used = sorted({entry["shard"] for entry in fetched})
+    plan.api_calls += github.api_calls - start
     record = {
         "version": STATE_VERSION,
         "polled_at": plan.state.get("polled_at"),
@@ -554,7 +555,7 @@ def write_plan(github: GitHubClient, plan: Plan, out: Path, shards: int) -> list
         "notices": plan.notices,
     }
     (out / "plan.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return used
+    return record
 
 
 def read_plan(out: Path) -> dict[str, Any]:
