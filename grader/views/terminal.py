@@ -102,11 +102,16 @@ def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -
     for item in result.advice:
         if item.student:
             console.print(f"💡 {item.student}", markup=False)
-    for note in result.instructor_notes:  # unwrapped: grader.log keeps paths and commands whole
+    if smoke:  # `grader check`: the student's terminal shows only what is theirs
+        instructor_notes, runner_log = [], []
+    else:
+        instructor_notes = result.instructor_notes
+        runner_log = result.execution.runner_log if result.execution else []
+    for note in instructor_notes:  # unwrapped: grader.log keeps paths and commands whole
         console.print(f"For the instructor: {note}", markup=False, soft_wrap=True)
-    if result.execution and result.execution.runner_log:
+    if runner_log:
         console.print("The runner's own log (for the instructor):", style="dim")
-        for line in result.execution.runner_log:
+        for line in runner_log:
             console.print(line, markup=False, style="dim", soft_wrap=True)
     if smoke:
         console.print(
