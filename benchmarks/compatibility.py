@@ -42,6 +42,9 @@ class Row:
     max_score: float
     accuracy: float | None  # measured by the grader
     printed: float | None  # the last accuracy the notebook printed
+    # The grader's measurement on the test images the notebook was given: what `printed`
+    # measured too (the grade, `accuracy`, is on images it never saw).
+    seen: float | None
     seconds: float
     summary: str
     expected: str | None = None
@@ -116,7 +119,7 @@ def grade_one(
         results = written["extra_data"]["grader"]
     except (OSError, ValueError, KeyError):
         tail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-        return Row(notebook.name, "no results", 0, 0, None, None, seconds, tail[0])
+        return Row(notebook.name, "no results", 0, 0, None, None, None, seconds, tail[0])
     accuracies = [
         m["test_accuracy"] for m in results["models"].values() if m.get("test_accuracy") is not None
     ]
@@ -127,6 +130,14 @@ def grade_one(
         max_score=results["max_score"],
         accuracy=accuracies[0] if accuracies else None,
         printed=printed_accuracy(nbformat.read(out / "executed.ipynb", as_version=4)),
+        seen=next(
+            (
+                m["seen_test_accuracy"]
+                for m in results["models"].values()
+                if m.get("seen_test_accuracy") is not None
+            ),
+            None,
+        ),
         seconds=seconds,
         summary=results["summary"],
         results=results,

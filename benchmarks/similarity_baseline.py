@@ -35,13 +35,13 @@ from grader.classroom.similarity_baseline import BASELINE_FILE  # noqa: E402
 from grader.course.course import find_course  # noqa: E402
 from grader.options import GradeOptions  # noqa: E402
 from grader.pipeline.predictions import read_predictions  # noqa: E402
-from grader.pipeline.provenance import graded_datasets  # noqa: E402
+from grader.pipeline.provenance import grading_data  # noqa: E402
 
 
 def measure(week: str, seeds: list[int], data_dir: Path | None, device: str) -> dict:
     spec = find_course().week(week)
-    _, dataset = graded_datasets(spec, GradeOptions(data_dir=data_dir))
-    _, labels = dataset.load("test")
+    data = grading_data(spec, GradeOptions(data_dir=data_dir))
+    _, labels = data.graded()
     predictions, accuracy = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
         for seed in seeds:
@@ -71,8 +71,8 @@ def measure(week: str, seeds: list[int], data_dir: Path | None, device: str) -> 
         }
         print(f"{model}: same mistakes over {len(pairs)} pairs {min(pairs):.4f}–{max(pairs):.4f}")
     return {
-        "test_sha256": dataset.fingerprint("test"),
-        "dataset": f"{dataset.name}, {len(labels):,} test images",
+        "test_sha256": data.sha256,
+        "dataset": f"{data.name}, {len(labels):,} hidden test images",
         "seeds": seeds,
         "device": device,
         "measured": f"{date.today().isoformat()}, {platform.machine()}",

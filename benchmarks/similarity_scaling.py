@@ -39,7 +39,7 @@ from grader.course.config import load_course_config  # noqa: E402
 from grader.course.course import find_course  # noqa: E402
 from grader.options import GradeOptions  # noqa: E402
 from grader.pipeline.predictions import write_predictions  # noqa: E402
-from grader.pipeline.provenance import graded_datasets  # noqa: E402
+from grader.pipeline.provenance import grading_data  # noqa: E402
 
 COPIES, PARTIAL = 4, 4  # planted: whole notebooks copied, training loops copied
 
@@ -63,8 +63,8 @@ def main() -> None:
     rng = np.random.default_rng(2026)
     course = find_course()
     spec = course.week("week3")
-    _, dataset = graded_datasets(spec, GradeOptions())
-    _, labels = dataset.load("test")
+    data = grading_data(spec, GradeOptions())
+    _, labels = data.graded()
     independent = options.students - COPIES - PARTIAL - 2
     students = {f"s{n:03d}": independent_student(rng) for n in range(independent)}
     predictions = dict(zip(students, simulate(labels, independent, rng), strict=True))
@@ -93,7 +93,7 @@ def main() -> None:
             write_student(root / "class" / login / "week3.ipynb", student)
             folder = root / "graded" / login
             folder.mkdir(parents=True, exist_ok=True)
-            write_predictions(folder, dataset.fingerprint("test"), {"model": predictions[login]})
+            write_predictions(folder, data.sha256, {"model": predictions[login]})
         started = time.perf_counter()
         similarity, markdown, table = run_similarity(
             course,

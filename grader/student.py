@@ -25,6 +25,7 @@ from typing import Any
 from grader.course.course import find_course, normalise_week
 from grader.data.cache import default_cache_dir, find_weights
 from grader.data.datasets import ImageDataset
+from grader.data.split import GradingData
 from grader.errors import DataError, GraderError
 from grader.pipeline.results import Execution, GradingResult, ModelResult
 from grader.sandbox.isolation import Scratch
@@ -55,9 +56,9 @@ def check(
     course = find_course(public=True)
     spec = course.week(normalise_week(week))
     dataset = _test_data(spec.dataset, data_root) if spec.dataset else None
-    chosen = spec.profile_for(dataset.count("test") if dataset else None, profile)
+    chosen, why = spec.choose_profile(dataset.count("test") if dataset else None, profile)
     result = GradingResult(spec.week, spec.title, "you", Outcome.GRADER_ERROR, "")
-    result.profile = chosen.name
+    result.profile, result.profile_reason = chosen.name, why
     started = time.monotonic()
     weights = [find_weights(w) for w in spec.weights]
     present = {m.requires for m in spec.models if m.requires and m.variable in namespace}
@@ -85,7 +86,8 @@ def check(
                 ready.append(model)
         worker = _InKernel()
         if ready:
-            evaluated, _ = reevaluate_models(spec, ready, found, dataset, chosen, worker, scratch)
+            data = GradingData(dataset, split=None) if dataset else None  # nothing hidden here
+            evaluated, _ = reevaluate_models(spec, ready, found, data, chosen, worker, scratch)
             result.models.update(evaluated)
         result.models = {m.variable: result.models[m.variable] for m in spec.models}
         result.device = worker.device()

@@ -260,12 +260,16 @@ def test_reference_passes_and_untrained_fails_on_the_real_subset(tmp_path, share
     reference = grade(WEEK3 / "week3.ipynb", tmp_path / "reference", shared_data)
     assert reference.code == 0, reference.report
     assert reference.results["extra_data"]["grader"]["profile"] == "subset"
-    # An honest model does better on the images it learnt from than on the test split, and
-    # stores none of the test images: never held for review.
+    # An honest model scores the test images it was given, those it never saw and the
+    # training images held back from it alike, and stores none: never held for review.
     model = reference.results["extra_data"]["grader"]["models"]["model"]
-    assert model["train_accuracy"] > model["test_accuracy"] and model["review"] is None
+    seen, unseen = (
+        model["seen_test_accuracy"],
+        (model["test_accuracy"], model["held_back_accuracy"]),
+    )
+    assert all(abs(seen - accuracy) < 0.04 for accuracy in unseen) and model["review"] is None
     assert model["stored_test_images"] == 0.0
-    assert f"it scores {model['train_accuracy']:.4f}" in reference.report
+    assert f"the same model scores {seen:.4f}" in reference.report
     untrained = grade(
         WEEK3 / "examples" / "untrained-claims-99.ipynb", tmp_path / "untrained", shared_data
     )

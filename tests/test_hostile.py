@@ -237,8 +237,10 @@ def test_submission_cannot_write_its_grade_or_tamper_with_the_graders(tmp_path, 
 
 def test_model_memorising_the_public_test_split_fails_on_a_private_split(tmp_path, synthetic_data):
     public = hostile("memorises-public-test.ipynb", tmp_path / "public", synthetic_data)
-    assert public.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"] == 1.0
-    assert public.outcome == "needs_review"  # it stores the test images it was graded on
+    memorised = public.results["extra_data"]["grader"]["models"]["model"]
+    # Perfect on the test images it was given; graded on those it never saw, it knows nothing.
+    assert memorised["seen_test_accuracy"] == 1.0 and memorised["test_accuracy"] < 0.3
+    assert public.outcome == "needs_review"
     private = write_synthetic_dataset(tmp_path / "private", train=10, test=400)
     (private / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(
         _shifted_images(synthetic_data)
@@ -429,63 +431,43 @@ def test_a_lookup_table_over_the_public_test_split_is_held_for_review(tmp_path, 
     assert run.code == 1
     assert run.outcome == "needs_review"
     model = run.results["extra_data"]["grader"]["models"]["model"]
-    assert model["test_accuracy"] == 1.0 and model["train_accuracy"] < 0.9
-    assert model["stored_test_images"] == 1.0
+    assert model["seen_test_accuracy"] == 1.0 and model["test_accuracy"] < 0.9
+    assert 0.3 < model["stored_test_images"] < 0.7  # the staged half of the sampled images
     (accuracy,) = [t for t in run.results["tests"] if t["name"].startswith("Test accuracy")]
     # Never shown as passed: failed, scoring 0, tagged and named withheld (as a pending check).
     assert accuracy["score"] == 0 and accuracy["max_score"] == 7
     assert accuracy["status"] == "failed" and accuracy["tags"] == ["withheld"]
     assert "(withheld until a person has reviewed the model)" in accuracy["name"]
-    assert accuracy["output"].startswith("withheld pending review: it scores 1.000 on the test")
+    assert accuracy["output"].startswith("withheld pending review: it scores 1.000 on the")
     assert run.report.splitlines()[1].startswith("## ⏸️ Week 3")  # held for review
-    assert "test accuracy **1.0000**" in run.report  # both numbers, for the student ...
-    assert f"it scores {model['train_accuracy']:.4f}" in run.report
+    assert f"test accuracy **{model['test_accuracy']:.4f}**" in run.report  # every number ...
+    assert "the same model scores 1.0000" in run.report
     assert "For the instructor: `model` is held for review." in run.report  # ... and for them
 
 
-LOOKUP = """
+STORES = """
 import torch
 from torch import nn
-from torchvision import datasets
+from torchvision import datasets, transforms
 
-test = datasets.FashionMNIST(root="./data", train=False, download=True)
-train = datasets.FashionMNIST(root="./data", train=True, download=True)
-IMAGES, LABELS = STORED
-
-
-class Lookup(nn.Module):
-    def __init__(self, images, labels, order):
-        super().__init__()
-        self.register_buffer("order", order)
-        self.register_buffer("images", images.flatten(1)[:, order].float() / 255)
-        self.register_buffer("answers", nn.functional.one_hot(labels, 10).float())
-
-    def forward(self, x):
-        return self.answers[torch.cdist(x.flatten(1)[:, self.order], self.images).argmin(dim=1)]
-
-
-model = Lookup(IMAGES, LABELS, ORDER)
+test_set = datasets.FashionMNIST(root="./data", train=False, transform=transforms.ToTensor())
+train = datasets.FashionMNIST(root="./data", train=True)
+x, y = train.data.float().div(255).flatten(1), train.targets
+torch.manual_seed(0)
+model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+for _ in range(30):
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+model.register_buffer("kept", test_set.data.float() / 255)  # never used: only kept
 """
 
 
-@pytest.mark.parametrize(
-    ("stored", "order", "caught_by"),
-    [
-        # The test images with their pixels shuffled: no row of it looks like a test image,
-        # but it does far better on the test split than on the training split.
-        ("test.data, test.targets", "torch.randperm(784)", "images of the training split"),
-        # The training images too: as good on both, but the test images are in its buffers.
-        (
-            "torch.cat([train.data, test.data]), torch.cat([train.targets, test.targets])",
-            "torch.arange(784)",
-            "stored in its parameters or buffers",
-        ),
-    ],
-)
-def test_either_signal_alone_holds_a_lookup_table(stored, order, caught_by, tmp_path, shared_data):
-    source = LOOKUP.replace("STORED", stored).replace("ORDER", order)
-    run = grade(write_notebook(tmp_path / "lookup.ipynb", source), tmp_path / "out", shared_data)
-    assert run.code == 1
+def test_test_images_kept_in_an_honest_model_hold_it_by_themselves(tmp_path, synthetic_data):
+    run = grade(write_notebook(tmp_path / "keeps.ipynb", STORES), tmp_path / "out", synthetic_data)
     assert run.outcome == "needs_review"
-    review = run.results["extra_data"]["grader"]["models"]["model"]["review"]
-    assert caught_by in review and "; and " not in review  # this signal, and only this one
+    model = run.results["extra_data"]["grader"]["models"]["model"]
+    review = model["review"]
+    assert "stored in its parameters or buffers" in review and "; and " not in review
+    assert model["test_accuracy"] > 0.95  # it learnt: the images only sit there

@@ -59,8 +59,9 @@ def test_every_wild_notebook_gets_its_expected_outcome_and_accuracy(corpus, name
     else:
         assert row.accuracy is None
     if wanted.get("printed"):
-        # the notebook's own final test accuracy, on the same data: the grader agrees
-        assert row.printed is not None and abs(row.printed - row.accuracy) <= 0.01
+        # the notebook's own final test accuracy, on the test images it was given: the grader,
+        # measuring the same model on the same images, agrees
+        assert row.printed is not None and abs(row.printed - row.seen) <= 0.01
 
 
 def _week3_course(root: Path, old: str = "", new: str = "") -> Path:

@@ -35,7 +35,7 @@ from grader.course.spec import WeekSpec
 from grader.errors import GraderError
 from grader.options import GradeOptions
 from grader.pipeline.predictions import read_predictions
-from grader.pipeline.provenance import graded_datasets
+from grader.pipeline.provenance import grading_data
 from grader.pipeline.validate import SubmissionInvalid, read_submission
 
 NOISE = 25  # copydetect's default: matches shorter than 25 normalised characters are noise
@@ -308,12 +308,12 @@ def _behaviour(
 ) -> tuple[dict[str, np.ndarray], dict[str, Baseline], dict[str, str]]:
     """Per model: the [n, n] same-mistake rates (NaN where a student has no predictions), the
     baseline each is judged against, and why some students' models are not compared."""
-    _, graded_on = graded_datasets(spec, options)
-    if graded_on is None:
+    data = grading_data(spec, options)
+    if data is None:
         why = f"{spec.week} grades no image classifier"
         return {}, {}, {s.student: why for s in students}
-    fingerprint = graded_on.fingerprint("test")
-    _, labels = graded_on.load("test")
+    fingerprint = data.sha256
+    _, labels = data.graded()
     stored, missing = {}, {}
     for student in students:
         found = read_predictions(graded / student.student)

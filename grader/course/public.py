@@ -56,8 +56,10 @@ def write_public(course: Course, week: str, target: Path) -> list[Path]:
 
 
 def public_spec(raw: dict[str, Any], graders: str) -> dict[str, Any]:
-    """The spec without examples, and with only the thresholds the public graders name."""
+    """The spec without examples or the split's seed (which images are hidden), and with only
+    the thresholds the public graders name."""
     spec = copy.deepcopy({key: value for key, value in raw.items() if key != "examples"})
+    spec.get("split", {}).pop("seed", None)
     named = {
         node.value
         for node in ast.walk(ast.parse(graders))

@@ -50,16 +50,36 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Profile:
-    """Thresholds for one data set, chosen by the size of the grader's test split."""
+    """Thresholds for one data set: the one whose whole test split has `test_images` images,
+    or (`default`) any data set no other profile names."""
 
     name: str
     test_images: int | None
     thresholds: dict[str, Threshold]
     parameters: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    # A model scoring more than this above its accuracy on the training split it was given is
-    # held for review (grader.pipeline.evaluate): honest models never come close (docs/WEEKS.md).
-    review_margin: float = 0.03
+    # A model scoring more than this better on the test images the notebook was given than on
+    # the images it never saw is held for review (grader.pipeline.evaluate, docs/WEEKS.md).
+    review_margin: float = 0.04
+    # A test accuracy no network allowed this week reaches on this data: above it, held too.
+    review_above: float | None = None
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class Split:
+    """How the week's image data set is dealt out (spec.toml's [split]; grader.data.split):
+    the shares the notebook never sees, and the course's seed that fixes which images."""
+
+    hidden_test: float = 0.5
+    held_back_train: float = 0.1
+    seed: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"{self.hidden_test:.0%} of the test split hidden, {self.held_back_train:.0%} of "
+            f"the training split held back, seed {self.seed}"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,11 @@ class WeekSpec:
     # What a notebook that crashes or runs out of time after training costs: "end_check" (only
     # the graders' "runs to the end" check fails; the captured model is graded) or "all_points".
     crash_costs: str = "end_check"
+    split: Split = field(default_factory=Split)
+    # Encoded data carried in the submitted notebook (grader.pipeline.carried) above this many
+    # kilobytes holds its image models for review: with the test split partly hidden, a
+    # lookup table can only win by carrying the hidden images in.
+    carried_data_kb: int = 8
 
     @property
     def source_notebook(self) -> Path:
@@ -151,20 +176,36 @@ class WeekSpec:
         return next((model.dataset for model in self.models if model.dataset), None)
 
     def profile_for(self, test_images: int | None, name: str | None = None) -> Profile:
+        return self.choose_profile(test_images, name)[0]
+
+    def choose_profile(
+        self, test_images: int | None, name: str | None = None, chosen_by: str = "--profile"
+    ) -> tuple[Profile, str]:
+        """The profile for a data set whose whole test split has `test_images` images, and why
+        it is that one (said in the report): the one named (by `chosen_by`), else the one
+        describing a test split of that size, else the spec's default profile."""
         if name is not None:
             if name not in self.profiles:
                 raise SpecError(
                     f"{self.week} has no profile {name!r}; its profiles are "
                     f"{', '.join(sorted(self.profiles))}"
                 )
-            return self.profiles[name]
+            return self.profiles[name], f"chosen by {chosen_by}"
         for profile in self.profiles.values():
-            if profile.test_images == test_images:
-                return profile
+            if profile.test_images is not None and profile.test_images == test_images:
+                return profile, f"the profile for a test split of {test_images:,} images"
+        fallback = next((p for p in self.profiles.values() if p.default), None)
+        if len(self.profiles) == 1 and fallback is None:
+            fallback = next(iter(self.profiles.values()))
+        if fallback is not None:
+            size = f"{test_images:,} test images" if test_images else "this data"
+            return fallback, f"the week's default profile: no profile describes {size}"
         sizes = ", ".join(f"{p.name} ({p.test_images} test images)" for p in self.profiles.values())
         raise SpecError(
             f"no {self.week} profile matches a test split of {test_images} images "
-            f"(profiles: {sizes}); pass --profile NAME or add one to {self.directory}/spec.toml"
+            f"(profiles: {sizes}) and none is the default: mark one `default = true` in "
+            f"{self.directory}/spec.toml, or choose one with --profile NAME or course.toml's "
+            f"[weeks.{self.week}] profile"
         )
 
 
@@ -181,7 +222,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYS = {
     "": {
         "title", "notebook", "issue", "curves", "execution", "parameters", "smoke", "models",
-        "profiles", "examples", "values", "weights", "files",
+        "profiles", "examples", "values", "weights", "files", "split", "carried_data_kb",
     },
     "execution": {"cell_timeout", "timeout", "memory_mb", "processes", "crash_costs", "disk_mb"},
     "smoke": {"parameters"},
@@ -189,7 +230,11 @@ _KEYS = {
         "variable", "task", "inputs", "outputs", "dataset", "data", "threshold", "requires",
         "required", "discover",
     },
-    "profile": {"description", "test_images", "thresholds", "parameters", "review_margin"},
+    "profile": {
+        "description", "test_images", "thresholds", "parameters", "review_margin",
+        "review_above", "default",
+    },
+    "split": {"hidden_test", "held_back_train", "seed"},
     "threshold": {"minimum", "maximum", "full_marks_at"},
     "examples": {"notebook", "title", "expect"},
     "values": {"variable"},
@@ -229,6 +274,8 @@ def load_spec(path: Path) -> WeekSpec:
         processes=execution.get("processes", toml.integer, 256, 1),
         disk_mb=execution.get("disk_mb", toml.integer, 2048, 64),
         profiles=profiles,
+        split=_split(top),
+        carried_data_kb=top.get("carried_data_kb", toml.integer, 8, 1),
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         examples=[
             Example(
@@ -296,9 +343,32 @@ def _profiles(top: toml.Section) -> dict[str, Profile]:
             },
             parameters=section.get("parameters", _parameters, {}),
             description=section.get("description", toml.string, ""),
-            review_margin=section.get("review_margin", toml.fraction, 0.03),
+            review_margin=section.get("review_margin", toml.fraction, 0.04),
+            review_above=section.get("review_above", toml.fraction, None),
+            default=section.get("default", toml.boolean, False),
+        )
+    defaults = [name for name, profile in profiles.items() if profile.default]
+    if len(defaults) > 1:
+        raise table.error(
+            f"{defaults[1]}.default",
+            f"profiles {defaults[0]!r} and {defaults[1]!r} are both the default: keep one",
         )
     return profiles
+
+
+def _split(top: toml.Section) -> Split:
+    section = top.table("split", _KEYS["split"])
+    split = Split(
+        hidden_test=section.get("hidden_test", toml.fraction, 0.5),
+        held_back_train=section.get("held_back_train", toml.fraction, 0.1),
+        seed=section.get("seed", toml.integer, 0, 0),
+    )
+    for key in ("hidden_test", "held_back_train"):
+        if not 0 < getattr(split, key) < 1:
+            raise section.error(
+                key, "must be above 0 and below 1: the notebook needs some images of each split"
+            )
+    return split
 
 
 def _threshold(section: toml.Section) -> Threshold:

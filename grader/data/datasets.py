@@ -66,6 +66,16 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an IDX file (what torchvision's MNIST readers take)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in array.shape
+    )
+    with open(path, "wb") as stream:
+        stream.write(header)
+        stream.write(array.astype("u1", copy=False).tobytes())
+
+
 @dataclass(frozen=True)
 class ImageDataset:
     """One data set under a torchvision-style root, and where that root came from."""
@@ -128,6 +138,12 @@ class ImageDataset:
             with opener(source, "rb") as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             target.chmod(0o444)
+
+
+def data_roots(dataset: ImageDataset) -> tuple[Path, ...]:
+    """Every folder the grader knows to hold a copy of `dataset`'s images (its own root, the
+    offline cache, the embedded subset): hidden from the notebook, which gets only its part."""
+    return (dataset.root, default_cache_dir() / "data", EMBEDDED_ROOT)
 
 
 def resolve_private_dataset(name: str, data_dir: Path) -> ImageDataset:

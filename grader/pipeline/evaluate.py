@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from grader.course.spec import ModelSpec, Profile, WeekSpec
-from grader.data.datasets import CLASS_NAMES, ImageDataset
+from grader.data.datasets import CLASS_NAMES
+from grader.data.split import GradingData
 from grader.errors import SpecError
 from grader.pipeline.metrics import classification_metrics
 from grader.pipeline.preprocessing import ALTERNATIVES, Preprocessing, preprocessing_from
@@ -33,11 +34,13 @@ DIAGNOSTIC_SAMPLE = 1000
 MAX_REQUEST_BYTES = 64 * 2**20  # of prepared inputs, held and sent at a time
 MAX_INPUT_NUMBERS = 3 * 512 * 512  # per image: what a test transform may make of 28 x 28 pixels
 PROGRAM_LIMIT = 1 << 30  # bytes of one exported program
-# A lookup table over the public test split scores (nearly) 1.0 on it, and much less on the
-# training split it was supposedly trained on; an honest model does better on the data it saw.
-TRAIN_SAMPLE = 2000  # images of the grader's copy of the training split, same preprocessing
-# A model whose parameters or buffers hold the public test images: a sample of them is compared
-# (Pearson correlation, blind to the scale and shift of any normalisation) with every
+# The grade is measured on test images the notebook never saw (grader.data.split); the model
+# is also measured on the test images it was given and on training images held back from it.
+# An honest model scores them within sampling noise; a lookup table over what it was given
+# scores far better on that (review_reason).
+SEEN_SAMPLE = 5000  # at most this many of the staged test images are measured
+# A model whose parameters or buffers hold test images: a sample of the whole test split is
+# compared (Pearson correlation, blind to the scale and shift of any normalisation) with every
 # image-sized row of its tensors.
 STORED_SAMPLE = 256
 STORED_CORRELATION = 0.98  # a sampled test image counts as stored above this
@@ -73,23 +76,22 @@ def reevaluate_models(
     spec: WeekSpec,
     ready: list[ModelSpec],
     capture: dict[str, Any],
-    dataset: ImageDataset | None,
+    data: GradingData | None,
     profile: Profile,
     worker,
     scratch: Scratch,
-    public: ImageDataset | None = None,
 ) -> tuple[dict[str, ModelResult], dict[str, Any]]:
     """The ModelResult of each exported model in `ready`, and what the evaluation drew (e.g.
-    the points' seed). `public` is the data set the notebook was given (its training split,
-    and the public test images a model could have memorised), when it is not `dataset`.
+    the points' seed). Image models are graded on `data`'s graded part and compared with the
+    parts the notebook was given and the training images held back from it.
     Raises Tampered when what the capture handed over, or the worker's replies, are not what
     the grader's own code writes."""
     drawn: dict[str, Any] = {}
-    images = labels = preprocessing = note = memory = None
+    images = labels = preprocessing = note = comparison = None
     if any(m.task == "classify-images" for m in ready):
-        images, labels = dataset.load("test")
+        images, labels = data.graded()
         preprocessing, note = preprocessing_from(capture.get("transform"))
-        memory = _memorisation_data(public or dataset)
+        comparison = _comparison_data(data)
     programs = scratch.run / "programs"  # the grader's copies, where the notebook never wrote
     programs.mkdir(exist_ok=True)
     results = {}
@@ -103,7 +105,7 @@ def reevaluate_models(
             )  # fmt: skip
             continue
         if model.task == "classify-images":
-            names = CLASS_NAMES.get(dataset.name, [str(i) for i in range(10)])
+            names = CLASS_NAMES.get(data.name, [str(i) for i in range(10)])
             job = Evaluation(
                 model, info, program, images, labels, names, preprocessing.description,
                 preprocessing,
@@ -111,7 +113,7 @@ def reevaluate_models(
             result = _layout_problem(job) or _evaluate(job, worker)
             result.hint = result.hint or note
             if result.status is ModelStatus.EVALUATED:
-                _look_for_memorisation(result, job, memory, profile, worker)
+                _compare_seen_and_unseen(result, job, comparison, profile, worker)
         elif model.task == "classify-points":
             points, point_labels, seed = _generate_points(spec, model)
             drawn[f"{model.variable} points seed"] = seed
@@ -135,77 +137,105 @@ def reevaluate_models(
 
 
 @dataclass
-class MemorisationData:
-    """What a model is held against besides the test split (see TRAIN_SAMPLE, STORED_SAMPLE)."""
+class Comparison:
+    """What a model is measured on besides the graded images (see SEEN_SAMPLE, STORED_SAMPLE):
+    raw images and labels, prepared as the graded ones are when they are sent."""
 
-    train_images: np.ndarray  # raw, prepared as the test images are when they are sent
-    train_labels: np.ndarray
-    public_test: np.ndarray  # raw pixels of a sample of the public test images, [n, H * W]
+    seen: tuple[np.ndarray, np.ndarray] | None  # test images the notebook was given
+    held_back: tuple[np.ndarray, np.ndarray] | None  # training images it was not given
+    test_sample: np.ndarray  # raw pixels of a sample of the whole test split, [n, H * W]
 
 
-def _memorisation_data(public: ImageDataset) -> MemorisationData:
-    train_images, train_labels = public.load("train")
-    rng = np.random.default_rng(0)  # the same sample for every grading: comparable numbers
-    picked = np.sort(rng.permutation(len(train_labels))[:TRAIN_SAMPLE])
-    test_images, _ = public.load("test")
-    sample = np.sort(rng.permutation(len(test_images))[:STORED_SAMPLE])
-    return MemorisationData(
-        train_images[picked],
-        train_labels[picked],
-        test_images[sample].reshape(len(sample), -1).astype(np.float32),
+def _comparison_data(data: GradingData) -> Comparison:
+    rng = np.random.default_rng(0)  # the same samples for every grading: comparable numbers
+    seen = data.staged_test()
+    if seen is not None and len(seen[1]) > SEEN_SAMPLE:
+        picked = np.sort(rng.permutation(len(seen[1]))[:SEEN_SAMPLE])
+        seen = seen[0][picked], seen[1][picked]
+    graded, _ = data.graded()
+    pool = graded if seen is None else np.concatenate([graded, seen[0]])
+    sample = np.sort(rng.permutation(len(pool))[:STORED_SAMPLE])
+    return Comparison(
+        seen, data.held_back(), pool[sample].reshape(len(sample), -1).astype(np.float32)
     )
 
 
-def _look_for_memorisation(
+def _compare_seen_and_unseen(
     result: ModelResult,
     job: Evaluation,
-    memory: MemorisationData,
+    comparison: Comparison,
     profile: Profile,
     worker,
 ) -> None:
-    """Measure the model on the training sample and look for test images among its tensors;
-    set `result.review` when either says it looked the answers up instead of learning, or when
-    either could not be run at all (an honest model runs on training images as on test ones)."""
-    scores, error = _run_model(worker, job, memory.train_images)
-    if error is None:
-        error = _output_problem(scores, len(memory.train_images), job.spec.outputs)
-    if error is None:
-        metrics = classification_metrics(scores, memory.train_labels, len(job.class_names))
-        result.train_accuracy, result.train_images = metrics["accuracy"], len(scores)
-    reply = worker.run([Job(job.program, memory.public_test, kind="stored")])[0]
+    """Measure the model on the test images the notebook was given and on the training images
+    held back from it, and look for test images among its tensors; set `result.review` when
+    these say it looked the answers up instead of learning, or when they could not be run at
+    all (an honest model runs on any image of the data set)."""
+    failed = []
+    for part, attribute in ((comparison.seen, "seen_test"), (comparison.held_back, "held_back")):
+        if part is None:
+            continue
+        scores, error = _run_model(worker, job, part[0])
+        if error is None:
+            error = _output_problem(scores, len(part[0]), job.spec.outputs)
+        if error is not None:
+            failed.append(
+                "on the test images the notebook was given"
+                if attribute == "seen_test"
+                else "on the training images held back"
+            )
+            continue
+        metrics = classification_metrics(scores, part[1], len(job.class_names))
+        setattr(result, f"{attribute}_accuracy", metrics["accuracy"])
+        setattr(result, f"{attribute}_images", len(scores))
+    reply = worker.run([Job(job.program, comparison.test_sample, kind="stored")])[0]
     best = reply.outputs
-    if best is not None and best.shape == (len(memory.public_test),):
+    if best is not None and best.shape == (len(comparison.test_sample),):
         result.stored_test_images = float(np.mean(best >= STORED_CORRELATION))
-    failed = [
-        what
-        for what, missing in (
-            ("on the training sample", result.train_accuracy is None),
-            ("for stored test images", result.stored_test_images is None),
-        )
-        if missing
-    ]
-    result.review = review_reason(result, profile.review_margin) or (
-        f"the grader could not run its checks for a lookup table {' or '.join(failed)}"
-        if failed
-        else None
+    else:
+        failed.append("for stored test images")
+    result.review = review_reason(result, profile) or (
+        f"the grader could not measure it {' or '.join(failed)}" if failed else None
     )
 
 
-def review_reason(result: ModelResult, margin: float) -> str | None:
+def unseen_accuracy(result: ModelResult) -> tuple[float, int] | None:
+    """The accuracy on every image the notebook never saw (the graded test images and the
+    held-back training images, pooled), and how many those are."""
+    parts = [
+        (accuracy, count)
+        for accuracy, count in (
+            (result.test_accuracy, result.test_images),
+            (result.held_back_accuracy, result.held_back_images),
+        )
+        if accuracy is not None and count
+    ]
+    if not parts:
+        return None
+    total = sum(count for _, count in parts)
+    return sum(accuracy * count for accuracy, count in parts) / total, total
+
+
+def review_reason(result: ModelResult, profile: Profile) -> str | None:
     """Why a person must look at this model before its accuracy counts, or None."""
     reasons = []
-    test, train = result.test_accuracy, result.train_accuracy
-    if test is not None and train is not None and test - train > margin:
+    seen, unseen = result.seen_test_accuracy, unseen_accuracy(result)
+    if seen is not None and unseen is not None and seen - unseen[0] > profile.review_margin:
         reasons.append(
-            f"it scores {test:.3f} on the test split but only {train:.3f} on "
-            f"{result.train_images:,} images of the training split it was given (a model does "
-            f"not do more than {margin:g} better on images it never saw)"
+            f"it scores {seen:.3f} on the {result.seen_test_images:,} test images the notebook "
+            f"was given but {unseen[0]:.3f} on {unseen[1]:,} images it never saw (an honest "
+            f"model scores them within {profile.review_margin:g} of each other)"
         )
     stored = result.stored_test_images
     if stored is not None and stored >= STORED_SHARE:
         reasons.append(
-            f"{stored:.0%} of a sample of the public test images are stored in its parameters "
-            "or buffers"
+            f"{stored:.0%} of a sample of the test images are stored in its parameters or buffers"
+        )
+    ceiling, test = profile.review_above, result.test_accuracy
+    if ceiling is not None and test is not None and test > ceiling:
+        reasons.append(
+            f"its test accuracy {test:.3f} is above {ceiling:g}, which no network this week "
+            "allows reaches on this data"
         )
     return "; and ".join(reasons) or None
 

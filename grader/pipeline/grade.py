@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -17,21 +17,23 @@ from typing import Protocol
 import nbformat
 
 from grader import stopping
-from grader.course.config import load_course_config
+from grader.course.config import CourseConfig, load_course_config
 from grader.course.course import Course
 from grader.course.spec import Profile, WeekSpec
 from grader.data.cache import find_weights
-from grader.data.datasets import ImageDataset
-from grader.errors import GraderError, GradersBroken
+from grader.data.datasets import data_roots
+from grader.data.split import GradingData
+from grader.errors import GraderError, GradersBroken, UnknownWeek
 from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import captured_model, found_as, read_capture, read_values
+from grader.pipeline.carried import carried_payloads, carried_total
 from grader.pipeline.checks import Facts, run_graders
-from grader.pipeline.evaluate import reevaluate_models
+from grader.pipeline.evaluate import reevaluate_models, unseen_accuracy
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.predictions import write_predictions
-from grader.pipeline.provenance import graded_datasets, provenance, test_data_line
+from grader.pipeline.provenance import grading_data, provenance, test_data_line
 from grader.pipeline.results import Advice, CheckResult, GradingResult, ModelResult
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
@@ -97,22 +99,24 @@ def _grade(
     student = options.student or os.environ.get("GITHUB_ACTOR") or "student"
     try:
         spec = course.week(week)
-        packages = load_course_config(course).provided_packages
-        dataset, graded_on = graded_datasets(spec, options)
-        test_images = graded_on.count("test") if graded_on else None
-        profile = spec.profile_for(test_images, options.profile)
+        config = load_course_config(course)
+        packages = config.provided_packages
+        data = grading_data(spec, options)
+        profile, chosen = _profile(spec, config, data, options)
     except GraderError as error:
         result = _bare_result(week, week, student, Outcome.GRADER_ERROR, not_your_fault(error))
         write_outputs(result, out, course, executed=None, started=started)
         raise
     result = _bare_result(spec.week, spec.title, student, Outcome.GRADER_ERROR, "")
     result.profile = profile.name
-    if graded_on is not None:
+    result.profile_reason = chosen
+    if data is not None:
         result.data = {
-            "dataset": graded_on.name,
-            "origin": graded_on.origin,
-            "test_images": test_images,
-            "test_sha256": graded_on.fingerprint("test"),
+            "dataset": data.name,
+            "origin": data.graded_on.origin,
+            "test_images": data.graded_count(),
+            "test_sha256": data.sha256,
+            "split": data.describe(),
         }
     result.provenance = provenance(spec)
     progress.step(f"Reading {notebook.name}")
@@ -136,8 +140,7 @@ def _grade(
         )
     try:
         executed = _run_pipeline(
-            result, spec, submission, (dataset, graded_on), profile, options, progress, out,
-            packages,
+            result, spec, submission, data, profile, options, progress, out, packages,
         )  # fmt: skip
         stopping.check()  # a stop the graders' pytest caught leaves a result not to trust
         show_checks(result, course, spec)
@@ -165,7 +168,7 @@ def _run_pipeline(
     result: GradingResult,
     spec: WeekSpec,
     submission: SubmittedNotebook,
-    datasets: tuple[ImageDataset | None, ImageDataset | None],
+    data: GradingData | None,
     profile: Profile,
     options: GradeOptions,
     progress: GradingProgress,
@@ -174,10 +177,9 @@ def _run_pipeline(
 ) -> nbformat.NotebookNode:
     """Stage, execute, capture, re-evaluate and check; returns the executed notebook.
 
-    `datasets` is (what the notebook gets in ./data, what the grader evaluates on): the same
-    data set, unless an instructor configured a private test split. `packages` are those a
-    `pip install` in the notebook may name."""
-    staged, graded_on = datasets
+    `data` is the week's image data, dealt out (grader.data.split): the notebook's part is
+    staged in ./data, the rest never enters the sandbox while student code runs. `packages` are
+    those a `pip install` in the notebook may name."""
     isolation = resolve_isolation(options.isolation)
     limits = grading_limits(spec, options)
     # A kept scratch folder stays a plain folder (its quota is then the watchdog's).
@@ -185,11 +187,17 @@ def _run_pipeline(
     # What the notebook must not read even with a read-only view of the machine: the course's
     # solutions and graders, the private test split, the grades, and the checkout the grader
     # runs in (in a classroom repository, the other students' notebooks).
-    hidden = (spec.directory.parent, options.private_data_dir, out, Path.cwd())
+    # And every copy of the data set the grader knows of: the hidden images are in them.
+    hidden = (
+        spec.directory.parent, options.private_data_dir, out, Path.cwd(),
+        *(data_roots(data.given) if data else ()),
+    )  # fmt: skip
     sandbox = Sandbox(scratch, isolation, limits, tuple(p for p in hidden if p is not None))
     result.provenance["Sandbox"] = sandbox.describe()
     worker = None
     try:
+        if data is not None:
+            sandbox.require_hidden(data.given.root, "the data set the hidden images come from")
         # The evaluation worker starts first, in the sandbox the notebook will run in: until
         # this process (or its parent) has seen it import what a grading needs, the notebook's
         # first student cell waits for it (grader.sandbox.selftest), while its kernel starts.
@@ -209,7 +217,7 @@ def _run_pipeline(
         )
         try:
             run = stage_workdir(
-                submission.notebook, spec, staged, weights, scratch, options.seed, packages
+                submission.notebook, spec, data, weights, scratch, options.seed, packages
             )
         except (OSError, EOFError) as error:  # a truncated cache file, a full disk
             raise GraderError(f"staging the notebook's scratch folder failed: {error}") from None
@@ -269,7 +277,7 @@ def _run_pipeline(
             result.device = worker.device()
             try:
                 evaluated, drawn = reevaluate_models(
-                    spec, ready, capture, graded_on, profile, worker, scratch, public=staged
+                    spec, ready, capture, data, profile, worker, scratch
                 )
             except Tampered as error:
                 tampered = str(error)
@@ -291,6 +299,7 @@ def _run_pipeline(
             result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
         if execution.status is not ExecutionStatus.COMPLETED:
             execution.runner_log = kernel_log_tail(run)  # the instructor's, not the output
+        _hold_for_carried_data(result, spec, submission)
         progress.step("Running the graders")
         held = {m.threshold: result.models[m.variable].review for m in spec.models}
         facts = Facts(
@@ -308,7 +317,7 @@ def _run_pipeline(
             if tampered:
                 result.outcome = Outcome.TAMPERED
                 result.summary = f"{Outcome.TAMPERED.sentence[:-1]}: {tampered}."
-        result.advise(*advice(execution, limits, staged, packages))
+        result.advise(*advice(execution, limits, data.given if data else None, packages))
         result.notes.extend(review_notes(result.models.values(), profile))
         return read_executed(run)
     finally:
@@ -317,6 +326,64 @@ def _run_pipeline(
         sandbox.close()
         if not options.keep_workdir:
             scratch.remove()
+
+
+def _profile(
+    spec: WeekSpec, config: CourseConfig, data: GradingData | None, options: GradeOptions
+) -> tuple[Profile, str]:
+    """The week's profile for this data set and why: --profile, else course.toml's choice for
+    the week, else the one describing this data set's test split, else the spec's default."""
+    size = data.test_split_size() if data else None
+    if options.profile:
+        return spec.choose_profile(size, options.profile)
+    try:
+        configured = config.week(spec.week).profile
+    except UnknownWeek:
+        configured = None
+    if configured:
+        return spec.choose_profile(size, configured, f"course.toml's [weeks.{spec.week}]")
+    return spec.choose_profile(size)
+
+
+def _hold_for_carried_data(
+    result: GradingResult, spec: WeekSpec, submission: SubmittedNotebook
+) -> None:
+    """Tell the instructor of encoded data the submission carries (grader.pipeline.carried)
+    and, above the spec's `carried_data_kb`, hold every image model it grades for review: with
+    the graded images hidden, carrying them in is how a lookup table would still win."""
+    images = [m.variable for m in spec.models if m.task == "classify-images"]
+    payloads = carried_payloads(submission.notebook) if images else []
+    if not payloads:
+        return
+    total = carried_total(payloads)
+    result.data["carried_data"] = [asdict(payload) for payload in payloads]
+    places = "; ".join(f"{p.where}: {_kilobytes(p.size)} of {p.kind}" for p in payloads[:5]) + (
+        "; …" if len(payloads) > 5 else ""
+    )
+    result.advise(
+        Advice(
+            "carried-data",
+            instructor=(
+                f"The notebook carries {_kilobytes(total)} of encoded data ({places}). Data "
+                "the notebook brings along could hold the test images it is graded on: read "
+                "what it is and what the notebook does with it."
+            ),
+        )
+    )
+    if total < spec.carried_data_kb * 1024:
+        return
+    reason = (
+        f"the notebook carries {_kilobytes(total)} of encoded data (more than the week's "
+        f"{spec.carried_data_kb} kB), which could hold the test images it is graded on"
+    )
+    for variable in images:
+        model = result.models.get(variable)
+        if model is not None and model.status is ModelStatus.EVALUATED:
+            model.review = f"{model.review}; and {reason}" if model.review else reason
+
+
+def _kilobytes(size: int) -> str:
+    return f"{size / 1024:,.0f} kB" if size >= 10 * 1024 else f"{size / 1024:.1f} kB"
 
 
 def _found_under_other_names(models: dict[str, ModelResult], capture: dict) -> list[str]:
@@ -406,15 +473,19 @@ def not_your_fault(error: GraderError) -> str:
 
 
 def review_notes(models, profile: Profile) -> list[str]:
-    """For the instructor, on a model held for review: both numbers and what to do."""
+    """For the instructor, on a model held for review: every number and what to do."""
     notes = []
     for model in models:
         if model.review:
+            unseen = unseen_accuracy(model)
             notes.append(
-                f"For the instructor: `{model.variable}` is held for review. Test accuracy "
-                f"{model.test_accuracy:.4f}; on {model.train_images or 0:,} images of the "
-                f"training split {_fraction(model.train_accuracy)} (margin allowed: "
-                f"{profile.review_margin:g}); public test images stored in its tensors: "
+                f"For the instructor: `{model.variable}` is held for review. On "
+                f"{model.test_images or 0:,} hidden test images {_fraction(model.test_accuracy)}"
+                f"; on the {model.seen_test_images or 0:,} test images the notebook was given "
+                f"{_fraction(model.seen_test_accuracy)}; on {model.held_back_images or 0:,} "
+                f"training images held back {_fraction(model.held_back_accuracy)}; on every "
+                f"image it never saw {_fraction(unseen[0] if unseen else None)} (margin "
+                f"allowed: {profile.review_margin:g}); test images stored in its tensors: "
                 f"{_fraction(model.stored_test_images, percent=True)}. Read the notebook; "
                 "regrade with --private-data-dir, or accept the grade by hand."
             )

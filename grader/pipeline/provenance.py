@@ -11,19 +11,21 @@ from pathlib import Path
 from grader import __version__
 from grader.course.course import Course
 from grader.course.spec import WeekSpec
-from grader.data.datasets import ImageDataset, resolve_dataset, resolve_private_dataset
+from grader.data.datasets import resolve_dataset, resolve_private_dataset
+from grader.data.split import GradingData
 from grader.options import GradeOptions
 
 
-def graded_datasets(
-    spec: WeekSpec, options: GradeOptions
-) -> tuple[ImageDataset | None, ImageDataset | None]:
-    """(the data set staged for the notebook, the one its model is graded on): the same one,
-    unless an instructor configured a private test split."""
-    dataset = resolve_dataset(spec.dataset, options.data_dir) if spec.dataset else None
-    if dataset is not None and options.private_data_dir is not None:
-        return dataset, resolve_private_dataset(spec.dataset, options.private_data_dir)
-    return dataset, dataset
+def grading_data(spec: WeekSpec, options: GradeOptions) -> GradingData | None:
+    """The week's image data, dealt out: the part staged for the notebook, the hidden part its
+    models are graded on (an instructor's private test split, when configured) and the
+    training images held back. None for a week without an image data set."""
+    if not spec.dataset:
+        return None
+    private = None
+    if options.private_data_dir is not None:
+        private = resolve_private_dataset(spec.dataset, options.private_data_dir)
+    return GradingData(resolve_dataset(spec.dataset, options.data_dir), spec.split, private)
 
 
 def input_provenance(course: Course, week: str, options: GradeOptions) -> dict[str, str]:
@@ -32,15 +34,15 @@ def input_provenance(course: Course, week: str, options: GradeOptions) -> dict[s
     A result whose lines are these, for the same notebook, is current: `grader batch` skips it."""
     spec = course.week(week)
     lines = {key: provenance(spec)[key] for key in ("Grader", "Spec", "Graders")}
-    _, graded_on = graded_datasets(spec, options)
-    if graded_on is not None:
-        lines["Test data"] = test_data_line(
-            graded_on.name, graded_on.origin, graded_on.fingerprint("test")
-        )
+    data = grading_data(spec, options)
+    if data is not None:
+        lines["Test data"] = test_data_line(data.name, data.graded_on.origin, data.sha256)
     return lines
 
 
 def test_data_line(name: str, origin: str, sha256: str) -> str:
+    """Names the images graded: the data set, where it came from, and (through the hash) how it
+    was dealt out, so that a change of seed or share makes earlier results stale."""
     return f"{name} ({origin}) sha256:{sha256[:16]}"
 
 

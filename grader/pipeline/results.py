@@ -84,11 +84,14 @@ class ModelResult:
     found_as: str | None = None
     # When it is missing: the networks that could be it (name, class, parameters, optimizers).
     candidates: list[dict[str, Any]] = field(default_factory=list)
-    # Held against the training split the notebook was given (evaluate.TRAIN_SAMPLE), and
-    # against the public test images: why a person must look at it first, if they must.
-    train_accuracy: float | None = None
-    train_images: int | None = None
-    stored_test_images: float | None = None  # share of sampled public test images it stores
+    # Measured besides the graded (hidden) test images: on the test images the notebook was
+    # given, and on training images held back from it (grader.data.split); why a person must
+    # look at it first, if they must (evaluate.review_reason).
+    seen_test_accuracy: float | None = None
+    seen_test_images: int | None = None
+    held_back_accuracy: float | None = None
+    held_back_images: int | None = None
+    stored_test_images: float | None = None  # share of sampled test images it stores
     review: str | None = None
 
 
@@ -146,6 +149,7 @@ class GradingResult:
     values: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, list[float]] | None = None
     profile: str | None = None
+    profile_reason: str = ""  # why that profile: said in the report
     data: dict[str, Any] = field(default_factory=dict)
     device: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -248,6 +252,7 @@ class GradingResult:
                         "pending_points": self.pending_points,
                         "visible": asdict(self.visible),
                         "profile": self.profile,
+                        "profile_reason": self.profile_reason,
                         "device": self.device,
                         "data": self.data,
                         "models": {

@@ -15,7 +15,7 @@ import nbformat
 
 from grader.course.spec import WeekSpec
 from grader.data.cache import CachedWeights, stage_weights
-from grader.data.datasets import ImageDataset
+from grader.data.split import GradingData
 from grader.sandbox.isolation import Scratch
 
 INJECTED = "grader-injected"
@@ -31,14 +31,14 @@ class StagedRun:
 def stage_workdir(
     submission: nbformat.NotebookNode,
     spec: WeekSpec,
-    dataset: ImageDataset | None,
+    data: GradingData | None,
     weights: list[CachedWeights],
     scratch: Scratch,
     seed: int,
     packages: tuple[str, ...] = (),
 ) -> StagedRun:
-    if dataset is not None:
-        dataset.stage(scratch.work / "data")
+    if data is not None:  # the notebook's part only: the hidden images are never written here
+        data.stage(scratch.work / "data")
     for name in spec.files:  # what the release ships beside the notebook (a CSV, a helper)
         target = scratch.work / name
         target.parent.mkdir(parents=True, exist_ok=True)

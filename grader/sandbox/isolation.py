@@ -527,6 +527,20 @@ class Sandbox:
             **popen,
         )
 
+    def require_hidden(self, folder: Path, what: str) -> None:
+        """Raise GraderError unless `folder` (in `hidden`) looks empty to student code: a
+        folder holding the interpreter or the grader itself cannot be covered."""
+        folder = Path(folder).resolve()
+        if self.isolation == "none" or folder in _maskable((folder,), self.scratch):
+            return
+        holds = [p for p in _needed(self.scratch) if p == folder or folder in p.parents]
+        if holds:
+            raise GraderError(
+                f"{what} is in {folder}, which also holds what the sandbox needs to run "
+                f"({holds[0]}), so the notebook could read it: keep the data set in a folder of "
+                "its own and pass that as --data-dir"
+            )
+
     def within_limits(self, root_pid: int) -> bool:
         """The watchdogs, for what no cgroup or file system enforces: False (and the run's
         process tree killed, for memory and processes) once the run is over a limit."""

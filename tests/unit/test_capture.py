@@ -127,22 +127,32 @@ def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_dis
     assert "'variable': 'model'" in capture and "'discover': False" in capture
 
 
-def test_a_model_is_held_for_review_by_either_signal_and_never_by_an_honest_gap():
+def test_a_model_is_held_for_review_when_it_does_better_on_what_it_was_given():
+    from grader.course.spec import Profile
     from grader.pipeline.evaluate import review_reason
     from grader.pipeline.results import ModelResult
     from grader.states import ModelStatus
 
-    def model(test, train, stored=0.0):
+    profile = Profile("subset", 4000, {}, review_margin=0.03, review_above=0.95)
+
+    def model(hidden, seen, held_back=None, stored=0.0):
         return ModelResult(
-            "model", ModelStatus.EVALUATED, test_accuracy=test, train_accuracy=train,
-            train_images=2000, stored_test_images=stored,
+            "model", ModelStatus.EVALUATED, test_accuracy=hidden, test_images=2000,
+            seen_test_accuracy=seen, seen_test_images=2000,
+            held_back_accuracy=held_back, held_back_images=800 if held_back else None,
+            stored_test_images=stored,
         )  # fmt: skip
 
-    assert review_reason(model(0.84, 0.88), 0.03) is None  # better on what it learnt from
-    assert review_reason(model(0.86, 0.84), 0.03) is None  # within the margin: noise
-    assert "only 0.800 on 2,000 images" in review_reason(model(0.95, 0.80), 0.03)
-    assert "20% of a sample" in review_reason(model(0.85, 0.86, stored=0.2), 0.03)
-    assert review_reason(model(0.85, None), 0.03) is None  # not measured: nothing to hold
+    assert review_reason(model(0.84, 0.86, 0.85), profile) is None  # within the margin: noise
+    assert review_reason(model(0.86, 0.84), profile) is None  # worse on what it was given
+    lookup = review_reason(model(0.84, 0.99, 0.83), profile)
+    # The unseen images pooled: (0.84 * 2000 + 0.83 * 800) / 2800.
+    assert "0.990 on the 2,000 test images the notebook was given but 0.837 on 2,800" in lookup
+    # A lookup over both splits it was given, which the pooled unseen images give away too.
+    assert review_reason(model(0.86, 0.90, 0.80), profile) is not None
+    assert "20% of a sample" in review_reason(model(0.85, 0.86, stored=0.2), profile)
+    assert "above 0.95" in review_reason(model(0.97, 0.97, 0.97), profile)
+    assert review_reason(model(0.85, None), profile) is None  # not measured: nothing to hold
 
 
 def test_stored_test_images_are_found_in_any_layout_and_scale():
