@@ -124,7 +124,8 @@ def describe(result: GradingResult) -> str:
         "run here)",
         f"Measured by the grader's code in this kernel on {measured_on} (profile "
         f"{result.profile}). Not a grade: the grade comes from the grader's own run after you "
-        "push.",
+        "push, measured on test images your notebook never sees (so expect it within a "
+        "percentage point or two of this).",
         "",
     ]
     for item in result.checks:

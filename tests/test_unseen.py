@@ -39,6 +39,12 @@ def _grade_lookup(name: str, folder: Path, data: Path):
     return grade(LOOKUPS / f"{name}.ipynb", folder / name, data)
 
 
+def _kept(run) -> list[str]:
+    """The instructor's notes on what a model keeps besides its trained parameters."""
+    advice = run.results["extra_data"]["grader"]["advice"]
+    return [item["instructor"] for item in advice if item["cause"].startswith("kept:")]
+
+
 def _model(run) -> dict:
     return run.results["extra_data"]["grader"]["models"]["model"]
 
@@ -48,7 +54,10 @@ def honest(tmp_path_factory, shared_data):
     run = _grade_lookup("honest", tmp_path_factory.mktemp("honest"), shared_data)
     assert run.code in (0, 1), run.stderr
     assert run.outcome != "needs_review"
-    return _model(run)
+    model = _model(run)
+    assert model["exported_agreement"] == 1.0 and model["probe_images"] == 64
+    assert model["stored_numbers"] == 0 and _kept(run) == []
+    return model
 
 
 def test_the_lookup_corpus_is_every_style_the_tests_name():
@@ -69,6 +78,15 @@ def test_a_lookup_earns_nothing_over_its_honest_network_or_is_held(
         assert model["seen_test_accuracy"] > 0.99
         assert "test images the notebook was given but" in model["review"]
         assert "For the instructor: `model` is held for review." in run.report
+        # What it keeps is the instructor's to read, with the sizes.
+        if name != "projection-keys":  # 24 numbers an image: compact, as a network's layer
+            (kept,) = _kept(run)
+            assert "numbers in buffers and constants beside its 50,890 trained parameters" in kept
+        if name == "lookup-only-while-exporting":  # the program graded is not what it ran
+            assert model["exported_agreement"] < 0.9 and model["exported_accuracy"] == 1.0
+            assert "the program graded is not the model the notebook ran" in model["review"]
+        else:
+            assert model["exported_agreement"] == 1.0
     else:  # a tenth of the test images stored: within noise of honest, and nothing gained
         assert run.outcome != "needs_review"
         assert model["seen_test_accuracy"] > honest["seen_test_accuracy"]

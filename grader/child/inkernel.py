@@ -81,9 +81,10 @@ def capture(spec: dict[str, Any], namespace: dict[str, Any]) -> None:
             report["models"][model["variable"]] = found
             continue
         name = found["found"].get("found_as", model["variable"])
-        report["models"][model["variable"]] = found["found"] | _capture_model(
-            model, found["object"], name, inputs, out
-        )
+        captured = _capture_model(model, found["object"], name, inputs, out)
+        if captured.get("status") == "exported" and spec.get("probe") and model.get("images"):
+            captured |= _run_eagerly(found["object"], captured, spec["probe"], namespace)
+        report["models"][model["variable"]] = found["found"] | captured
     if spec.get("values"):
         report["values"] = _save_values(spec["values"], namespace, out / "values.npz")
     if spec.get("curves"):
@@ -183,7 +184,7 @@ def _export_model(
                 if problem:
                     attempts.append(f"input {layout}: {problem}")
                     continue
-                batch = _export(obj, example, out / f"{model['variable']}.pt2")
+                batch, stored = _export(obj, example, out / f"{model['variable']}.pt2")
             except Exception as error:  # noqa: BLE001 - any failure is data for the report
                 attempts.append(
                     f"input {layout} on {device}: {type(error).__name__}: {_first_line(error)}"
@@ -194,6 +195,7 @@ def _export_model(
                 "input_shape": shape,
                 "device": device,
                 "batch": batch,
+                "stored_numbers": stored,
                 "seconds": round(time.perf_counter() - started, 3),
             }
     return {
@@ -206,10 +208,11 @@ def _export_model(
 STATIC_BATCH = 256
 
 
-def _export(model: Any, example: Any, path: Path) -> int | None:
+def _export(model: Any, example: Any, path: Path) -> tuple[int | None, int]:
     """Export with a dynamic batch size; if the model's code specialises on the batch size
     (some operators pick an algorithm by size), export it for a fixed batch of STATIC_BATCH,
-    which the grader then pads its last batch to. Returns that fixed size, or None."""
+    which the grader then pads its last batch to. Returns that fixed size (or None), and how
+    many numbers the program holds besides its trained parameters (buffers and constants)."""
     import torch
 
     try:
@@ -224,7 +227,47 @@ def _export(model: Any, example: Any, path: Path) -> int | None:
         program = torch.export.export(model, (static,), strict=False)
         batch = STATIC_BATCH
     torch.export.save(program, path)
-    return batch
+    trained = set(program.graph_signature.parameters)
+    held = [t for name, t in program.state_dict.items() if name not in trained]
+    held += [t for t in program.constants.values() if isinstance(t, torch.Tensor)]
+    return batch, sum(t.numel() for t in held)
+
+
+def _run_eagerly(
+    obj: Any, captured: dict[str, Any], probe: dict[str, Any], namespace: dict[str, Any]
+) -> dict[str, Any]:
+    """The model's own outputs, as the notebook runs it (not exported), on test images the
+    grader chose from ./data, prepared by the notebook's own test transform: the grader runs
+    the exported program on the same images and compares (a model that behaves otherwise
+    while it is exported is not the model the notebook ran). Nothing when there is no
+    transform to prepare them with."""
+    found = _find_test_dataset(namespace)
+    transform = getattr(found[1], "transform", None) if found else None
+    if transform is None:
+        return {}
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    try:
+        raw = Path(probe["images"]).read_bytes()
+        count, height, width = (int.from_bytes(raw[4 * i : 4 * i + 4], "big") for i in (1, 2, 3))
+        images = np.frombuffer(raw, np.uint8, offset=16).reshape(count, height, width)
+        picked = [int(i) for i in probe["indices"] if 0 <= int(i) < count]
+        inputs = torch.stack(
+            [torch.as_tensor(np.asarray(transform(Image.fromarray(images[i])))) for i in picked]
+        ).float()
+        device, training = captured["device"], obj.training
+        try:
+            with torch.no_grad():
+                obj.to(device).eval()
+                outputs = obj(inputs.reshape(len(picked), *captured["input_shape"]).to(device))
+        finally:
+            obj.train(training)
+            obj.to(captured["trained_on"])
+        return {"eager": {"indices": picked, "outputs": outputs.float().cpu().tolist()}}
+    except Exception as error:  # noqa: BLE001 - said to the instructor, never fatal
+        return {"eager": {"problem": f"{type(error).__name__}: {_first_line(error)}"}}
 
 
 def _output_problem(output: Any, accepted: list[int]) -> str | None:

@@ -52,7 +52,17 @@ def _capture_problem(capture: Any) -> str | None:
         shape = info.get("input_shape")
         if info.get("status") == "exported" and not _dimensions(shape, 1, 4):
             return f"the input shape of `{variable}` is not a list of sizes"
-        for key in ("batch", "parameters"):
+        eager = info.get("eager", {})
+        if not isinstance(eager, dict) or not (
+            isinstance(eager.get("problem", ""), str)
+            and all(map(_count, eager.get("indices", [])))
+            and isinstance(eager.get("outputs", []), list)
+            and all(
+                isinstance(row, list) and all(map(_number, row)) for row in eager.get("outputs", [])
+            )
+        ):
+            return f"`eager` of `{variable}` is not the model's outputs"
+        for key in ("batch", "parameters", "stored_numbers"):
             if info.get(key) is not None and not _count(info[key]):
                 return f"`{key}` of `{variable}` is not a count"
         if info.get("seconds") is not None and not _number(info["seconds"]):

@@ -141,14 +141,15 @@ class Comparison:
     """What a model is measured on besides the graded images (see SEEN_SAMPLE, STORED_SAMPLE):
     raw images and labels, prepared as the graded ones are when they are sent."""
 
-    seen: tuple[np.ndarray, np.ndarray] | None  # test images the notebook was given
+    seen: tuple[np.ndarray, np.ndarray] | None  # test images the notebook was given (sampled)
+    staged: tuple[np.ndarray, np.ndarray] | None  # all of them, in the order of its ./data
     held_back: tuple[np.ndarray, np.ndarray] | None  # training images it was not given
     test_sample: np.ndarray  # raw pixels of a sample of the whole test split, [n, H * W]
 
 
 def _comparison_data(data: GradingData) -> Comparison:
     rng = np.random.default_rng(0)  # the same samples for every grading: comparable numbers
-    seen = data.staged_test()
+    seen = staged = data.staged_test()
     if seen is not None and len(seen[1]) > SEEN_SAMPLE:
         picked = np.sort(rng.permutation(len(seen[1]))[:SEEN_SAMPLE])
         seen = seen[0][picked], seen[1][picked]
@@ -156,7 +157,7 @@ def _comparison_data(data: GradingData) -> Comparison:
     pool = graded if seen is None else np.concatenate([graded, seen[0]])
     sample = np.sort(rng.permutation(len(pool))[:STORED_SAMPLE])
     return Comparison(
-        seen, data.held_back(), pool[sample].reshape(len(sample), -1).astype(np.float32)
+        seen, staged, data.held_back(), pool[sample].reshape(len(sample), -1).astype(np.float32)
     )
 
 
@@ -188,6 +189,7 @@ def _compare_seen_and_unseen(
         metrics = classification_metrics(scores, part[1], len(job.class_names))
         setattr(result, f"{attribute}_accuracy", metrics["accuracy"])
         setattr(result, f"{attribute}_images", len(scores))
+    _compare_with_the_eager_model(result, job, comparison.staged, worker)
     reply = worker.run([Job(job.program, comparison.test_sample, kind="stored")])[0]
     best = reply.outputs
     if best is not None and best.shape == (len(comparison.test_sample),):
@@ -197,6 +199,36 @@ def _compare_seen_and_unseen(
     result.review = review_reason(result, profile) or (
         f"the grader could not measure it {' or '.join(failed)}" if failed else None
     )
+
+
+EAGER_AGREEMENT = 0.9  # below this share of the same answers, the program is another model
+
+
+def _compare_with_the_eager_model(
+    result: ModelResult, job: Evaluation, staged: tuple[np.ndarray, np.ndarray] | None, worker
+) -> None:
+    """Run the exported program on the staged test images the capture ran the notebook's own
+    model on (grader.child.inkernel._run_eagerly) and compare their answers: a model that
+    answers otherwise while torch.export traces it is not the model the notebook ran."""
+    eager = job.info.get("eager") or {}
+    indices, outputs = eager.get("indices"), eager.get("outputs")
+    if staged is None or not indices or not outputs or len(indices) != len(outputs):
+        return
+    if max(indices) >= len(staged[1]):
+        return
+    scores, error = _run_model(worker, job, staged[0][indices])
+    eager_scores = np.asarray(outputs, dtype=np.float32)
+    if (
+        error
+        or _output_problem(scores, len(indices), job.spec.outputs)
+        or (eager_scores.shape != scores.shape)
+    ):
+        return
+    labels = staged[1][indices]
+    result.probe_images = len(indices)
+    result.exported_agreement = float(np.mean(scores.argmax(1) == eager_scores.argmax(1)))
+    result.exported_accuracy = float(np.mean(scores.argmax(1) == labels))
+    result.eager_accuracy = float(np.mean(eager_scores.argmax(1) == labels))
 
 
 def unseen_accuracy(result: ModelResult) -> tuple[float, int] | None:
@@ -230,6 +262,14 @@ def review_reason(result: ModelResult, profile: Profile) -> str | None:
     if stored is not None and stored >= STORED_SHARE:
         reasons.append(
             f"{stored:.0%} of a sample of the test images are stored in its parameters or buffers"
+        )
+    agreement = result.exported_agreement
+    if agreement is not None and agreement < EAGER_AGREEMENT:
+        reasons.append(
+            f"the program graded is not the model the notebook ran: on {result.probe_images} "
+            f"test images the grader chose, they give the same answer for {agreement:.0%} "
+            f"(the notebook's model scores {result.eager_accuracy:.3f} on them, the exported "
+            f"program {result.exported_accuracy:.3f})"
         )
     ceiling, test = profile.review_above, result.test_accuracy
     if ceiling is not None and test is not None and test > ceiling:
@@ -295,6 +335,7 @@ def _evaluate(job: Evaluation, worker) -> ModelResult:
         input_layout=_layout(job.shape, job.spec.task),
         preprocessing=job.description,
         parameters=job.info.get("parameters"),
+        stored_numbers=job.info.get("stored_numbers"),
         export_seconds=job.info.get("seconds"),
         test_images=len(job.labels),
         class_names=job.class_names,

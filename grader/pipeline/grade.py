@@ -299,6 +299,7 @@ def _run_pipeline(
             result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
         if execution.status is not ExecutionStatus.COMPLETED:
             execution.runner_log = kernel_log_tail(run)  # the instructor's, not the output
+        result.advise(*_what_models_keep(result.models.values()))
         _hold_for_carried_data(result, spec, submission)
         progress.step("Running the graders")
         held = {m.threshold: result.models[m.variable].review for m in spec.models}
@@ -380,6 +381,28 @@ def _hold_for_carried_data(
         model = result.models.get(variable)
         if model is not None and model.status is ModelStatus.EVALUATED:
             model.review = f"{model.review}; and {reason}" if model.review else reason
+
+
+KEPT_RATIO = 10  # numbers kept in buffers and constants per trained parameter, before a note
+KEPT_FLOOR = 100_000  # and at least this many
+
+
+def _what_models_keep(models) -> list[Advice]:
+    """For the instructor: models whose buffers and constants dwarf their trained parameters
+    (a network keeps a few statistics; a lookup table keeps its data)."""
+    return [
+        Advice(
+            f"kept:{model.variable}",
+            instructor=(
+                f"`{model.variable}` keeps {model.stored_numbers:,} numbers in buffers and "
+                f"constants beside its {model.parameters:,} trained parameters: read what it "
+                "keeps and why."
+            ),
+        )
+        for model in models
+        if model.stored_numbers
+        and model.stored_numbers >= max(KEPT_FLOOR, KEPT_RATIO * (model.parameters or 0))
+    ]
 
 
 def _kilobytes(size: int) -> str:
@@ -486,8 +509,11 @@ def review_notes(models, profile: Profile) -> list[str]:
                 f"training images held back {_fraction(model.held_back_accuracy)}; on every "
                 f"image it never saw {_fraction(unseen[0] if unseen else None)} (margin "
                 f"allowed: {profile.review_margin:g}); test images stored in its tensors: "
-                f"{_fraction(model.stored_test_images, percent=True)}. Read the notebook; "
-                "regrade with --private-data-dir, or accept the grade by hand."
+                f"{_fraction(model.stored_test_images, percent=True)}; the exported program "
+                "and the notebook's model agree on "
+                f"{_fraction(model.exported_agreement, percent=True)} of "
+                f"{model.probe_images or 0} test images. Read the notebook; accept the grade "
+                "by hand, or not."
             )
     return notes
 

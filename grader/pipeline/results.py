@@ -92,6 +92,13 @@ class ModelResult:
     held_back_accuracy: float | None = None
     held_back_images: int | None = None
     stored_test_images: float | None = None  # share of sampled test images it stores
+    # The exported program against the model as the notebook ran it, on staged test images
+    # the grader chose: how often they give the same answer, and each one's accuracy there.
+    exported_agreement: float | None = None
+    eager_accuracy: float | None = None
+    exported_accuracy: float | None = None
+    probe_images: int | None = None
+    stored_numbers: int | None = None  # numbers in its buffers and constants
     review: str | None = None
 
 

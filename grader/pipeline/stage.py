@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 import shutil
 import sys
 from dataclasses import dataclass
@@ -15,10 +16,12 @@ import nbformat
 
 from grader.course.spec import WeekSpec
 from grader.data.cache import CachedWeights, stage_weights
+from grader.data.datasets import SPLIT_FILES
 from grader.data.split import GradingData
 from grader.sandbox.isolation import Scratch
 
 INJECTED = "grader-injected"
+PROBE_IMAGES = 64  # staged test images each model is run on both eagerly and exported
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class StagedRun:
     scratch: Scratch
     notebook: Path  # the notebook the runner executes
     executed: Path  # where the runner writes it as it ran (a folder handed to the sandbox)
+    # The staged test images (indices, drawn afresh) the capture runs each model on eagerly.
+    probe: dict[str, Any] | None = None
 
 
 def stage_workdir(
@@ -50,8 +55,15 @@ def stage_workdir(
     _pin_kernel(scratch)
     notebook = scratch.run / "input.ipynb"
     missing = {found.spec.name for found in weights if found.path is None}
-    nbformat.write(with_grader_cells(submission, spec, scratch, seed, missing, packages), notebook)
-    return StagedRun(scratch, notebook, scratch.output / "executed.ipynb")
+    probe = None
+    if data is not None and data.split is not None:
+        staged = scratch.work / "data" / data.name / "raw" / SPLIT_FILES["test"][0]
+        count = len(data.staged_test_indices())
+        drawn = sorted(secrets.SystemRandom().sample(range(count), min(PROBE_IMAGES, count)))
+        probe = {"images": str(staged), "indices": drawn}
+    cells = with_grader_cells(submission, spec, scratch, seed, missing, packages, probe)
+    nbformat.write(cells, notebook)
+    return StagedRun(scratch, notebook, scratch.output / "executed.ipynb", probe)
 
 
 def with_grader_cells(
@@ -61,16 +73,19 @@ def with_grader_cells(
     seed: int,
     missing_weights: set[str] = frozenset(),
     packages: tuple[str, ...] = (),
+    probe: dict[str, Any] | None = None,
 ) -> nbformat.NotebookNode:
     """The submission with every cell numbered as the student sees it, plus our two cells.
     `packages` are those a `pip install` in the notebook may name (the grading environment
-    provides them)."""
+    provides them); `probe`, the staged test images the capture runs the model on eagerly."""
     nb = copy.deepcopy(submission)
     for number, cell in enumerate(nb.cells, start=1):
         cell.metadata["grader"] = {"cell": number}  # replaces anything a student put there
         if INJECTED in cell.metadata.get("tags", []):
             cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != INJECTED]
     capture_spec = capture_request(spec, scratch.capture, missing_weights)
+    if probe is not None:
+        capture_spec["probe"] = probe
     settings = {"data": str(scratch.work / "data"), "packages": sorted(packages)}
     prologue = _injected_cell(
         "# Added by the grader: fixed seeds, so that this run can be reproduced; the staged data\n"

@@ -107,6 +107,11 @@ def test_json_nested_too_deep_is_tampered_not_a_recursion_error():
         {"models": {"model": {"status": "exported", "input_shape": "[1, 28, 28]"}}},
         {"models": {"model": {"status": "exported", "input_shape": [1, 28, 2**20]}}},
         {"models": {"model": {"status": "exported", "input_shape": [784], "batch": True}}},
+        {"models": {"model": {"stored_numbers": -1}}},
+        {"models": {"model": {"eager": [1, 2]}}},
+        {"models": {"model": {"eager": {"indices": [-1], "outputs": [[0.5]]}}}},
+        {"models": {"model": {"eager": {"indices": [1], "outputs": [["a"]]}}}},
+        {"models": {"model": {"eager": {"problem": 5}}}},
         {
             "transform": {
                 "variable": "t",
@@ -126,7 +131,9 @@ def test_a_capture_of_the_wrong_form_is_tampered(capture):
 def test_the_captures_own_form_passes():
     capture = {
         "models": {"model": {"status": "exported", "input_shape": [1, 28, 28], "batch": None,
-                             "parameters": 1000, "seconds": 0.5, "attempts": []}},
+                             "parameters": 1000, "seconds": 0.5, "attempts": [],
+                             "stored_numbers": 0,
+                             "eager": {"indices": [3, 9], "outputs": [[0.1, 2.0], [1.0, 0.0]]}}},
         "values": {}, "curves": {"loss": [1.0, 0.5]},
         "transform": {"variable": "test_set", "kind": "affine", "shape": [1, 28, 28],
                       "scale": [1.0], "shift": [0.0]},

@@ -68,7 +68,7 @@ def test_a_key_inside_an_array_of_tables_is_named_by_its_index(week3):
 
 def test_full_marks_below_the_minimum_are_unreachable(week3):
     spec = _edit(
-        week3, "minimum = 0.80, full_marks_at = 0.82", "minimum = 0.80, full_marks_at = 0.78"
+        week3, "minimum = 0.78, full_marks_at = 0.82", "minimum = 0.80, full_marks_at = 0.78"
     )
     with pytest.raises(
         SpecError, match="profiles.subset.thresholds.test_accuracy.full_marks_at: 0.78 is below"
@@ -139,9 +139,10 @@ def test_an_unknown_cost_of_a_crash_is_refused(week3):
 
 def test_the_review_margin_and_the_disk_quota_have_defaults_and_are_checked(week3):
     spec = load_spec(week3 / "spec.toml")
-    assert spec.disk_mb == 2048 and spec.profiles["subset"].review_margin == 0.03
+    assert spec.disk_mb == 2048 and spec.profiles["subset"].review_margin == 0.04
+    assert spec.profiles["full"].review_margin == 0.04  # the default
     edited = _edit(week3, "timeout = 1800", "timeout = 1800\ndisk_mb = 512")
-    edited = _edit(week3, "review_margin = 0.03", "review_margin = 0.05")
+    edited = _edit(week3, "review_margin = 0.04", "review_margin = 0.05")
     spec = load_spec(edited)
     assert spec.disk_mb == 512 and spec.profiles["subset"].review_margin == 0.05
     _edit(week3, "review_margin = 0.05", "review_margin = 5")
@@ -153,3 +154,26 @@ def test_the_review_margin_and_the_disk_quota_have_defaults_and_are_checked(week
         SpecError, match=r"line \d+: execution.disk_mb: must be a whole number ≥ 64"
     ):
         load_spec(edited)
+
+
+def test_the_split_and_the_default_profile_are_read_and_checked(week3):
+    spec = load_spec(week3 / "spec.toml")
+    assert (spec.split.hidden_test, spec.split.held_back_train, spec.split.seed) == (0.5, 0.1, 0)
+    profile, why = spec.choose_profile(4443)
+    assert profile.name == "subset" and "no profile describes 4,443 test images" in why
+    assert spec.choose_profile(10000)[0].name == "full"
+    assert spec.choose_profile(4443, "full", "course.toml")[1] == "chosen by course.toml"
+    edited = _edit(week3, "timeout = 1800", "timeout = 1800\n\n[split]\nhidden_test = 1.0")
+    with pytest.raises(
+        SpecError, match=r"line \d+: split.hidden_test: must be above 0 and below 1"
+    ):
+        load_spec(edited)
+    _edit(week3, "hidden_test = 1.0", "hidden_test = 0.25\nseed = 7")
+    assert load_spec(edited).split.hidden_test == 0.25
+    _edit(week3, "test_images = 10000", "test_images = 10000\ndefault = true")
+    with pytest.raises(SpecError, match="profiles 'full' and 'subset' are both the default"):
+        load_spec(edited)
+    _edit(week3, "test_images = 10000\ndefault = true", "test_images = 10000")
+    _edit(week3, "default = true", "default = false")
+    with pytest.raises(SpecError, match="none is the default: mark one `default = true`"):
+        load_spec(edited).choose_profile(4443)
