@@ -61,7 +61,9 @@ def honest(tmp_path_factory, shared_data):
 
 
 def test_the_lookup_corpus_is_every_style_the_tests_name():
-    assert {path.stem for path in LOOKUPS.glob("*.ipynb")} == {"honest", "small-boost", *HELD}
+    assert {path.stem for path in LOOKUPS.glob("*.ipynb")} == {
+        "honest", "small-boost", "week4-raw-test-images", *HELD
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [*HELD, "small-boost"])
@@ -90,6 +92,18 @@ def test_a_lookup_earns_nothing_over_its_honest_network_or_is_held(
     else:  # a tenth of the test images stored: within noise of honest, and nothing gained
         assert run.outcome != "needs_review"
         assert model["seen_test_accuracy"] > honest["seen_test_accuracy"]
+
+
+def test_week_4s_networks_as_lookups_are_held_too(tmp_path, shared_data):
+    run = grade(
+        LOOKUPS / "week4-raw-test-images.ipynb", tmp_path / "out", shared_data, week="week4"
+    )
+    assert run.outcome == "needs_review"
+    models = run.results["extra_data"]["grader"]["models"]
+    for name in ("cnn", "mobilenet_scratch"):  # the pretrained one waits for its weights
+        assert models[name]["seen_test_accuracy"] == 1.0
+        assert models[name]["test_accuracy"] < 0.9
+        assert "test images the notebook was given but" in models[name]["review"]
 
 
 def test_the_report_says_which_images_were_never_seen(honest, tmp_path, shared_data):
