@@ -64,13 +64,21 @@ def test_profile_that_does_not_exist_is_a_clear_error(tmp_path, synthetic_data):
     assert "week3 has no profile 'huge'; its profiles are full, subset" in run.stderr
 
 
-def test_test_split_matching_no_profile_says_what_to_do(tmp_path, synthetic_data):
+def test_a_test_split_no_profile_describes_is_graded_by_the_default_one_which_is_said(
+    tmp_path, synthetic_data
+):
     run = run_grader(
         "grade", "week3", WEEK3 / "week3.ipynb", "--data-dir", synthetic_data, out=tmp_path
     )
-    assert run.code == 2
-    assert "no week3 profile matches a test split of 400 images" in run.stderr
-    assert "pass --profile NAME" in run.stderr
+    assert run.code == 0, run.stderr
+    grader = run.results["extra_data"]["grader"]
+    assert grader["profile"] == "subset"
+    assert grader["profile_reason"] == (
+        "the week's default profile: no profile describes 400 test images"
+    )
+    assert "profile *subset* (the week's default profile: no profile describes 400 test" in (
+        run.report
+    )
 
 
 def test_missing_notebook_path_is_a_usage_error(tmp_path):

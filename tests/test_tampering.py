@@ -246,7 +246,7 @@ def test_a_test_transform_that_enlarges_images_is_prepared_a_chunk_at_a_time(
     assert_graded_and_contained(run, canary, before)
     model = run.results["extra_data"]["grader"]["models"]["model"]
     assert model["status"] == "evaluated" and model["input_layout"] == "[N, 1, 196, 196] images"
-    assert model["test_images"] == 400 and model["train_images"] > 0
+    assert model["test_images"] == 200 and model["held_back_images"] > 0  # the hidden half
 
 
 def test_a_test_transform_past_what_the_grader_evaluates_is_a_named_problem(

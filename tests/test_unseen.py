@@ -50,8 +50,13 @@ def _model(run) -> dict:
 
 
 @pytest.fixture(scope="module")
-def honest(tmp_path_factory, shared_data):
-    run = _grade_lookup("honest", tmp_path_factory.mktemp("honest"), shared_data)
+def honest_run(tmp_path_factory, shared_data):
+    return _grade_lookup("honest", tmp_path_factory.mktemp("honest"), shared_data)
+
+
+@pytest.fixture(scope="module")
+def honest(honest_run):
+    run = honest_run
     assert run.code in (0, 1), run.stderr
     assert run.outcome != "needs_review"
     model = _model(run)
@@ -106,8 +111,8 @@ def test_week_4s_networks_as_lookups_are_held_too(tmp_path, shared_data):
         assert "test images the notebook was given but" in models[name]["review"]
 
 
-def test_the_report_says_which_images_were_never_seen(honest, tmp_path, shared_data):
-    run = grade(LOOKUPS / "honest.ipynb", tmp_path / "out", shared_data, "--profile", "subset")
+def test_the_report_says_which_images_were_never_seen(honest_run):
+    run = honest_run
     data = run.results["extra_data"]["grader"]["data"]
     hidden, staged = data["test_images"], 4443 - data["test_images"]
     assert f"measured on {hidden:,} test images your notebook never saw" in run.report

@@ -274,8 +274,8 @@ def test_a_short_last_batch_broke_full_batch_notebooks_which_the_embedded_split_
     # On the embedded 8,000 / 4,000 images it passes (the corpus test); on the shared 8,226 …
     run = grade(WILD / "assumes-full-batches.ipynb", tmp_path / "out", shared_data)
     assert run.outcome == "cell_error"
-    # 8,226 training images leave a last batch of 26: 26 * 784 values
-    assert "shape '[100, -1]' is invalid for input of size 20384" in run.report
+    # 8,226 training images, 823 held back, leave a last batch of 3: 3 * 784 values
+    assert "shape '[100, -1]' is invalid for input of size 2352" in run.report
 
 
 # --- MNIST weeks find their data the same way --------------------------------------------------
@@ -307,4 +307,4 @@ for x, y in loader:
         shared_data, "--profile", "full", out=tmp_path / "out",
     )  # fmt: skip
     assert run.outcome == "passed", run.report
-    assert run.results["extra_data"]["grader"]["data"]["test_images"] == 10000
+    assert run.results["extra_data"]["grader"]["data"]["test_images"] == 5000  # hidden half

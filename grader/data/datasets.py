@@ -111,8 +111,11 @@ class ImageDataset:
         """Number of items in a split, read from the label file's header alone."""
         path = self.file(SPLIT_FILES[split][1])
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as stream:
-            return int.from_bytes(stream.read(8)[4:8], "big")
+        try:
+            with opener(path, "rb") as stream:
+                return int.from_bytes(stream.read(8)[4:8], "big")
+        except (OSError, EOFError) as error:
+            raise DataError(f"cannot read {path}: {error}") from None
 
     def fingerprint(self, split: str = "test") -> str:
         """sha256 over a split's uncompressed bytes: names the data a grade was computed on."""
@@ -120,9 +123,12 @@ class ImageDataset:
         for stem in SPLIT_FILES[split]:
             path = self.file(stem)
             opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rb") as stream:
-                while chunk := stream.read(1 << 20):
-                    digest.update(chunk)
+            try:
+                with opener(path, "rb") as stream:
+                    while chunk := stream.read(1 << 20):
+                        digest.update(chunk)
+            except (OSError, EOFError) as error:  # a download cut short, say
+                raise DataError(f"cannot read {path}: {error}") from None
         return digest.hexdigest()
 
     def stage(self, dest_root: Path) -> None:

@@ -103,6 +103,14 @@ def _grade(
         packages = config.provided_packages
         data = grading_data(spec, options)
         profile, chosen = _profile(spec, config, data, options)
+        if data is not None:  # every file read now: a cut-short one is said before any run
+            result_data = {
+                "dataset": data.name,
+                "origin": data.graded_on.origin,
+                "test_images": data.graded_count(),
+                "test_sha256": data.sha256,
+                "split": data.describe(),
+            }
     except GraderError as error:
         result = _bare_result(week, week, student, Outcome.GRADER_ERROR, not_your_fault(error))
         write_outputs(result, out, course, executed=None, started=started)
@@ -111,13 +119,7 @@ def _grade(
     result.profile = profile.name
     result.profile_reason = chosen
     if data is not None:
-        result.data = {
-            "dataset": data.name,
-            "origin": data.graded_on.origin,
-            "test_images": data.graded_count(),
-            "test_sha256": data.sha256,
-            "split": data.describe(),
-        }
+        result.data = result_data
     result.provenance = provenance(spec)
     progress.step(f"Reading {notebook.name}")
     try:
