@@ -143,7 +143,8 @@ class GradeOptions:
 
     def arguments(self) -> list[str]:
         """These options as `grader grade` flags: what a child grading gets on its command line.
-        Unset options are left out, so the child applies the same defaults."""
+        Unset options are left out, so the child applies the same defaults; folders are made
+        absolute, for a child starts in a folder of its own."""
         if self.smoke:
             raise ValueError("a smoke run (`grader check`) is never started as a child grading")
         arguments: list[str] = []
@@ -152,7 +153,8 @@ class GradeOptions:
             if flag.kind == "switch":
                 arguments += [flag.name] if value else []
             elif value is not None:
-                arguments += [flag.name, str(value)]
+                absolute = flag.kind == "folder"
+                arguments += [flag.name, str(Path(value).resolve() if absolute else value)]
         return arguments
 
 

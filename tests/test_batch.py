@@ -87,6 +87,7 @@ def test_batch_of_a_class_then_resume_then_regrade_one(tmp_path, synthetic_data)
     submissions, out = tmp_path / "submissions", tmp_path / "gradebook"
     for login, (cells, _) in CLASS.items():
         hand_in(submissions, login, cells)
+    (submissions / "good0" / "week3.py").write_text("print('the notebook as a script')\n")
     with GitHubServer(token=TOKEN) as github:
         github.add_issue(ORG_REPO, 4)
         env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url, "GRADER_COURSE_SECRET": SECRET}
@@ -114,6 +115,16 @@ def test_batch_of_a_class_then_resume_then_regrade_one(tmp_path, synthetic_data)
         record = json.loads((out / "batch.json").read_text())
         assert (record["graded"], record["skipped"], record["workers"]) == (14, 0, 2)
         assert "graded 14, kept 0 current, 16 students" in first.stdout
+        # Said from the first second, before any grading ends; and what it left out, by name.
+        said = first.stderr.splitlines()
+        looking = said.index(f"Looking for week3 submissions in {submissions}")
+        assert said.index("16 submission(s): 14 to grade, 0 already graded on these inputs") > (
+            looking
+        )
+        assert (
+            "Ignored 1 file(s) named after week3 that match no submission pattern "
+            "({login}/*.ipynb): good0/week3.py"
+        ) in said
 
         # The leaderboard: one comment, every measured accuracy, best first, who passed, under
         # pseudonyms: no login of the class in it.

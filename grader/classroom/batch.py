@@ -179,7 +179,18 @@ def _run_batch(
             ),
         )
     spec = course.week(settings.week)
+    say = functools.partial(console.print, markup=False, soft_wrap=True)
+    say(f"Looking for {settings.week} submissions in {root}")
     submissions = find_class(settings, root, students)
+    ignored = settings.near_misses(root)
+    if ignored:
+        shown = ", ".join(ignored[:10]) + (
+            f" and {len(ignored) - 10} more" if len(ignored) > 10 else ""
+        )
+        say(
+            f"Ignored {len(ignored)} file(s) named after {settings.week} that match no "
+            f"submission pattern ({' or '.join(p.text for p in settings.patterns)}): {shown}"
+        )
     profile = options.profile or settings.profile
     todo, skipped = [], []
     if grade:
@@ -196,9 +207,14 @@ def _run_batch(
     started = time.monotonic()
     timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
     verified: dict[str, str] = {}
+    say(
+        f"{len(submissions)} submission(s): {len(todo)} to grade, {len(skipped)} already "
+        "graded on these inputs"
+    )
     if todo:  # the sandbox self-test, once for the whole batch (it raises when it fails)
         from grader.pipeline.grade import verify_sandbox
 
+        say("Checking that the sandbox runs the grader's Python")
         verified = verify_sandbox(spec, options)
     slots = [replace(slot, env={**slot.env, **verified}) for slot in slots]
     with BatchProgress(len(todo), console) as progress:

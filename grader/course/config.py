@@ -140,6 +140,15 @@ class WeekConfig:
                 found.setdefault(login, []).append(path)
         return {login: sorted(paths) for login, paths in sorted(found.items())}
 
+    def near_misses(self, root: Path) -> list[str]:
+        """Files under `root` named after the week that no pattern matches (`week5.py`, a
+        `Week5.ipynb` in the wrong folder): what a batch says it ignored."""
+        return [
+            path
+            for path in _files(root)
+            if self.week.lower() in Path(path).name.lower() and self.student_of(path) is None
+        ]
+
 
 @dataclass(frozen=True)
 class CiConfig:

@@ -55,3 +55,13 @@ def test_every_field_but_smoke_is_a_flag_of_grader_grade():
 def test_a_smoke_run_is_never_started_as_a_child():
     with pytest.raises(ValueError, match="smoke"):
         GradeOptions(smoke=True).arguments()
+
+
+def test_a_relative_data_folder_reaches_the_child_as_the_parent_meant_it(tmp_path, monkeypatch):
+    # A child grading starts in a folder of its own: `grader batch --data-dir ../data` must
+    # still name the folder beside the one the instructor typed it in.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "course").mkdir()
+    monkeypatch.chdir(tmp_path / "course")
+    arguments = GradeOptions(data_dir=Path("../data")).arguments()
+    assert arguments[arguments.index("--data-dir") + 1] == str(tmp_path / "data")
