@@ -156,19 +156,26 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
     help="Where the reports go.",
 )
 @click.option("--week", "weeks", multiple=True, help="Only this week (repeatable).")
+@click.option(
+    "--data-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="torchvision-style root with the weeks' data sets [default: the embedded subset where "
+    "it has a week's data set, else the offline cache].",
+)
 @click.pass_context
 @user_errors
-def demo(ctx: click.Context, out: Path, weeks: tuple[str, ...]) -> None:
+def demo(ctx: click.Context, out: Path, weeks: tuple[str, ...], data_dir: Path | None) -> None:
     """Release every week and grade its reference solution and faulty submissions, offline.
 
-    Uses the embedded Fashion-MNIST subset and the CPU. Exit code 1 if any submission got
-    another outcome than the one it should.
+    Uses the embedded Fashion-MNIST subset (a week on another data set: the offline cache, or
+    --data-dir) and the CPU. Exit code 1 if any submission got another outcome than the one it
+    should.
     """
     from grader.classroom.demo import run_demo
     from grader.views.terminal import TerminalProgress, print_demo
 
     with TerminalProgress() as progress:
-        runs = run_demo(course_of(ctx), out, list(weeks) or None, progress)
+        runs = run_demo(course_of(ctx), out, list(weeks) or None, progress, data_dir=data_dir)
     print_demo(runs, out)
     sys.exit(0 if all(run.as_expected for run in runs) else 1)
 

@@ -1,5 +1,6 @@
 """`grader demo`: release each week, then grade its reference solution and its example faulty
-submissions on the embedded data, offline, and check that each gets the outcome it should.
+submissions on the embedded data (or the week's data set in the offline cache, or --data-dir),
+offline, and check that each gets the outcome it should.
 
 Gradings run as `grader grade` child processes, a few at a time (two gradings must never share
 a process: each kills every process it started when it ends), with the CPU's threads shared
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING
 from grader.classroom.spawn import GradeJob, GradeRun, grade_in_child
 from grader.course.course import Course
 from grader.course.release import release_week
-from grader.course.spec import Example
-from grader.data.datasets import EMBEDDED_ROOT
+from grader.course.spec import Example, WeekSpec
+from grader.data.datasets import EMBEDDED_ROOT, ImageDataset, resolve_dataset
+from grader.errors import DataError
 from grader.options import GradeOptions
 from grader.pipeline.grade import verify_sandbox
 from grader.pipeline.results import grader_section
@@ -72,11 +74,13 @@ def run_demo(
     weeks: list[str] | None = None,
     progress: GradingProgress | None = None,
     workers: int = 2,
+    data_dir: Path | None = None,
 ) -> list[DemoRun]:
     specs = [course.week(week) for week in weeks or course.weeks()]
-    options = GradeOptions(data_dir=EMBEDDED_ROOT, device="cpu")
+    chosen = {spec.week: demo_options(spec, data_dir) for spec in specs}  # all, before any run
     planned = []
     for spec in specs:
+        options = chosen[spec.week]
         if progress:
             progress.step(f"Checking that the sandbox runs the grader's Python for {spec.week}")
         verified = verify_sandbox(spec, options)  # once here, not in each grading
@@ -101,7 +105,7 @@ def run_demo(
         week, example, job = item
         if progress:
             progress.step(f"Grading {week}: {example.title}")
-        run = grade_in_child(course, job, options, timeout=3600)
+        run = grade_in_child(course, job, chosen[week], timeout=3600)
         if progress:
             progress.step(f"Graded {week}: {example.title}: {run.outcome}")
         return DemoRun(week, example.title, example.expect, run)
@@ -114,6 +118,21 @@ def run_demo(
             release_week(course, spec.week, out / "assignments")
         finished = {id(item): future.result() for item, future in zip(order, futures, strict=True)}
     return [finished[id(item)] for item in planned]
+
+
+def demo_options(spec: WeekSpec, data_dir: Path | None = None) -> GradeOptions:
+    """How the demo grades `spec`'s week: on the CPU, on `data_dir`, else on the embedded
+    subset when it holds the week's data set (fast, the same everywhere), else on the offline
+    cache. DataError, naming the week, when none has it."""
+    if spec.dataset is None:  # week 2's points: the grader draws them
+        return GradeOptions(device="cpu")
+    if data_dir is None and not ImageDataset(EMBEDDED_ROOT, spec.dataset, "").missing_files():
+        return GradeOptions(data_dir=EMBEDDED_ROOT, device="cpu")
+    try:
+        dataset = resolve_dataset(spec.dataset, data_dir)
+    except DataError as error:
+        raise DataError(f"{spec.week} grades on {spec.dataset}: {error}") from None
+    return GradeOptions(data_dir=dataset.root, device="cpu")
 
 
 def _slug(text: str) -> str:
