@@ -58,13 +58,27 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
         shutil.rmtree(target)  # a clean release: files removed from the source go too
     outcome = api.generate_assignment(spec.week, force=True, create=False)
     if not outcome["success"]:
-        detail = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()[-5:]
-        raise ReleaseError(f"nbgrader could not release {spec.week}: " + " | ".join(detail))
+        raise ReleaseError(f"nbgrader could not release {spec.week}: {_nbgrader_said(outcome)}")
     notebooks = sorted(target.glob("*.ipynb"))
     if not notebooks:
         raise ReleaseError(f"nbgrader released no notebook for {spec.week} into {target}")
     write_public(course, spec.week, target)
     return notebooks
+
+
+def _nbgrader_said(outcome: dict) -> str:
+    """What nbgrader's refusal means: the exceptions and errors in its log (its own last words
+    are only "Please see the above traceback"), else the end of its traceback."""
+    log = (outcome.get("log") or "").splitlines()
+    said = [
+        line.strip().removeprefix("[ERROR] ")
+        for line in log
+        if re.match(r"\s*[\w.]*(Error|Exception): ", line)
+        or (line.startswith("[ERROR]") and not re.search(r"Please see|Traceback", line))
+    ]
+    if not said:
+        said = (outcome.get("error") or "nbgrader said nothing").strip().splitlines()[-1:]
+    return " | ".join(dict.fromkeys(said))
 
 
 # nbgrader's markers: anything else spelt like one (`### BEGIN SOLUTON`) is taken for a
@@ -95,10 +109,32 @@ def check_week(spec) -> list[str]:
             "(View → Cell Toolbar → Tags in Jupyter; `parameters` on the cell of defaults)"
         )
     for number, cell in enumerate(notebook.cells, start=1):
-        for marker in _MARKER.findall(cell.source):
-            if " ".join(marker.split()) not in MARKERS:
+        found = [" ".join(marker.split()) for marker in _MARKER.findall(cell.source)]
+        for marker in found:
+            if marker not in MARKERS:
                 problems.append(
                     f"{path.name} cell {number}: `### {marker}` is not one of nbgrader's markers "
                     f"({', '.join(sorted(MARKERS))}): nbgrader would take the whole cell"
                 )
+        problems += _unpaired(found, f"{path.name} cell {number}")
+    return problems
+
+
+def _unpaired(markers: list[str], where: str) -> list[str]:
+    """Each BEGIN closed by its END, in order, none nested: what nbgrader needs of a cell."""
+    problems, open_region = [], None
+    for marker in (m for m in markers if m in MARKERS):
+        edge, what = marker.split(" ", 1)
+        if edge == "BEGIN" and open_region is None:
+            open_region = what
+        elif edge == "END" and open_region == what:
+            open_region = None
+        else:
+            problems.append(
+                f"{where}: `### {marker}` where nbgrader expects "
+                + (f"`### END {open_region}`" if open_region else "a `### BEGIN …` first")
+            )
+            return problems
+    if open_region is not None:
+        problems.append(f"{where}: `### BEGIN {open_region}` is never closed by its END")
     return problems
