@@ -32,10 +32,20 @@ def _line(spec: Path, text: str) -> int:
     return next(n for n, line in enumerate(spec.read_text().splitlines(), 1) if text in line)
 
 
-@pytest.mark.parametrize("week", ["week2", "week3", "week4"])
-def test_the_courses_own_specs_load(week):
+WEEKS = sorted(path.parent.name for path in SOLUTIONS.glob("*/spec.toml"))
+
+
+def test_the_course_has_its_weeks():
+    assert {"week2", "week3", "week4"} <= set(WEEKS)
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_every_week_of_the_course_loads_and_would_release(week):
+    from grader.course.release import check_week
+
     spec = load_spec(SOLUTIONS / week / "spec.toml")
     assert spec.week == week and spec.models and spec.profiles
+    assert check_week(spec) == []  # graders collect and set up, notebook markers and parameters
 
 
 def test_a_misspelt_key_is_named_with_its_line_and_a_suggestion(week3):
