@@ -121,3 +121,136 @@ def test_init_ci_check_names_a_week_that_would_not_release(tmp_path):
     done = grader("--course", course, "init-ci", "--check", tmp_path / "repo")
     assert done.returncode == 1
     assert "week2 would not release:" in done.stderr and "the fixture 'model'" in done.stderr
+
+
+# --- the walk docs/WEEKS.md describes, from an empty folder to a week on CI ------------------
+
+WEEK5_SPEC = """
+title = "Week 5: a small network, written from docs/WEEKS.md"
+notebook = "week5.ipynb"
+issue = 7
+
+[parameters]
+epochs = 3
+
+[[models]]
+variable = "net"
+task = "classify-images"
+dataset = "FashionMNIST"
+inputs = [[1, 28, 28]]
+outputs = 10
+threshold = "test_accuracy"
+
+[profiles.any]
+description = "whatever data the course grades on"
+default = true
+thresholds.test_accuracy = { minimum = 0.7, full_marks_at = 0.9 }
+
+[[examples]]
+notebook = "examples/untrained.ipynb"
+title = "a network that was never trained"
+expect = "below_threshold"
+"""
+
+WEEK5_GRADERS = '''
+import pytest
+
+
+@pytest.mark.points(1)
+def test_runs(execution):
+    """The notebook runs to its end"""
+    assert execution.status == "completed"
+
+
+@pytest.mark.points(4)
+def test_accuracy(models, check):
+    """Test accuracy of `net`"""
+    check.meets("test_accuracy", models["net"].test_accuracy, "the test accuracy")
+
+
+@pytest.mark.points(1)
+@pytest.mark.visibility("hidden")
+def test_net_is_small(models):
+    """`net` has at most 200,000 parameters"""
+    assert models["net"].parameters <= 200_000
+'''
+
+WEEK5_CELLS = [
+    "#md # Week 5\nTrain `net` on Fashion-MNIST.",
+    'data_dir = "./data"\ndevice = "cpu"\nseed = 0\nepochs = 1',  # tagged parameters below
+    "import torch\nfrom torch import nn\nfrom torchvision import datasets, transforms\n"
+    "train = datasets.FashionMNIST(data_dir, train=True, transform=transforms.ToTensor())\n"
+    "test_set = datasets.FashionMNIST(data_dir, train=False, transform=transforms.ToTensor())",
+    "torch.manual_seed(seed)\n"
+    "net = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))\n"
+    "### BEGIN SOLUTION\n"
+    "loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)\n"
+    "optimizer = torch.optim.Adam(net.parameters(), 1e-3)\n"
+    "for epoch in range(epochs):\n"
+    "    for x, y in loader:\n"
+    "        optimizer.zero_grad()\n"
+    "        nn.functional.cross_entropy(net(x), y).backward()\n"
+    "        optimizer.step()\n"
+    "### END SOLUTION",
+    "assert isinstance(net, nn.Module)",
+]
+
+
+def test_a_new_week_from_an_empty_folder_to_ci(tmp_path, synthetic_data):
+    """Source notebook, spec, graders, an example and course.toml, written as WEEKS.md says;
+    then only `grader` commands: release, grade, demo, batch, init-ci."""
+    course = tmp_path / "course"
+    week = course / "solutions" / "week5"
+    (week / "graders").mkdir(parents=True)
+    (course / "templates").symlink_to(REPO / "templates")
+    (week / "spec.toml").write_text(WEEK5_SPEC)
+    (week / "graders" / "test_week5.py").write_text(WEEK5_GRADERS)
+    source = write_notebook(week / "week5.ipynb", *WEEK5_CELLS, week="week5")
+    notebook = nbformat.read(source, as_version=4)
+    notebook.cells[1].metadata["tags"] = ["parameters"]
+    notebook.cells[3].metadata["nbgrader"] = {
+        "solution": True, "grade": False, "locked": False, "task": False,
+        "grade_id": "train", "schema_version": 3,
+    }  # fmt: skip
+    nbformat.write(notebook, source)
+    untrained = [cell.replace("range(epochs)", "range(0)") for cell in WEEK5_CELLS]
+    write_notebook(week / "examples" / "untrained.ipynb", *untrained, week="week5")
+    (course / "course.toml").write_text(
+        '[ci]\ngrader_repository = "org/grader"\ngrader_ref = "v1"\n'
+        'regrade_token_secret = "ORG_TOKEN"\n\n[weeks.week5]\ndue = 2026-12-24T23:59:00Z\n'
+    )
+    data = ("--data-dir", synthetic_data)
+
+    released = grader("--course", course, "release", "week5")
+    assert released.returncode == 0, released.stderr
+    student_copy = (course / "assignments" / "week5" / "week5.ipynb").read_text()
+    assert "optimizer.step()" not in student_copy  # the solution is out ...
+    public = (course / "assignments" / "week5" / "graders" / "test_week5.py").read_text()
+    assert "test_accuracy" in public and "test_net_is_small" not in public  # ... and the hidden
+
+    graded = grader(
+        "--course", course, "grade", "week5", source, "--out", tmp_path / "ref", *data
+    )  # fmt: skip
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    report = (tmp_path / "ref" / "report.md").read_text()
+    assert "profile *any* (the week's default profile" in report
+
+    demo = grader("--course", course, "demo", "--week", "week5", "--out", tmp_path / "demo", *data)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+
+    submissions = tmp_path / "submissions"
+    (submissions / "alice").mkdir(parents=True)
+    shutil.copy(source, submissions / "alice" / "week5.ipynb")
+    write_notebook(submissions / "bob" / "week5.ipynb", *untrained, week="week5")
+    batch = grader(
+        "--course", course, "batch", "week5", submissions, "--out", tmp_path / "book",
+        "--pattern", "{login}/week5.ipynb", "--device", "cpu", *data,
+    )  # fmt: skip
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    book = (tmp_path / "book" / "gradebook.csv").read_text()
+    assert "alice" in book and "bob" in book and "below_threshold" in book
+
+    written = grader("--course", course, "init-ci", tmp_path / "repo")
+    assert written.returncode == 0, written.stderr
+    checked = grader("--course", course, "init-ci", "--check", tmp_path / "repo")
+    assert checked.returncode == 0, checked.stderr
