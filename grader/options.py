@@ -73,7 +73,12 @@ class GradeOptions:
         None, Flag("--student", "Whose submission [default: $GITHUB_ACTOR].", metavar="LOGIN")
     )
     profile: str | None = _option(
-        None, Flag("--profile", "Threshold profile [default: chosen by the test split].")
+        None,
+        Flag(
+            "--profile",
+            "Threshold profile [default: course.toml's for the week, else the one for the data "
+            "set's test split, else the spec's default profile].",
+        ),
     )
     timeout: float | None = _option(
         None,
