@@ -18,18 +18,17 @@ import numpy as np
 import pytest
 from report_checks import rendered_text
 
+from grader.data import datasets
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 WEEK3 = REPO / "solutions" / "week3"
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write an uint8 array as an IDX file, the format of (Fashion-)MNIST."""
+    """Write an uint8 array as an IDX file, the format of (Fashion-)MNIST, folders and all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(size).to_bytes(4, "big") for size in array.shape
-    )
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    datasets.write_idx(path, array)
 
 
 def synthetic_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -175,9 +175,6 @@ class WeekSpec:
     def dataset(self) -> str | None:
         return next((model.dataset for model in self.models if model.dataset), None)
 
-    def profile_for(self, test_images: int | None, name: str | None = None) -> Profile:
-        return self.choose_profile(test_images, name)[0]
-
     def choose_profile(
         self, test_images: int | None, name: str | None = None, chosen_by: str = "--profile"
     ) -> tuple[Profile, str]:
@@ -192,7 +189,9 @@ class WeekSpec:
                 )
             return self.profiles[name], f"chosen by {chosen_by}"
         for profile in self.profiles.values():
-            if profile.test_images is not None and profile.test_images == test_images:
+            if profile.test_images == test_images:
+                if test_images is None:
+                    return profile, "the profile for a week without an image data set"
                 return profile, f"the profile for a test split of {test_images:,} images"
         fallback = next((p for p in self.profiles.values() if p.default), None)
         if len(self.profiles) == 1 and fallback is None:

@@ -68,11 +68,11 @@ class GradingData:
 
     @cached_property
     def _test_order(self) -> np.ndarray:
-        return _permutation(self.given, "test", self.split.seed)
+        return _permutation(self._test[1], self._test_fingerprint, self.split.seed, 0)
 
     @cached_property
     def _train_order(self) -> np.ndarray:
-        return _permutation(self.given, "train", self.split.seed)
+        return _permutation(self._train[1], self._train_fingerprint, self.split.seed, 1)
 
     def _hidden_count(self) -> int:
         if self.split is None or self.private is not None:
@@ -120,6 +120,14 @@ class GradingData:
     def _train(self) -> Images:
         return self.given.load("train")
 
+    @cached_property
+    def _test_fingerprint(self) -> str:
+        return self.given.fingerprint("test")
+
+    @cached_property
+    def _train_fingerprint(self) -> str:
+        return self.given.fingerprint("train")
+
     def graded(self) -> Images:
         """The test images the grade is measured on."""
         if self.private is not None:
@@ -149,10 +157,12 @@ class GradingData:
     def sha256(self) -> str:
         """Names the images a grade is measured on: the data set's test split and, when part of
         it is hidden, how it was dealt out. predictions.npz and `grader batch` compare it."""
-        test = self.graded_on.fingerprint("test")
-        if self.split is None or self.private is not None:
-            return test
-        key = f"{test}:{self.given.fingerprint('train')}:{self.split.describe()}:{DEALING}"
+        if self.private is not None:
+            return self.private.fingerprint("test")
+        if self.split is None:
+            return self._test_fingerprint
+        test, train = self._test_fingerprint, self._train_fingerprint
+        key = f"{test}:{train}:{self.split.describe()}:{DEALING}"
         return hashlib.sha256(key.encode()).hexdigest()
 
     def describe(self) -> str:
@@ -191,16 +201,15 @@ def _share(count: int, share: float) -> int:
     return min(count - 1, max(1, round(count * share))) if count > 1 else 0
 
 
-def _permutation(dataset: ImageDataset, split: str, seed: int) -> np.ndarray:
+def _permutation(labels: np.ndarray, fingerprint: str, seed: int, stream: int) -> np.ndarray:
     """A fixed order of a split's images, dealt class by class: any prefix holds each class
     in its share of the split (so the hidden part and the staged part are alike in what they
-    ask, and differ by sampling alone). The course's seed and the split's own bytes decide it,
-    so the same data set is dealt out the same way on every machine and every regrade."""
+    ask, and differ by sampling alone). The course's seed and the split's own bytes (its
+    `fingerprint`; `stream` tells the splits apart) decide it, so the same data set is dealt
+    out the same way on every machine and every regrade."""
     import numpy as np
 
-    fingerprint = int(dataset.fingerprint(split)[:15], 16)
-    rng = np.random.default_rng([seed, fingerprint, 0 if split == "test" else 1])
-    _, labels = dataset.load(split)
+    rng = np.random.default_rng([seed, int(fingerprint[:15], 16), stream])
     rank = np.empty(len(labels))  # each image's place within its class, as a fraction
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)

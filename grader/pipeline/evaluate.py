@@ -91,7 +91,7 @@ def reevaluate_models(
     if any(m.task == "classify-images" for m in ready):
         images, labels = data.graded()
         preprocessing, note = preprocessing_from(capture.get("transform"))
-        comparison = _comparison_data(data)
+        comparison = _comparison_data(data, images)
     programs = scratch.run / "programs"  # the grader's copies, where the notebook never wrote
     programs.mkdir(exist_ok=True)
     results = {}
@@ -147,13 +147,13 @@ class Comparison:
     test_sample: np.ndarray  # raw pixels of a sample of the whole test split, [n, H * W]
 
 
-def _comparison_data(data: GradingData) -> Comparison:
+def _comparison_data(data: GradingData, graded: np.ndarray) -> Comparison:
+    """`graded`: the graded images, already loaded."""
     rng = np.random.default_rng(0)  # the same samples for every grading: comparable numbers
     seen = staged = data.staged_test()
     if seen is not None and len(seen[1]) > SEEN_SAMPLE:
         picked = np.sort(rng.permutation(len(seen[1]))[:SEEN_SAMPLE])
         seen = seen[0][picked], seen[1][picked]
-    graded, _ = data.graded()
     pool = graded if seen is None else np.concatenate([graded, seen[0]])
     sample = np.sort(rng.permutation(len(pool))[:STORED_SAMPLE])
     return Comparison(

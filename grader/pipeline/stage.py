@@ -29,8 +29,6 @@ class StagedRun:
     scratch: Scratch
     notebook: Path  # the notebook the runner executes
     executed: Path  # where the runner writes it as it ran (a folder handed to the sandbox)
-    # The staged test images (indices, drawn afresh) the capture runs each model on eagerly.
-    probe: dict[str, Any] | None = None
 
 
 def stage_workdir(
@@ -55,7 +53,7 @@ def stage_workdir(
     _pin_kernel(scratch)
     notebook = scratch.run / "input.ipynb"
     missing = {found.spec.name for found in weights if found.path is None}
-    probe = None
+    probe = None  # the staged test images (drawn afresh) the capture runs each model on eagerly
     if data is not None and data.split is not None:
         staged = scratch.work / "data" / data.name / "raw" / SPLIT_FILES["test"][0]
         count = len(data.staged_test_indices())
@@ -63,7 +61,7 @@ def stage_workdir(
         probe = {"images": str(staged), "indices": drawn}
     cells = with_grader_cells(submission, spec, scratch, seed, missing, packages, probe)
     nbformat.write(cells, notebook)
-    return StagedRun(scratch, notebook, scratch.output / "executed.ipynb", probe)
+    return StagedRun(scratch, notebook, scratch.output / "executed.ipynb")
 
 
 def with_grader_cells(
