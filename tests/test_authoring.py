@@ -52,6 +52,14 @@ BREAKAGES = {
         "@pytest.mark.visibility('secret')\ndef test_notebook_runs_to_the_end(execution):",
         ["(test_notebook_runs_to_the_end): visibility 'secret' is none of Gradescope's"],
     ),
+    "a check that crashes on some submissions": (
+        GRADERS, "def test_notebook_runs_to_the_end(execution):",
+        "def test_where_it_stopped(execution):\n    assert execution.failure.cell > 1\n\n\n"
+        "def test_notebook_runs_to_the_end(execution):",
+        ["(test_where_it_stopped): AttributeError: 'NoneType' object has no attribute 'cell', "
+         "on a stand-in submission whose notebook ran to the end",
+         "a student would read that instead of a reason"],
+    ),
 }  # fmt: skip
 
 

@@ -31,9 +31,10 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
     spec = course.week(week)
     problems = check_week(spec)
     if problems:
+        said = f" {problems[0]}" if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
         raise ReleaseError(
-            f"{spec.week} is not released: " + "; ".join(problems) + ". Fix it in "
-            f"{spec.directory} and release again (`grader release {spec.week}`)."
+            f"{spec.week} is not released:{said}\nFix it in {spec.directory} and release again "
+            f"(`grader release {spec.week}`)."
         )
     release_root = (dest or course.assignments).resolve()
     config = Config()

@@ -20,7 +20,7 @@ import pytest
 
 from grader.course.spec import Profile, WeekSpec
 from grader.errors import GradersBroken, SpecError
-from grader.pipeline.results import CheckResult, Execution, ModelResult
+from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelResult
 from grader.pipeline.visibility import VISIBILITIES
 from grader.states import ExecutionStatus
 
@@ -91,6 +91,9 @@ class _GradingPlugin:
         self._facts = facts  # not `facts`: pytest would take the attribute for the fixture
         self.results: list[CheckResult] = []
         self.broken: list[str] = []  # what makes a grader unable to run: the course's fault
+        # Checks that raised something other than a failed assertion (`pytest.fail`, a skip):
+        # on the grader's stand-in facts at release, a check that crashes on some submission.
+        self.crashed: list[str] = []
         self.collected = 0
         self._checks: dict[str, Check] = {}
 
@@ -176,6 +179,8 @@ class _GradingPlugin:
                 self.broken.append(f"{where}: {error}")
             elif report.when == "setup" and not report.skipped:
                 self.broken.append(f"{where}: its set-up failed: {call.excinfo.exconly()}")
+            elif not isinstance(error, (AssertionError, *_FAILED_OR_SKIPPED)):
+                self.crashed.append(f"{where}: {call.excinfo.exconly().strip()}")
         return CheckResult(
             name=_check_name(item),
             points=points,
@@ -198,7 +203,15 @@ def _check_name(item: pytest.Item) -> str:
     return re.sub(r"^test_", "", item.name).replace("_", " ").capitalize()
 
 
+# How a check says no: a failed assertion, `pytest.fail`, `pytest.skip`, `pytest.xfail`.
+_FAILED_OR_SKIPPED = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception)
+
+
 def run_graders(spec: WeekSpec, facts: Facts, extra: tuple[str, ...] = ()) -> list[CheckResult]:
+    return _run_graders(spec, facts, extra).results
+
+
+def _run_graders(spec: WeekSpec, facts: Facts, extra: tuple[str, ...] = ()) -> _GradingPlugin:
     if not spec.graders.is_dir():
         raise SpecError(f"{spec.week} has no graders folder at {spec.graders}")
     plugin = _GradingPlugin(facts)
@@ -237,7 +250,7 @@ def run_graders(spec: WeekSpec, facts: Facts, extra: tuple[str, ...] = ()) -> li
             f"the graders in {spec.graders} did not run (pytest exit code {int(code)}): "
             + _salient(output.getvalue())
         )
-    return plugin.results
+    return plugin
 
 
 FIXTURES = ("facts", "models", "execution", "values", "week_dir", "check")
@@ -246,15 +259,68 @@ FIXTURES = ("facts", "models", "execution", "values", "week_dir", "check")
 def check_graders(spec: WeekSpec) -> list[str]:
     """What would keep the week's graders from running when a submission is graded: pytest
     collects them as grading does and sets every check up (`--setup-only`: the fixtures they
-    ask for, their markers) on stand-in facts, running no check. Empty: they can run."""
+    ask for, their markers) on stand-in facts; then every check runs on two stand-in
+    submissions (`stand_in_facts`), and one that raises anything but a failed assertion, a
+    `pytest.fail` or a skip would show a student an exception instead of a reason. Empty: they
+    can run."""
     profile = next(iter(spec.profiles.values()))
-    facts = Facts({}, Execution(ExecutionStatus.COMPLETED, 0.0), profile, None, {}, {},
-                  spec.directory)  # fmt: skip
     try:
-        run_graders(spec, facts, extra=("--setup-only",))
+        _run_graders(spec, stand_in_facts(spec, profile, True), extra=("--setup-only",))
+        problems = []
+        for good in (True, False):
+            plugin = _run_graders(spec, stand_in_facts(spec, profile, good))
+            problems += [
+                f"{crash}, on a stand-in submission {STAND_INS[good]}: a student would read "
+                'that instead of a reason (say why with `assert …, "why"` or `pytest.fail`)'
+                for crash in plugin.crashed
+                if crash not in " ".join(problems)
+            ]
     except SpecError as error:  # GradersBroken, or a profile without a threshold a check asks
         return [str(error)]
-    return []
+    return problems
+
+
+STAND_INS = {
+    True: "whose notebook ran to the end and whose every model the grader evaluated",
+    False: "whose notebook stopped at its first cell and left nothing to grade",
+}
+
+
+def stand_in_facts(spec: WeekSpec, profile: Profile, good: bool) -> Facts:
+    """Facts as grading hands them to the graders, for a submission that did everything
+    (`good`: every model evaluated at full marks, the run complete) or nothing (the first cell
+    raised, no model, no value). Values are never made up: each is missing, in the words the
+    grader uses, as when the notebook left it out."""
+    from grader.states import ModelStatus
+
+    models = {}
+    for model in spec.models:
+        classes = max(model.outputs or [10])
+        if not good:
+            models[model.variable] = ModelResult(
+                model.variable, ModelStatus.MISSING, problem="the notebook defines no such variable"
+            )
+            continue
+        best = 1.0  # meets any minimum a profile may set
+        models[model.variable] = ModelResult(
+            model.variable, ModelStatus.EVALUATED, test_images=10 * classes,
+            test_accuracy=best, test_loss=0.1, per_class_accuracy=[best] * classes,
+            class_names=[str(k) for k in range(classes)],
+            confusion=[[10 if i == j else 0 for j in range(classes)] for i in range(classes)],
+            parameters=1000,
+        )  # fmt: skip
+    if good:
+        execution = Execution(ExecutionStatus.COMPLETED, 1.0, 3, 3, captured=True)
+    else:
+        failure = CellFailure(1, 1, "NameError", "name 'x' is not defined", "x")
+        execution = Execution(ExecutionStatus.CELL_ERROR, 1.0, 1, 3, failure, captured=True)
+    missing = (
+        "the notebook did not reach the end" if not good else "the notebook left no such value"
+    )
+    return Facts(
+        models, execution, profile, None, {value.variable: missing for value in spec.values},
+        {}, spec.directory,
+    )  # fmt: skip
 
 
 def _where(item: pytest.Item) -> str:
