@@ -5,6 +5,7 @@ the detail for the instructor."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -180,7 +181,9 @@ def test_accuracy(models, check):
 @pytest.mark.visibility("hidden")
 def test_net_is_small(models):
     """`net` has at most 200,000 parameters"""
-    assert models["net"].parameters <= 200_000
+    net = models["net"]
+    assert net.status == "evaluated", net.problem
+    assert net.parameters <= 200_000
 '''
 
 WEEK5_CELLS = [
@@ -242,6 +245,12 @@ def test_a_new_week_from_an_empty_folder_to_ci(tmp_path, synthetic_data):
     assert graded.returncode == 0, graded.stdout + graded.stderr
     report = (tmp_path / "ref" / "report.md").read_text()
     assert "profile *any* (the week's default profile" in report
+    # One tally: the report counts the hidden check's point apart, results.json and the
+    # gradebook count it in, and both say how many of their points are hidden.
+    assert "passed so far · 5 / 5 points · + 1 hidden points" in report
+    results = json.loads((tmp_path / "ref" / "results.json").read_text())
+    assert (results["score"], results["extra_data"]["grader"]["max_score"]) == (6, 6)
+    assert results["extra_data"]["grader"]["visible"]["hidden_points"] == 1
 
     demo = grader("--course", course, "demo", "--week", "week5", "--out", tmp_path / "demo", *data)
     assert demo.returncode == 0, demo.stdout + demo.stderr
@@ -255,8 +264,10 @@ def test_a_new_week_from_an_empty_folder_to_ci(tmp_path, synthetic_data):
         "--pattern", "{login}/week5.ipynb", "--device", "cpu", *data,
     )  # fmt: skip
     assert batch.returncode == 0, batch.stdout + batch.stderr
-    book = (tmp_path / "book" / "gradebook.csv").read_text()
-    assert "alice" in book and "bob" in book and "below_threshold" in book
+    with (tmp_path / "book" / "gradebook.csv").open() as stream:
+        book = {row["student"]: row for row in csv.DictReader(stream)}
+    assert book["alice"]["outcome"] == "passed" and book["bob"]["outcome"] == "below_threshold"
+    assert [book["alice"][k] for k in ("score", "max_score", "hidden_points")] == ["6", "6", "1"]
 
     written = grader("--course", course, "init-ci", tmp_path / "repo")
     assert written.returncode == 0, written.stderr

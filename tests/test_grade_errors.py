@@ -20,6 +20,11 @@ def test_a_file_that_is_not_a_notebook_gets_a_report_and_exit_1(tmp_path, synthe
     assert run.outcome == "submission_invalid"
     assert "week3.ipynb is not valid JSON (line 1, column 1" in run.report
     assert _outputs_written(tmp_path / "out")
+    # Out of the week's points like every other grading (one tally), each check not graded.
+    assert "not passed · 0 / 10 points" in run.report
+    assert run.results["extra_data"]["grader"]["max_score"] == 10
+    assert [(t["score"], t["max_score"]) for t in run.results["tests"]] == [(0, 2), (0, 1), (0, 7)]
+    assert run.report.count("| not graded | — |") == 3
 
 
 def test_json_that_is_not_a_notebook_is_named_as_such(tmp_path, synthetic_data):

@@ -184,4 +184,6 @@ def test_run_autograder_without_a_notebook_tells_the_student_what_to_upload(grad
     results = json.loads((root / "results" / "results.json").read_text())
     assert results["score"] == 0
     assert results["extra_data"]["grader"]["outcome"] == "submission_invalid"
+    assert results["extra_data"]["grader"]["max_score"] == 10  # the week's, not 0 of 0
+    assert sum(test["max_score"] for test in results["tests"]) == 10
     assert "No notebook was submitted: upload week3.ipynb." in results["output"]

@@ -162,8 +162,10 @@ def _zip(root: Path, out: Path) -> int:
 def run_autograder(root: Path) -> int:
     """Grade ROOT/submission's notebook; ROOT/results/results.json is always written."""
     from grader.options import GradeOptions
+    from grader.pipeline.checks import NOT_RUN, ungraded_checks
     from grader.pipeline.grade import grade_submission, write_outputs
     from grader.pipeline.results import GradingResult
+    from grader.pipeline.visibility import show_checks
     from grader.states import Outcome
 
     started = time.monotonic()
@@ -188,6 +190,8 @@ def run_autograder(root: Path) -> int:
         result = GradingResult(
             spec.week, spec.title, options.student, Outcome.SUBMISSION_INVALID, problem
         )
+        result.checks = ungraded_checks(spec, NOT_RUN)  # 0 of the week's points, not 0 of 0
+        show_checks(result, course, spec)
         write_outputs(result, out, course, executed=None, started=started)
     else:
         try:

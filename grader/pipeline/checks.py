@@ -95,6 +95,7 @@ class _GradingPlugin:
         # on the grader's stand-in facts at release, a check that crashes on some submission.
         self.crashed: list[str] = []
         self.collected = 0
+        self.items: list[pytest.Item] = []
         self._checks: dict[str, Check] = {}
 
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -135,6 +136,7 @@ class _GradingPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Every check's markers, read once it is collected: a wrong one is the course's."""
         self.collected = len(session.items)
+        self.items = list(session.items)
         for item in session.items:
             visibility = item.get_closest_marker("visibility")
             if visibility is not None and (visibility.args or [None])[0] not in VISIBILITIES:
@@ -157,13 +159,7 @@ class _GradingPlugin:
         return report
 
     def _result(self, item: pytest.Item, call: pytest.CallInfo, report) -> CheckResult:
-        points_marker = item.get_closest_marker("points")
-        try:
-            points = float(points_marker.args[0]) if points_marker else 1.0
-        except (IndexError, TypeError, ValueError):
-            points = 0.0  # said by pytest_collection_finish
-        visibility_marker = item.get_closest_marker("visibility")
-        visibility = visibility_marker.args[0] if visibility_marker else "visible"
+        points, visibility = _points(item), _visibility(item)
         where = _where(item)
         check = self._checks.get(item.nodeid, Check(self._facts.profile))
         message = ""
@@ -244,7 +240,7 @@ def _run_graders(spec: WeekSpec, facts: Facts, extra: tuple[str, ...] = ()) -> _
             code = pytest.main([*args, *extra], plugins=[plugin])
     if plugin.broken:
         raise GradersBroken("; ".join(plugin.broken))
-    ran = plugin.collected if "--setup-only" in extra else plugin.results
+    ran = plugin.collected if {"--setup-only", "--collect-only"} & set(extra) else plugin.results
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not ran:
         raise GradersBroken(
             f"the graders in {spec.graders} did not run (pytest exit code {int(code)}): "
@@ -278,6 +274,41 @@ def check_graders(spec: WeekSpec) -> list[str]:
     except SpecError as error:  # GradersBroken, or a profile without a threshold a check asks
         return [str(error)]
     return problems
+
+
+NOT_RUN = "not graded"
+
+
+def ungraded_checks(spec: WeekSpec, why: str) -> list[CheckResult]:
+    """Every check of the week, none run: 0 of its points, `why` in its Measured column (the
+    grading's summary says the reason once). For a submission the grader cannot run, so that its
+    grade is out of the week's points like every other. Empty when the graders cannot even be
+    collected (that is said when a notebook is graded)."""
+    profile = next(iter(spec.profiles.values()))
+    try:
+        plugin = _run_graders(spec, stand_in_facts(spec, profile, False), ("--collect-only",))
+    except SpecError:
+        return []
+    return [
+        CheckResult(
+            name=_check_name(item), points=_points(item), score=0.0, passed=False, measured=why,
+            visibility=_visibility(item),
+        )  # fmt: skip
+        for item in plugin.items
+    ]
+
+
+def _points(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("points")
+    try:
+        return float(marker.args[0]) if marker else 1.0
+    except (IndexError, TypeError, ValueError):
+        return 0.0  # said by pytest_collection_finish
+
+
+def _visibility(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("visibility")
+    return marker.args[0] if marker and marker.args else "visible"
 
 
 STAND_INS = {

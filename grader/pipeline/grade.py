@@ -28,7 +28,7 @@ from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import captured_model, found_as, read_capture, read_values
 from grader.pipeline.carried import carried_payloads, carried_total
-from grader.pipeline.checks import Facts, run_graders
+from grader.pipeline.checks import NOT_RUN, Facts, run_graders, ungraded_checks
 from grader.pipeline.evaluate import reevaluate_models, unseen_accuracy
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.outcome import advice, decide_outcome
@@ -126,6 +126,8 @@ def _grade(
         submission = read_submission(notebook)
     except SubmissionInvalid as error:
         result.outcome, result.summary = Outcome.SUBMISSION_INVALID, str(error)
+        result.checks = ungraded_checks(spec, NOT_RUN)  # 0 of the week's points, not 0 of 0
+        show_checks(result, course, spec)
         write_outputs(result, out, course, executed=_explanation(str(error)), started=started)
         return result
     commit = options.commit or os.environ.get("GITHUB_SHA")
