@@ -137,7 +137,6 @@ def test_init_ci_check_names_a_week_that_would_not_release(tmp_path):
 WEEK5_SPEC = """
 title = "Week 5: a small network, written from docs/WEEKS.md"
 notebook = "week5.ipynb"
-issue = 7
 
 [parameters]
 epochs = 3

@@ -192,7 +192,6 @@ def test_two_layer_without_an_activation_is_a_straight_line_and_the_report_says_
 
 def test_week2_spec_applies_to_runs_without_an_image_data_set():
     spec = find_course().week("2")
-    assert spec.issue == 3
     assert spec.dataset is None and spec.choose_profile(None)[0].name == "band"
     assert [m.variable for m in spec.models] == ["one_layer", "two_layer"]
     assert spec.models[0].threshold is None  # reported, not graded

@@ -364,9 +364,18 @@ def _week(
             section.key("profile"),
             f"{week} has no profile {profile!r}; its spec.toml has: {', '.join(spec.profiles)}",
         )
+    # The week's issue belongs to the course (where its reports go), so course.toml holds it;
+    # a spec.toml's own `issue` (older courses kept it there) still counts, unless they differ.
+    issue = section.get("issue", _issue)
+    if issue is not None and spec.issue is not None and issue != spec.issue:
+        raise section.where.error(
+            section.key("issue"),
+            f"is {issue} but {week}/spec.toml says issue = {spec.issue}: keep the week's issue "
+            "in course.toml alone (delete the spec's line)",
+        )
     return WeekConfig(
         week=week,
-        issue=section.get("issue", _issue, spec.issue),
+        issue=spec.issue if issue is None else issue,
         patterns=section.get("pattern", _patterns, patterns),
         profile=profile,
         due=section.get("due", _due, None, zone),

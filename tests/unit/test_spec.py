@@ -187,3 +187,30 @@ def test_the_split_and_the_default_profile_are_read_and_checked(week3):
     _edit(week3, "default = true", "default = false")
     with pytest.raises(SpecError, match="none is the default: mark one `default = true`"):
         load_spec(edited).choose_profile(4443)
+
+
+def test_the_weeks_issue_is_course_tomls_and_a_spec_that_disagrees_is_named(tmp_path):
+    """course.toml holds a week's issue; an older spec.toml's `issue` still counts when
+    course.toml has none, and the two disagreeing is an error that names both."""
+
+    from grader.course.config import load_course_config
+    from grader.course.course import Course
+    from grader.errors import GraderError
+
+    week = tmp_path / "solutions" / "week3"
+    shutil.copytree(SOLUTIONS / "week3", week, ignore=shutil.ignore_patterns("__py*"))
+    spec = week / "spec.toml"
+    spec.write_text(
+        spec.read_text().replace('notebook = "week3.ipynb"', 'notebook = "week3.ipynb"\nissue = 4')
+    )
+    toml = tmp_path / "course.toml"
+    for written, issue in (("[weeks.week3]\n", 4), ("[weeks.week3]\nissue = 4\n", 4)):
+        toml.write_text(written)
+        assert load_course_config(Course(tmp_path)).week("week3").issue == issue
+    toml.write_text("[weeks.week3]\nissue = 12\n")
+    with pytest.raises(GraderError) as raised:
+        load_course_config(Course(tmp_path))
+    assert str(raised.value) == (
+        f"{toml} line 2: weeks.week3.issue: is 12 but week3/spec.toml says issue = 4: keep the "
+        "week's issue in course.toml alone (delete the spec's line)"
+    )
