@@ -50,12 +50,23 @@ def main(ctx: click.Context, course: Path | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Release folder [default: the course's assignments/].",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Release nothing: say what would stop each week's release (exit 1 if anything would).",
+)
 @click.pass_context
 @user_errors
-def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: Path | None):
-    """Generate the student version of WEEKS with nbgrader (solutions and hidden tests removed)."""
+def release(
+    ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: Path | None, check: bool
+):
+    """Generate the student version of WEEKS with nbgrader (solutions and hidden tests removed).
+
+    Before nbgrader runs, each week's graders are collected and run as grading runs them (on
+    stand-in submissions), and its notebook's `parameters` cell and solution markers checked:
+    a week that would fail its students is not released. --check does only that."""
     from grader.course.config import load_course_config, normalise_week
-    from grader.course.release import release_week
+    from grader.course.release import check_week, release_week
 
     course = course_of(ctx)
     if all_weeks:
@@ -63,6 +74,7 @@ def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: P
     if not weeks:
         raise click.UsageError("name a week (e.g. `grader release week3`) or pass --all")
     config = load_course_config(course)  # a mistake in course.toml stops here, not in CI
+    broken = False
     for week in weeks:
         name = normalise_week(week)
         if config.path is not None and name in course.weeks() and name not in config.weeks:
@@ -71,8 +83,16 @@ def release(ctx: click.Context, weeks: tuple[str, ...], all_weeks: bool, dest: P
                 f"will not grade it: add [weeks.{name}]",
                 err=True,
             )
+        if check:
+            problems = check_week(course.week(name))
+            broken = broken or bool(problems)
+            click.echo(f"{name}: " + ("would not release:" if problems else "ready to release"))
+            for problem in problems:
+                click.echo(f"  - {problem}")
+            continue
         for notebook in release_week(course, week, dest):
             click.echo(f"released {notebook}")
+    sys.exit(1 if broken else 0)
 
 
 @main.command()

@@ -78,6 +78,21 @@ def test_release_refuses_graders_that_cannot_run_naming_file_and_line(tmp_path, 
     assert not (tmp_path / "out" / "week2").exists()
 
 
+def test_release_check_says_what_would_stop_each_week_and_writes_nothing(tmp_path):
+    course = week2_course(tmp_path / "course")
+    checked = grader("--course", course, "release", "--check", "--all")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.splitlines() == ["week2: ready to release"]
+    path, old, new, said = BREAKAGES["a check that crashes on some submissions"]
+    edit(course / path, old, new)
+    checked = grader("--course", course, "release", "--check", "week2")
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[0] == "week2: would not release:"
+    assert checked.stdout.splitlines()[1].startswith("  - test_week2.py:")
+    assert all(words in checked.stdout for words in said), checked.stdout
+    assert not (course / "assignments").exists()
+
+
 def test_release_refuses_a_notebook_without_parameters_or_with_a_misspelt_marker(tmp_path):
     course = week2_course(tmp_path / "course")
     source = course / "solutions" / "week2" / "week2.ipynb"
