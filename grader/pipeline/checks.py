@@ -291,7 +291,11 @@ def ungraded_checks(spec: WeekSpec, why: str) -> list[CheckResult]:
         return []
     return [
         CheckResult(
-            name=_check_name(item), points=_points(item), score=0.0, passed=False, measured=why,
+            name=_check_name(item),
+            points=_points(item),
+            score=0.0,
+            passed=False,
+            measured=why,
             visibility=_visibility(item),
         )  # fmt: skip
         for item in plugin.items
