@@ -59,11 +59,25 @@ def _sentence(model) -> str:
     return f"{problem[:1].upper()}{problem[1:]}." if problem else ""
 
 
+# How the whole summary (results.json, the gradebook: the instructor's) marks a check the
+# student's report leaves out, so that "1 of 2 checks failed" there and "1 of 1" in the report
+# are seen to be one tally.
+_HIDDEN = {
+    "hidden": " (hidden)",
+    "after_due_date": " (hidden until the due date)",
+    "after_published": " (hidden until grades are published)",
+}
+
+
 def checks_summary(checks: list[CheckResult]) -> str:
     """The summary of a notebook that ran to its end: which checks failed (by name), and how
     many points wait for the grading machine's setup. Given only the checks a student may see,
     it is the student's summary: it names no hidden check."""
-    failed = [check.name for check in checks if not check.passed and not check.skipped]
+    failed = [
+        check.name + ("" if check.shown else _HIDDEN.get(check.visibility, ""))
+        for check in checks
+        if not check.passed and not check.skipped
+    ]
     pending = [check for check in checks if check.skipped]
     waiting = (
         f" {len(pending)} check{'s' if len(pending) != 1 else ''} "

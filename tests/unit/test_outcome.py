@@ -7,7 +7,7 @@ import pytest
 from grader.course.spec import ModelSpec, WeekSpec
 from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
-from grader.pipeline.outcome import advice, decide_outcome
+from grader.pipeline.outcome import advice, checks_summary, decide_outcome
 from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelResult
 from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
@@ -297,3 +297,17 @@ def test_a_run_stopped_by_a_full_disk_is_out_of_disk_with_advice():
 
 def test_the_graders_own_failure_tells_the_student_it_is_not_theirs():
     assert "this is not your fault" in Outcome.GRADER_ERROR.sentence
+
+
+def test_the_whole_summary_marks_the_checks_the_students_report_leaves_out():
+    hidden = CheckResult("size", 1, 0, False, "too big", visibility="hidden")
+    later = CheckResult("speed", 1, 0, False, "too slow", visibility="after_due_date")
+    checks = [_check(False), hidden, later]
+    _, summary = decide_outcome(_spec(MODEL), COMPLETED, {"model": _evaluated()}, checks)
+    assert summary == (
+        "3 of 3 checks failed: accuracy; size (hidden); speed (hidden until the due date)."
+    )
+    later.shown = True  # revealed: the report names it, unmarked
+    assert checks_summary([c for c in checks if c.shown]) == (
+        "2 of 2 checks failed: accuracy; speed."
+    )
