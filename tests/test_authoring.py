@@ -252,6 +252,15 @@ def test_a_new_week_from_an_empty_folder_to_ci(tmp_path, synthetic_data):
     assert "optimizer.step()" not in student_copy  # the solution is out ...
     public = (course / "assignments" / "week5" / "graders" / "test_week5.py").read_text()
     assert "test_accuracy" in public and "test_net_is_small" not in public  # ... and the hidden
+    # The released notebook says what is graded: the visible checks, the hidden point (not
+    # what it checks), the profile's threshold.
+    contract = nbformat.read(course / "assignments" / "week5" / "week5.ipynb", as_version=4)
+    text = next(c.source for c in contract.cells if c.metadata.get("grader", {}).get("role"))
+    for row in ("| The notebook runs to its end | 1 |", "| Test accuracy of `net` | 4 |",
+                "| *checks you do not see here: never shown to you, and counted* | 1 |",
+                "| **Total** | **6** |", "≥ 0.7 (full marks at 0.9)"):  # fmt: skip
+        assert row in text, text
+    assert "200,000" not in text and "parameters" not in text
 
     graded = grader(
         "--course", course, "grade", "week5", source, "--out", tmp_path / "ref", *data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nbformat
 import pytest
 import tomllib
@@ -118,3 +120,51 @@ def test_release_reads_course_toml_first_and_says_which_weeks_ci_will_not_grade(
         "week2 is not in course.toml's [weeks] tables, so CI will not grade it: add [weeks.week2]"
         in released.stderr
     )
+
+
+@pytest.mark.parametrize("week", WEEKS)
+def test_the_released_notebook_states_what_is_graded_and_how(released, week):
+    """The contract cell, generated from the spec and the visible graders: each check and its
+    points, every profile's thresholds, the limits, how to check and where to push."""
+    student = nbformat.read(released / week / f"{week}.ipynb", as_version=4)
+    (contract,) = [c for c in student.cells if c.metadata.get("grader", {}).get("role")]
+    assert student.cells.index(contract) <= 1  # first, or right under the title
+    assert contract.cell_type == "markdown"
+    assert (contract.metadata["editable"], contract.metadata["deletable"]) == (False, False)
+    text = contract.source
+    assert text.startswith("## How this notebook is graded")
+    spec = load_spec(REPO / "solutions" / week / "spec.toml")
+    for profile in spec.profiles.values():
+        for threshold in profile.thresholds.values():
+            assert threshold.describe() in text
+    points = 0.0
+    for row in (
+        line for line in text.splitlines() if line.startswith("| ") and "Total" not in line
+    ):
+        *_, last, _ = row.split("|")
+        if last.strip().replace(".", "").isdigit():
+            points += float(last)
+    assert f"| **Total** | **{points:g}** |" in text
+    assert f"{spec.cell_timeout // 60} minutes for one cell" in text
+    assert f'check("{week}")' in text and f"`grader check {week}.ipynb`" in text
+    assert f"`submissions/YOUR-LOGIN/{week}.ipynb`" in text  # course.toml's pattern
+
+
+def test_a_second_release_replaces_the_contract_and_follows_the_spec(tmp_path):
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copytree(REPO / "solutions" / "week3", course / "solutions" / "week3")
+    (course / "templates").symlink_to(REPO / "templates")
+    spec = course / "solutions" / "week3" / "spec.toml"
+    spec.write_text(
+        spec.read_text().replace(
+            "minimum = 0.85, full_marks_at = 0.88", "minimum = 0.86, full_marks_at = 0.89"
+        )
+    )
+    for _ in range(2):
+        done = grader("--course", course, "release", "week3")
+        assert done.returncode == 0, done.stderr
+    student = nbformat.read(course / "assignments" / "week3" / "week3.ipynb", as_version=4)
+    contracts = [c.source for c in student.cells if c.metadata.get("grader", {}).get("role")]
+    assert len(contracts) == 1
+    assert "≥ 0.86 (full marks at 0.89)" in contracts[0] and "0.85" not in contracts[0]

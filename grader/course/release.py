@@ -26,6 +26,9 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
+    from grader.course.config import load_course_config
+    from grader.course.contract import contract_text, write_contract
+
     if course.public:
         raise ReleaseError("releasing needs the course's solutions/, not its public part")
     spec = course.week(week)
@@ -63,6 +66,10 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
     notebooks = sorted(target.glob("*.ipynb"))
     if not notebooks:
         raise ReleaseError(f"nbgrader released no notebook for {spec.week} into {target}")
+    if (target / spec.notebook).is_file():  # what is graded and how, at the notebook's top
+        write_contract(
+            target / spec.notebook, contract_text(course, spec, load_course_config(course))
+        )
     write_public(course, spec.week, target)
     return notebooks
 
