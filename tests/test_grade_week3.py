@@ -3,6 +3,9 @@ grader's own re-evaluation, the pytest graders and the three output files."""
 
 from __future__ import annotations
 
+import re
+
+import nbformat
 import pytest
 from conftest import WEEK3, grade, run_grader, write_notebook
 from report_checks import assert_charts_match_the_logged_curves, gradescope_problems, machine_paths
@@ -143,6 +146,13 @@ def test_notebook_that_raises_mid_way_reports_cell_error_and_output(tmp_path, sy
     cells = [c for c in run.executed.cells if "cell" in c.metadata.get("grader", {})]
     counts = [c.get("execution_count") for c in cells if c.cell_type == "code"]
     assert counts[1] is not None and counts[-1] is None
+    # Progress counts the student's own cells by their own numbers (not the grader's or
+    # papermill's), and stops at the one that failed.
+    total = len(nbformat.read(WEEK3 / "examples" / "crashes-mid-way.ipynb", as_version=4).cells)
+    said = re.findall(r"^  cell (\d+) of (\d+)$", run.stderr, re.MULTILINE)
+    assert said and {int(of) for _, of in said} == {total}
+    assert max(int(n) for n, _ in said) <= 13
+    assert "without encryption" not in run.stdout + run.stderr  # every kernel's warning is no news
 
 
 def test_2023_style_notebook_grades_without_edits(tmp_path, synthetic_data):

@@ -5,7 +5,9 @@
 
 It reports progress and how the run ended as JSON lines on file descriptor FD, which the kernel
 does not inherit and cannot reach (this process is undumpable before the kernel exists):
-`{"event": "cell", "index", "total", "student"}` as each cell starts, then one
+`{"event": "cell", "index", "total", "student"}` as each cell starts (`index`: its number in
+the student's notebook less one, -1 for the grader's own cells; `total`: the student's cells),
+then one
 `{"event": "done", "status", "index", "cell", "error", "message", "traceback", "captured",
 "capture_problem"}`. A cell that raises or runs past the per-cell or the total limit stops the
 student's part of the notebook; the grader's capture cell still runs in the living kernel
@@ -74,8 +76,12 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
     from papermill.exceptions import PapermillExecutionError
 
     parameters = json.loads(args.parameters)
-    # papermill adds one cell when it has parameters to inject
-    total = len(nbformat.read(args.input, as_version=4).cells) + bool(parameters)
+    # Progress counts the student's own cells, numbered as in their notebook (the stage wrote
+    # each one's number); the grader's cells and papermill's parameters cell are not counted.
+    total = sum(
+        "cell" in cell.metadata.get("grader", {})
+        for cell in nbformat.read(args.input, as_version=4).cells
+    )
     # The total limit starts with the first student cell (on_cell_start): the kernel's start,
     # the grader's first cell and the sandbox check before it are not the student's time.
     run = _Run(math.inf, args.cell_timeout, args.capture_timeout)
@@ -90,7 +96,9 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
             _wait_at_gate(args.gate, emit)
             # The total limit is the student's time: it counts from their first cell.
             run.deadline = time.monotonic() + args.timeout
-        emit(event="cell", index=cell_index, total=total, student=student)
+        number = grader.get("cell")
+        # index: the student's cell number less one; -1 for a cell of the grader's own
+        emit(event="cell", index=number - 1 if number else -1, total=total, student=student)
 
     papermill.engines.papermill_engines.register("grader", _grading_engine(run))
     try:

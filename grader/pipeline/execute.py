@@ -210,8 +210,8 @@ def _follow_events(
                 if event["event"] == "cell":
                     if event["student"] and not seen["student"]:
                         seen["student"], deadline = True, time.monotonic() + timeout
-                    if progress:
-                        progress(event["index"], event["total"])
+                    if progress and 0 <= event["index"] < event["total"]:
+                        progress(event["index"], event["total"])  # the student's own cells
                 elif event["event"] == "ready":
                     on_ready()
                 elif event["event"] == "done":
@@ -404,10 +404,15 @@ def _plain(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+# Lines every kernel writes, which say nothing about this run: left out of the runner's log.
+_KERNEL_NOISE = ("Kernel is running over TCP without encryption",)
+
+
 def kernel_log_tail(run: StagedRun, limit: int = 20) -> list[str]:
     path: Path = run.scratch.run / "kernel.log"
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return []
+    lines = [line for line in lines if not any(noise in line for noise in _KERNEL_NOISE)]
     return [line[:300] for line in lines[-limit:]]
