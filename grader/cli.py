@@ -134,17 +134,25 @@ def grade(ctx: click.Context, week: str, notebook: Path, out: Path, **options) -
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the report here [default: a temporary folder].",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Train with the week's own parameters instead of a short run (as long as the grade).",
+)
 @grade_options(without=("device", "student"))
 @click.pass_context
 @user_errors
-def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None, **options):
+def check(
+    ctx: click.Context, notebook: Path, week: str | None, out: Path | None, full: bool, **options
+):
     """Pre-flight a notebook before you push it: a short run on the CPU through the same pipeline.
 
     Training is cut short (the week's smoke parameters), so accuracies are lower than in the
     real grade; what this catches is a notebook that crashes, times out or leaves no usable
-    model. It needs only the course's public part (the released notebooks' spec.toml and
-    visible checks, which the course's wheel carries): hidden checks are not run. Exit code 1
-    only for those.
+    model. --full trains with the week's own parameters: the grade the notebook would get, but
+    for the hidden checks. It needs only the course's public part (the released notebooks'
+    spec.toml and visible checks, which the course's wheel carries): hidden checks are not run.
+    Exit code 1 only for a notebook that crashes, times out or leaves no usable model.
     """
     from grader.pipeline.grade import grade_submission
     from grader.states import Outcome
@@ -159,10 +167,10 @@ def check(ctx: click.Context, notebook: Path, week: str | None, out: Path | None
                 week,
                 notebook,
                 target,
-                GradeOptions(device="cpu", smoke=True, **options),
+                GradeOptions(device="cpu", smoke=not full, **options),
                 progress,
             )
-        print_result(result, out, smoke=True)
+        print_result(result, out, smoke=True, full=full)
     usable = result.outcome in (Outcome.PASSED, Outcome.BELOW_THRESHOLD)
     sys.exit(0 if usable else result.outcome.exit_code)
 

@@ -7,7 +7,8 @@ import re
 
 import nbformat
 import pytest
-from conftest import WEEK3, grade, run_grader, write_notebook
+import tomllib
+from conftest import REPO, WEEK3, grade, run_grader, write_notebook
 from report_checks import assert_charts_match_the_logged_curves, gradescope_problems, machine_paths
 
 pytestmark = pytest.mark.slow
@@ -264,6 +265,23 @@ def test_grader_check_runs_a_short_cpu_smoke_run(tmp_path, synthetic_data):
     assert "A short run" in run.stdout
     history = run.results["extra_data"]["grader"]["curves"]["val_acc"]
     assert len(history) <= 2  # the week's smoke parameters: epochs = 2
+    assert "grader check --full" in run.stdout  # how to get the real parameters
+
+
+def test_grader_check_full_trains_with_the_weeks_own_parameters(tmp_path, synthetic_data):
+    notebook = write_notebook(tmp_path / "week3.ipynb", "epochs = 1", "print('epochs', epochs)")
+    tagged = nbformat.read(notebook, as_version=4)
+    tagged.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(tagged, notebook)
+    public = tomllib.loads((REPO / "assignments" / "week3" / "spec.toml").read_text())
+    for full, epochs in ((True, public["parameters"]["epochs"]), (False, 2)):
+        extra = ("--full",) if full else ()
+        out = tmp_path / f"out-{full}"
+        run = run_grader("check", notebook, "--data-dir", synthetic_data, *extra, out=out)
+        assert run.code == 1 and run.outcome == "model_missing", run.stdout + run.stderr
+        printed = [o.get("text", "") for c in run.executed.cells for o in c.get("outputs", [])]
+        assert f"epochs {epochs}\n" in printed
+        assert ("A full run" in run.stdout) is full and ("A short run" in run.stdout) is not full
 
 
 def test_reference_passes_and_untrained_fails_on_the_real_subset(tmp_path, shared_data):

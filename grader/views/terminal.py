@@ -53,7 +53,9 @@ class TerminalProgress:
             self.console.print(f"  cell {index + 1} of {total}")
 
 
-def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -> None:
+def print_result(
+    result: GradingResult, out: Path | None, smoke: bool = False, full: bool = False
+) -> None:
     """The result on a terminal (and in grader.log, where ci and batch keep a child's output).
     Text from the submission is printed as text: rich markup in it stays literal."""
     from grader.views.report import headline  # jinja2 only when printing
@@ -113,10 +115,17 @@ def print_result(result: GradingResult, out: Path | None, smoke: bool = False) -
         console.print("The runner's own log (for the instructor):", style="dim")
         for line in runner_log:
             console.print(line, markup=False, style="dim", soft_wrap=True)
-    if smoke:
+    if smoke and full:
         console.print(
-            "[dim]A short run: training was cut short, so accuracies are lower than "
-            "in the real grade.[/]"
+            "[dim]A full run: the week's own training parameters, on this machine's CPU. The "
+            "real grade runs the same notebook the same way (on the course's GPU, so its numbers "
+            "may differ a little) and adds the checks you do not see here.[/]"
+        )
+    elif smoke:
+        console.print(
+            "[dim]A short run: training was cut short, so accuracies are lower than in the real "
+            "grade. `grader check --full` trains with the week's own parameters (as long as the "
+            "real grading takes).[/]"
         )
     if out is not None:
         console.print(
