@@ -89,9 +89,14 @@ def test_the_survivor_watch_sees_a_daemon_left_behind():
     # child that then exits is found, and then killed.
     with watching_for_survivors() as survivors:
         subprocess.run(["setsid", "--fork", "sleep", "987652"], check=True)
-        # setsid has forked before it exited: its child is ours already (exec'd or about to).
+        # setsid has forked before it exited: its child is ours already, but may be between
+        # fork and exec (its command line read as empty mid-exec): wait for it to show.
+        deadline = time.monotonic() + DEADLINE
         left = survivors()
-        assert any("sleep 987652" in process for process in left), left
+        while not any("sleep 987652" in process for process in left):
+            assert time.monotonic() < deadline, left
+            time.sleep(0.05)
+            left = survivors()
         for process in left:
             os.kill(int(process.split(":")[0]), signal.SIGKILL)
         deadline = time.monotonic() + DEADLINE  # SIGKILLed, they end as soon as they run
