@@ -121,7 +121,10 @@ class TreeWatcher:
             found = tree(self.root, *(proc.pid for proc in self.living()))
             with self._lock:
                 for proc in found:
-                    self.seen.setdefault((proc.pid, proc.started), proc)
+                    # The latest sighting: one first seen between fork and exec (its parent's
+                    # command line, or none mid-exec) shows its own once it has exec'd.
+                    if proc.cmdline or (proc.pid, proc.started) not in self.seen:
+                        self.seen[(proc.pid, proc.started)] = proc
             if stopping:
                 return
             self._stop.wait(self.every)
