@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,12 +40,31 @@ def check(
     profile: str | None = None,
     namespace: dict[str, Any] | None = None,
     quiet: bool = False,
-) -> GradingResult:
+) -> GradingResult | None:
     """Check the notebook this is called from; print the checks and return the result.
 
     `data_root`: a torchvision-style root (ROOT/FashionMNIST/raw/t10k-*) to measure on, as it
-    is; without it the week's public test set is downloaded with torchvision into the grader's
-    cache. `profile`: the thresholds' profile [default: by the size of the test set]."""
+    is; without it, the notebook's own `data_dir` when that holds the week's test split, else
+    the week's public test set downloaded with torchvision into the grader's cache. `profile`:
+    the thresholds' profile [default: by the size of the test set].
+
+    What keeps the check from running (no data, no network, an unknown week or profile) is
+    printed as one sentence naming what to change, never a traceback; it returns None then."""
+    namespace = namespace if namespace is not None else inspect.stack()[1].frame.f_globals
+    try:
+        return _check(week, data_root, profile, namespace, quiet)
+    except GraderError as error:
+        print(f"grader.student.check could not check this notebook: {error}", file=sys.stderr)
+        return None
+
+
+def _check(
+    week: str,
+    data_root: str | Path | None,
+    profile: str | None,
+    namespace: dict[str, Any],
+    quiet: bool,
+) -> GradingResult:
     from grader.child.inkernel import capture
     from grader.pipeline.capture import captured_model, read_capture, read_values
     from grader.pipeline.checks import Facts, run_graders
@@ -52,10 +72,11 @@ def check(
     from grader.pipeline.outcome import decide_outcome
     from grader.pipeline.stage import capture_request
 
-    namespace = namespace if namespace is not None else inspect.stack()[1].frame.f_globals
     course = find_course(public=True)
     spec = course.week(normalise_week(week))
-    dataset = _test_data(spec.dataset, data_root) if spec.dataset else None
+    if data_root is None and spec.dataset and _holds_test_split(namespace.get("data_dir"), spec):
+        data_root = namespace["data_dir"]  # the notebook's own data: no download needed
+    dataset = _test_data(spec.dataset, data_root, spec.week) if spec.dataset else None
     chosen, why = spec.choose_profile(dataset.count("test") if dataset else None, profile)
     result = GradingResult(spec.week, spec.title, "you", Outcome.GRADER_ERROR, "")
     result.profile, result.profile_reason = chosen.name, why
@@ -169,7 +190,19 @@ class _InKernel:
         return replies
 
 
-def _test_data(name: str, data_root: str | Path | None) -> ImageDataset:
+def _holds_test_split(folder: Any, spec) -> bool:
+    """Whether `folder` (the notebook's `data_dir`, if it has one) holds the week's test split
+    in torchvision's layout."""
+    if not isinstance(folder, (str, Path)) or not str(folder):
+        return False
+    try:
+        dataset = ImageDataset(Path(folder).expanduser().resolve(), spec.dataset, "data_dir")
+        return not dataset.missing_files(("test",))
+    except (OSError, ValueError, GraderError):
+        return False
+
+
+def _test_data(name: str, data_root: str | Path | None, week: str) -> ImageDataset:
     """The week's test split: under `data_root` as it is, else torchvision's download."""
     if data_root is not None:
         dataset = ImageDataset(Path(data_root).expanduser().resolve(), name, "data_root")
@@ -186,8 +219,11 @@ def _test_data(name: str, data_root: str | Path | None) -> ImageDataset:
     try:
         getattr(torchvision.datasets, name)(root=str(root), train=False, download=True)
     except Exception as error:  # noqa: BLE001 - any download failure, said plainly
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        why = lines[-1][:160] if lines else type(error).__name__
         raise GraderError(
-            f"could not download the {name} test set ({type(error).__name__}: {error}); "
-            f"pass data_root= a folder that has it (ROOT/{name}/raw/t10k-*)"
+            f"could not download the {name} test set ({why}); without a network, pass "
+            f'data_root= a folder that holds it: check({week!r}, data_root="data") for '
+            f"a notebook that loads it from ./data (ROOT/{name}/raw/t10k-* is looked for)"
         ) from None
     return ImageDataset(root, name, "torchvision")

@@ -138,6 +138,8 @@ def test_the_check_in_a_live_kernel_measures_the_model_and_leaves_it_as_it_was(
         "print('still training:', model.training)\n"
         "print('unchanged:', all(torch.equal(before[k], v) for k, v in model.state_dict().items()))\n"
         "print('outcome:', result.outcome, result.score, result.graded_max_score, result.max_score)",
+        # What keeps the check from running is a sentence to act on, not a traceback.
+        "print('returned', check('week9'), check('week3', data_root='no-such-folder'))",
     ]
     path = write_notebook(tmp_path / "week3.ipynb", *cells)
     notebook = nbformat.read(path, as_version=4)
@@ -156,3 +158,7 @@ def test_the_check_in_a_live_kernel_measures_the_model_and_leaves_it_as_it_was(
     assert f"grader from {installed}" in after
     assert "still training: True" in after and "unchanged: True" in after
     assert "outcome: passed 8.0 8.0 10.0" in after  # the 2 points of "runs to the end" wait
+    said = "".join(o.get("text", "") for o in notebook.cells[5].outputs)
+    assert "Traceback" not in said and "returned None None" in said
+    assert "check could not check this notebook: unknown week 'week9'; this course has:" in said
+    assert "data_root='no-such-folder' has no FashionMNIST test split" in said
