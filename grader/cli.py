@@ -171,8 +171,44 @@ def check(
                 progress,
             )
         print_result(result, out, smoke=True, full=full)
+        if not full and result.outcome in (Outcome.PASSED, Outcome.BELOW_THRESHOLD):
+            from grader.pipeline.prediction import predict, read_calibration
+
+            spec = course_of(ctx, public=True).week(week)
+            for line in predict(spec, result, read_calibration(spec)):
+                click.echo(f"🔮 {line}")
     usable = result.outcome in (Outcome.PASSED, Outcome.BELOW_THRESHOLD)
     sys.exit(0 if usable else result.outcome.exit_code)
+
+
+@main.command()
+@click.argument("week")
+@grade_options(without=("student",))
+@click.pass_context
+@user_errors
+def calibrate(ctx: click.Context, week: str, **options) -> None:
+    """Measure WEEK's reference solution in `grader check`'s short run and in a full run.
+
+    Writes solutions/WEEK/calibration.json (each model's two accuracies, the profile, the
+    data), which `grader release` ships with the week: `grader check` then says what a
+    student's short run predicts of the grade. Run it on the data students' checks use (the
+    embedded subset, by default), and again after changing the reference, the parameters or
+    the thresholds."""
+    import json
+
+    from grader.classroom.calibrate import calibrate as measure
+    from grader.views.terminal import TerminalProgress
+
+    course = course_of(ctx)
+    with stop_with_descendants(), TerminalProgress() as progress:
+        path = measure(course, week, GradeOptions(**options), progress)
+    written = json.loads(path.read_text())
+    for variable, accuracies in written["models"].items():
+        click.echo(
+            f"{variable}: {accuracies['short']:.4f} in the short run, {accuracies['full']:.4f} "
+            f"in the full run ({accuracies['full'] - accuracies['short']:+.4f})"
+        )
+    click.echo(f"wrote {path} (profile {written['profile']}); release the week to ship it")
 
 
 @main.command()

@@ -3,7 +3,9 @@ grader's own re-evaluation, the pytest graders and the three output files."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 
 import nbformat
 import pytest
@@ -303,3 +305,26 @@ def test_reference_passes_and_untrained_fails_on_the_real_subset(tmp_path, share
     )
     assert untrained.code == 1
     assert untrained.results["extra_data"]["grader"]["models"]["model"]["test_accuracy"] < 0.3
+
+
+def test_calibrate_measures_the_reference_and_check_predicts_from_it(tmp_path, synthetic_data):
+    course = tmp_path / "course"
+    shutil.copytree(
+        WEEK3, course / "solutions" / "week3", ignore=shutil.ignore_patterns("calibration.json")
+    )
+    (course / "templates").symlink_to(REPO / "templates")
+    data = ("--data-dir", synthetic_data, "--profile", "subset")
+    measured = run_grader("--course", course, "calibrate", "week3", *data, "--device", "cpu")
+    assert measured.code == 0, measured.stdout + measured.stderr
+    calibration = json.loads((course / "solutions" / "week3" / "calibration.json").read_text())
+    short, full = (calibration["models"]["model"][k] for k in ("short", "full"))
+    assert calibration["profile"] == "subset" and calibration["data"]["test_images"] == 200
+    assert f"model: {short:.4f} in the short run, {full:.4f} in the full run" in measured.stdout
+    released = run_grader("--course", course, "release", "week3")
+    assert released.code == 0, released.stderr  # nbgrader ships calibration.json with the week
+    checked = run_grader("--course", course, "check", WEEK3 / "week3.ipynb", *data)
+    assert checked.code == 0, checked.stdout + checked.stderr
+    assert (
+        f"🔮 `model` measured {short:.4f} in this short run. The course's reference solution "
+        f"went from {short:.4f} in the same short run to {full:.4f} in the full one"
+    ) in " ".join(checked.stdout.split())
