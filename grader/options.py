@@ -18,7 +18,7 @@ FlagKind = Literal[
     "text", "folder", "integer", "positive", "seconds", "megabytes", "choice", "switch"
 ]
 DEVICES = ("auto", "cpu", "cuda")
-ISOLATIONS = ("auto", "namespace", "none")
+ISOLATIONS = ("auto", "namespace", "user", "none")
 
 
 @dataclass(frozen=True)

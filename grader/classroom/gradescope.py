@@ -5,21 +5,29 @@ The zip is what Gradescope's autograder specification asks for. Gradescope unpac
 /autograder/ and runs it for each submission. Beside those two, at the zip's top:
 
 - `grader/`: this grader's own package, put on the venv's path by setup.sh;
-- `course/`: the week's spec.toml, graders, week files and example submissions, and the report
-  templates, but never the solution notebook: the released student notebook stands in for it
-  (the spec names a notebook), so nothing in the image gives the solution away;
+- `course/`: the week's spec.toml (less its example submissions), graders and week files, and
+  the report templates; never the solution notebook (the released student notebook stands in
+  for it: the spec names a notebook), the example submissions, or what was measured on the
+  solution (calibration.json, the similarity baseline): nothing in the image gives it away;
 - `data/`: the data set given with --data-dir (else the package's embedded subset is used),
   and `cache/`: the week's pretrained files, when this machine's cache has them;
-- `autograder.json`: the week and the options of the run; `requirements.txt`.
+- `autograder.json`: the week, the threshold profile (chosen when the bundle is built, so a data
+  set no profile describes fails there, not in every student's run) and the options of the run;
+  `requirements.txt`, with torch and torchvision pinned to this machine's versions, those the
+  thresholds were measured with.
 
 `run_autograder` calls `python -m grader.classroom.gradescope ROOT`: find the notebook in
 ROOT/submission, grade it into ROOT/results/grading/, copy its results.json to
 ROOT/results/results.json. Gradescope's containers usually cannot create namespaces, so
-`--isolation auto` falls back to `none` there, and the report says so (docs/GRADESCOPE.md).
+`--isolation auto` runs the notebook as the user `nobody` there instead (`user` isolation):
+first the bundle's course, data and cache and the results folder are closed to other users,
+so the notebook can neither read the graders, the data's hidden half or the grades, nor write
+any of them (docs/GRADESCOPE.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,11 +39,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import tomli_w
+
+from grader.course.config import load_course_config
 from grader.course.course import Course
 from grader.course.spec import WeekSpec
+from grader.course.toml import read_toml
 from grader.data.cache import find_weights
 from grader.data.datasets import EMBEDDED_ROOT, SPLIT_FILES, ImageDataset, resolve_dataset
-from grader.errors import GraderError
+from grader.errors import GraderError, SpecError, UnknownWeek
 from grader.views.markdown import render
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -49,6 +61,8 @@ class Bundle:
     files: int
     data: str  # in words: which data set it carries
     weights: list[str]  # pretrained files it carries
+    profile: str | None  # the threshold profile every submission is graded with
+    torch: str  # what setup.sh installs, e.g. "torch==2.14.1 torchvision==0.29.1"
 
 
 def build_bundle(
@@ -59,6 +73,7 @@ def build_bundle(
     data_dir: Path | None = None,
     isolation: str = "auto",
     device: str = "auto",
+    profile: str | None = None,
 ) -> Bundle:
     """Write the autograder zip for `week` to `out`."""
     spec = course.week(week)
@@ -73,23 +88,27 @@ def build_bundle(
         source = root / "source"
         _copy_package(source / "grader")
         _copy_course(course, spec, released, source / "course")
-        data = _copy_data(spec, data_dir, source / "data")
+        data, test_images = _copy_data(spec, data_dir, source / "data")
+        chosen = _choose_profile(course, spec, test_images, profile)
         weights = _copy_weights(spec, source / "cache" / "torch" / "hub" / "checkpoints")
         config = {
             "week": spec.week,
+            "profile": chosen,
             "isolation": isolation,
             "device": device,
             "data_dir": "data" if (source / "data").is_dir() else None,
         }
         (source / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         (source / "requirements.txt").write_text("\n".join(_requirements()) + "\n")
+        torch = _torch_pins()
         for name in ("setup.sh", "run_autograder"):
             script = source / name
-            script.write_text(render(course.templates, f"gradescope/{name}.j2", week=spec.week))
+            text = render(course.templates, f"gradescope/{name}.j2", week=spec.week, torch=torch)
+            script.write_text(text)
             script.chmod(0o755)
         out.parent.mkdir(parents=True, exist_ok=True)
         files = _zip(source, out)
-    return Bundle(out, out.stat().st_size, files, data, weights)
+    return Bundle(out, out.stat().st_size, files, data, weights, chosen, " ".join(torch))
 
 
 def _copy_package(target: Path) -> None:
@@ -97,30 +116,72 @@ def _copy_package(target: Path) -> None:
     shutil.copytree(
         PACKAGE,
         target,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_course"),
+        # Nor the embedded data: the bundle's data folder carries it, closed to student code.
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "_course", "embedded"),
     )
+
+
+# What a week's folder holds that was made from the solution or is a submission: never bundled.
+_NOT_BUNDLED = (
+    "__pycache__",
+    "*.ipynb",
+    "examples",
+    "calibration.json",
+    "similarity-baseline.json",
+)
 
 
 def _copy_course(course: Course, spec: WeekSpec, released: Path, target: Path) -> None:
     week = target / "solutions" / spec.week
-    shutil.copytree(spec.directory, week, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(spec.directory, week, ignore=shutil.ignore_patterns(*_NOT_BUNDLED))
     shutil.copyfile(released, week / spec.notebook)  # the student's version, not the solution
+    # The spec, less the example submissions it names (which are not bundled).
+    raw, _ = read_toml(spec.directory / "spec.toml", SpecError)
+    raw.pop("examples", None)
+    header = f"# solutions/{spec.week}/spec.toml as `grader gradescope` bundles it: no examples\n"
+    (week / "spec.toml").write_text(header + tomli_w.dumps(raw))
     shutil.copytree(course.templates, target / "templates", ignore=shutil.ignore_patterns("github"))
 
 
-def _copy_data(spec: WeekSpec, data_dir: Path | None, target: Path) -> str:
+def _copy_data(spec: WeekSpec, data_dir: Path | None, target: Path) -> tuple[str, int | None]:
+    """Copy the data set in (none: the package's embedded subset is used); in words, and the
+    size of its test split."""
     if not spec.dataset:
-        return "none (the week needs no data set)"
+        return "none (the week needs no data set)", None
     if data_dir is None:  # Gradescope has no offline cache: the package's own subset
-        images = ImageDataset(EMBEDDED_ROOT, spec.dataset, "embedded").count("test")
-        return f"{spec.dataset}, the subset embedded in the grader ({images:,} test images)"
-    dataset = resolve_dataset(spec.dataset, data_dir)
+        dataset = ImageDataset(EMBEDDED_ROOT, spec.dataset, "embedded")
+        origin = "the subset embedded in the grader"
+    else:
+        dataset = resolve_dataset(spec.dataset, data_dir)
+        origin = f"from {data_dir}"
+    # Always beside the grader, never in it: the package stays readable to student code, the
+    # data folder (with the test split's hidden half) does not (close_to_students).
     raw = target / spec.dataset / "raw"
     raw.mkdir(parents=True)
     for stem in (stem for pair in SPLIT_FILES.values() for stem in pair):
         source = dataset.file(stem)
         shutil.copyfile(source, raw / source.name)
-    return f"{spec.dataset} from {data_dir} ({dataset.count('test'):,} test images)"
+    for notice in dataset.raw_dir.parent.glob("LICEN[CS]E*"):
+        shutil.copyfile(notice, raw.parent / notice.name)
+    images = dataset.count("test")
+    return f"{spec.dataset}, {origin} ({images:,} test images)", images
+
+
+def _choose_profile(
+    course: Course, spec: WeekSpec, test_images: int | None, profile: str | None
+) -> str | None:
+    """The profile every submission will be graded with, as `grader grade` would choose it on
+    this data (--profile, else course.toml's for the week, else by the test split's size): the
+    bundle carries neither course.toml nor a choice to make, and a data set no profile fits
+    fails here rather than as a grader error in each student's results."""
+    if not spec.profiles:
+        return None
+    chosen_by = "--profile"
+    if profile is None:
+        with contextlib.suppress(UnknownWeek):
+            profile = load_course_config(course).week(spec.week).profile
+            chosen_by = f"course.toml's [weeks.{spec.week}] profile"
+    return spec.choose_profile(test_images, profile, chosen_by)[0].name
 
 
 def _copy_weights(spec: WeekSpec, target: Path) -> list[str]:
@@ -142,6 +203,18 @@ def _requirements() -> list[str]:
         required = []
     kept = [r for r in required if "extra ==" not in r]
     return [r for r in kept if not r.lower().startswith(("torch>", "torch ", "torchvision"))]
+
+
+def _torch_pins() -> list[str]:
+    """torch and torchvision as installed here, where the week's thresholds were measured;
+    without a local version label (`+cu121`): setup.sh picks CPU or CUDA wheels itself."""
+    pins = []
+    for name in ("torch", "torchvision"):
+        try:
+            pins.append(f"{name}=={metadata.version(name).split('+')[0]}")
+        except metadata.PackageNotFoundError:  # pragma: no cover - the grader imports torch
+            pins.append(name)
+    return pins
 
 
 def _zip(root: Path, out: Path) -> int:
@@ -174,6 +247,7 @@ def run_autograder(root: Path) -> int:
     course = Course(source / "course")
     spec = course.week(config["week"])
     results = root / "results"
+    close_to_students(root)
     out = results / "grading"
     out.mkdir(parents=True, exist_ok=True)
     if (source / "cache").is_dir():
@@ -181,7 +255,8 @@ def run_autograder(root: Path) -> int:
     options = GradeOptions(
         data_dir=source / config["data_dir"] if config.get("data_dir") else None,
         device=config.get("device", "auto"),
-        isolation=config.get("isolation", "auto"),
+        isolation=choose_isolation(config.get("isolation", "auto")),
+        profile=config.get("profile"),
         student=_student(root / "submission_metadata.json"),
     )
     print(f"grader from {PACKAGE}; grading {spec.week} as {options.student}", flush=True)
@@ -201,6 +276,35 @@ def run_autograder(root: Path) -> int:
     shutil.copyfile(out / "results.json", results / "results.json")
     print(f"results: {results / 'results.json'}")
     return 0
+
+
+def close_to_students(root: Path) -> None:
+    """Close what student code must neither read nor write to every other user: the bundle's
+    course (graders, spec), data (its hidden half), cache and settings, and the results. Done
+    by setup.sh when the image is built, and again here, in case the image was built by hand."""
+    source = root / "source"
+    for path in (source / "course", source / "data", source / "cache", source / CONFIG):
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    (root / "results").mkdir(exist_ok=True)
+    (root / "results").chmod(0o700)
+
+
+def choose_isolation(requested: str) -> str:
+    """`auto` on Gradescope: bubblewrap's namespaces where the container allows them, else
+    the notebook as the user nobody (`user`), else (a grader not running as root, a Python
+    nobody may not run) `none`, said on stderr and in the report."""
+    from grader.sandbox.isolation import bubblewrap_works, resolve_isolation
+
+    if requested != "auto":
+        return requested
+    if bubblewrap_works():
+        return "namespace"
+    try:
+        return resolve_isolation("user")
+    except GraderError as error:
+        print(f"grader: warning: {error}; running it with --isolation none", file=sys.stderr)
+        return "none"
 
 
 def find_notebook(folder: Path, name: str) -> tuple[Path | None, str]:

@@ -192,10 +192,17 @@ def gradebook_export(
 )
 @click.option(
     "--isolation",
-    type=click.Choice(["auto", "namespace", "none"]),
+    type=click.Choice(["auto", "namespace", "user", "none"]),
     default="auto",
     show_default=True,
-    help="On Gradescope: auto uses bubblewrap where the container allows it, else none.",
+    help="On Gradescope: auto uses bubblewrap where the container allows it, else runs the "
+    "notebook as the user nobody (user), else none.",
+)
+@click.option(
+    "--profile",
+    metavar="NAME",
+    help="The week's threshold profile [default: course.toml's for the week, else the one for "
+    "the bundled data's test split, else the spec's default]; checked when the bundle is built.",
 )
 @click.option(
     "--device",
@@ -207,7 +214,13 @@ def gradebook_export(
 @click.pass_context
 @user_errors
 def gradescope(
-    ctx: click.Context, week: str, out: Path, data_dir: Path | None, isolation: str, device: str
+    ctx: click.Context,
+    week: str,
+    out: Path,
+    data_dir: Path | None,
+    isolation: str,
+    device: str,
+    profile: str | None,
 ) -> None:
     """Write WEEK's Gradescope autograder: setup.sh, run_autograder, the grader, the week's spec,
     graders and released notebook (never the solution), and the data, so that a course on
@@ -215,9 +228,17 @@ def gradescope(
     from grader.classroom.gradescope import build_bundle
 
     bundle = build_bundle(
-        course_of(ctx), week, out, data_dir=data_dir, isolation=isolation, device=device
+        course_of(ctx),
+        week,
+        out,
+        data_dir=data_dir,
+        isolation=isolation,
+        device=device,
+        profile=profile,
     )
     click.echo(
         f"{bundle.path}: {bundle.bytes / 2**20:.1f} MB, {bundle.files} files; data: {bundle.data}"
+        + (f"; profile: {bundle.profile}" if bundle.profile else "")
+        + f"; installs {bundle.torch}"
         + (f"; pretrained: {', '.join(bundle.weights)}" if bundle.weights else "")
     )

@@ -27,7 +27,7 @@ CONFIG_FILE = "course.toml"
 DEFAULT_PATTERN = "submissions/{login}/{week}.ipynb"
 LOGIN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}"  # a GitHub login (with EMU's _suffix): a safe name
 STUDENT_SOURCES = ("actor", "owner", "repository")
-ISOLATIONS = ("namespace", "auto", "none")
+ISOLATIONS = ("namespace", "auto", "user", "none")
 # Where a student's report is posted: an issue of the student's own repository (GitHub
 # Classroom's PREFIX-LOGIN, private: only the student and the instructors read it), or one
 # comment per student on the week's issue of course.repository (everyone who reads it sees all).

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from grader.states import ExecutionStatus, ModelStatus, Outcome
+from grader.views.markdown import inert
 
 
 @dataclass
@@ -313,7 +314,8 @@ def _gradescope_test(check: CheckResult) -> dict[str, Any]:
         "score": check.score,
         "max_score": check.points,
         "status": "passed" if check.passed and not pending else "failed",
-        "output": f"Pending, not graded yet: {check.message}" if pending else check.message,
+        # The message can quote the submission (an exception's text): inert, as in report.md.
+        "output": inert(f"Pending, not graded yet: {check.message}" if pending else check.message),
         "output_format": "md",
         "visibility": check.visibility,
         **({"tags": tags} if tags else {}),

@@ -9,6 +9,10 @@ Isolation backends (`--isolation`):
   When the run ends, its PID namespace ends, and every process in it. A grader running as
   root runs student code as `nobody` (65534): a real unprivileged user, not root mapped into a
   user namespace, so root-only files of the runner stay unreadable.
+- `user`: no namespaces, but a grader running as root runs student code as `nobody`, with
+  no new privileges: for containers that may not create namespaces (Gradescope's). What it
+  must not read (graders, the private split, the grades) has to be closed to other users by
+  the file system's permissions; the grader refuses to run a notebook where one is not.
 - `none`: the same user and file system as the grader; only the allow-listed environment,
   the limits and the process-tree sweep. For trusted code, or machines without bubblewrap.
 - `auto` (default): `namespace` when bubblewrap works here, else `none` (the report says so).
@@ -241,6 +245,19 @@ def _bubblewrap_runs(unshare: list[str], capabilities: list[str], command: list[
 def resolve_isolation(requested: str) -> str:
     if requested == "auto":
         return "namespace" if bubblewrap_works() else "none"
+    if requested == "user":
+        if os.geteuid() != 0:
+            raise GraderError(
+                "--isolation user runs the notebook as the user nobody, which only a grader "
+                "running as root can do; run the grader as root, or use --isolation namespace"
+            )
+        closed = [path for path in _needed_outside_scratch() if not _open_to_nobody(path)]
+        if closed:
+            raise GraderError(
+                f"--isolation user runs the notebook as the user nobody, who cannot read "
+                f"{closed[0]} (the grader's Python or its packages): install them where every "
+                "user may read them (not under /root), or use --isolation namespace"
+            )
     if requested == "namespace" and not bubblewrap_works():
         raise GraderError(
             "--isolation namespace needs bubblewrap, which is missing or may not create "
@@ -257,7 +274,10 @@ SANDBOX_UID = SANDBOX_GID = 65534
 # good (setuid from root clears every capability; bubblewrap's no_new_privs keeps it so), then
 # exec the real command.
 _DROP_PRIVILEGES = (
-    "import os, sys\nos.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))\n"
+    "import ctypes, os, sys\n"
+    # PR_SET_NO_NEW_PRIVS: no set-uid program (su, a runner's helper) gives any of it back.
+    "ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)\n"
+    "os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))\n"
     "try: os.execv(sys.argv[3], sys.argv[3:])\n"
     "except OSError as e: sys.exit(f'the sandbox cannot run {sys.argv[3]} as nobody: {e.strerror}')"
 )
@@ -282,6 +302,8 @@ def _as_nobody(command: list[str]) -> list[str]:
 
 def drops_privileges(isolation: str) -> bool:
     """Whether student code runs as `nobody` rather than as the grader's own user."""
+    if isolation == "user":
+        return True  # resolve_isolation made sure the grader is root
     return isolation == "namespace" and os.geteuid() == 0 and root_can_drop_privileges()
 
 
@@ -301,6 +323,8 @@ def isolate(
     """`command`, wrapped in the isolation backend; `hidden` folders look empty inside."""
     if isolation == "none":
         return command
+    if isolation == "user":  # the machine's own file system and processes, as nobody
+        return _as_nobody(command)
     drop = drops_privileges(isolation)
     unshare, capabilities = _AS_NOBODY if drop else _IN_USER_NAMESPACE
     if drop:
@@ -382,14 +406,17 @@ def _mount_back(paths: list[Path], hidden: list[Path] = ()) -> list[str]:
 def _needed(scratch: Scratch) -> list[Path]:
     """What student code needs to reach: Python (the interpreter as named and as resolved, its
     prefixes), every folder on the grader's own sys.path, this package, the scratch folder."""
+    return [*_needed_outside_scratch(), scratch.root]
+
+
+def _needed_outside_scratch() -> list[Path]:
     executable = Path(sys.executable).absolute()
     prefixes = {Path(prefix).resolve() for prefix in (sys.prefix, sys.base_prefix)}
     paths = {executable.parent, executable.resolve().parent, *prefixes, *search_path()}
     paths.add(Path(__file__).resolve().parents[1])  # this package
     paths -= {Path("/")}
     # Nested paths need only the outermost; mounting both would only repeat it.
-    outermost = sorted(p for p in paths if not any(q in p.parents for q in paths))
-    return [*outermost, scratch.root]
+    return sorted(p for p in paths if not any(q in p.parents for q in paths))
 
 
 def search_path() -> list[Path]:
@@ -438,6 +465,32 @@ def _traversable_by_nobody(folder: Path) -> bool:
         or (stat.st_uid == SANDBOX_UID and stat.st_mode & 0o100)
         or (stat.st_gid == SANDBOX_GID and stat.st_mode & 0o010)
     )
+
+
+def _open_to_nobody(path: Path) -> bool:
+    """Whether `nobody` may reach `path` and read it (list it, for a folder), by the mode bits
+    of it and every folder above it. ACLs are not read: they can only be stricter here."""
+    try:
+        if not all(_traversable_by_nobody(folder) for folder in path.parents):
+            return False
+        info = path.stat()
+    except OSError:
+        return False
+    wanted = 0o005 if stat.S_ISDIR(info.st_mode) else 0o004
+    if info.st_uid == SANDBOX_UID:
+        return info.st_mode & (wanted << 6) == wanted << 6
+    if info.st_gid == SANDBOX_GID:
+        return info.st_mode & (wanted << 3) == wanted << 3
+    return info.st_mode & wanted == wanted
+
+
+def _closed_to_nobody(folder: Path) -> bool:
+    """Whether `nobody` can reach nothing in `folder`: it, or a folder above it, may not be
+    entered."""
+    try:
+        return not all(_traversable_by_nobody(p) for p in (folder, *folder.parents))
+    except OSError:
+        return True  # gone, or not ours to look at: nothing to reach
 
 
 def _reachable_for_nobody(needed: list[Path], scratch: Scratch) -> list[str]:
@@ -510,6 +563,8 @@ class Sandbox:
         SIGTERM when the grader ends, however it ends (the runner then kills its kernel's
         tree; bubblewrap's --die-with-parent turns it into SIGKILL of the whole namespace)."""
         if drops_privileges(self.isolation) and not self._handed_over:
+            if self.isolation == "user":
+                self._require_closed()
             _hand_over(self.scratch)  # once, before any student code ran
             self._handed_over = True
         die_with_parent = parent_death_signal(signal.SIGTERM)
@@ -531,7 +586,13 @@ class Sandbox:
         """Raise GraderError unless `folder` (in `hidden`) looks empty to student code: a
         folder holding the interpreter or the grader itself cannot be covered."""
         folder = Path(folder).resolve()
-        if self.isolation == "none" or folder in _maskable((folder,), self.scratch):
+        if self.isolation == "none":
+            return
+        if self.isolation == "user":
+            if not _closed_to_nobody(folder):
+                raise GraderError(_open_message(folder, what))
+            return
+        if folder in _maskable((folder,), self.scratch):
             return
         holds = [p for p in _needed(self.scratch) if p == folder or folder in p.parents]
         if holds:
@@ -540,6 +601,13 @@ class Sandbox:
                 f"({holds[0]}), so the notebook could read it: keep the data set in a folder of "
                 "its own and pass that as --data-dir"
             )
+
+    def _require_closed(self) -> None:
+        """`user` isolation hides nothing: every folder student code must not read has to be
+        closed to other users already (the Gradescope bundle's setup.sh closes its own)."""
+        for folder in _maskable(self.hidden, self.scratch):
+            if not _closed_to_nobody(folder):
+                raise GraderError(_open_message(folder, "a folder the notebook must not read"))
 
     def within_limits(self, root_pid: int) -> bool:
         """The watchdogs, for what no cgroup or file system enforces: False (and the run's
@@ -560,7 +628,9 @@ class Sandbox:
     def describe(self) -> str:
         limits = self.limits
         user = ""
-        if self.isolation == "namespace" and os.geteuid() == 0:
+        if self.isolation == "user":
+            user = " as user nobody, without namespaces"
+        elif self.isolation == "namespace" and os.geteuid() == 0:
             user = (
                 " as user nobody"
                 if drops_privileges(self.isolation)
@@ -576,3 +646,11 @@ class Sandbox:
 
     def close(self) -> None:
         self.enforcer.close()
+
+
+def _open_message(folder: Path, what: str) -> str:
+    return (
+        f"{what} is in {folder}, which the user nobody may enter, and --isolation user hides "
+        f"nothing by itself: close it to other users (chmod o-rx {folder}), or use "
+        "--isolation namespace"
+    )

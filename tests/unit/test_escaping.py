@@ -88,7 +88,8 @@ def test_the_grading_machines_paths_are_hidden(tmp_path):
     import sys
     import tempfile
 
-    site = f"{sys.prefix}/lib/python3.11/site-packages/torch/nn/modules/module.py"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = f"{sys.prefix}/lib/{version}/site-packages/torch/nn/modules/module.py"
     assert hide_paths(f"File {site}:12") == "File <site-packages>/torch/nn/modules/module.py:12"
     scratch = f"{tempfile.gettempdir()}/grader-abc123"
     assert hide_paths(f"open('{scratch}/work/data/x.csv')") == "open('./data/x.csv')"

@@ -8,6 +8,7 @@ import io
 import re
 import shutil
 import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from grader.views import terminal
 from grader.views.leaderboard import render_leaderboard
 from grader.views.markdown import render
 from grader.views.report import headline, render_report
+
+PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"  # lib/PYTHON/
 
 COURSE = find_course()
 TEMPLATES = COURSE.templates
@@ -264,7 +267,7 @@ def test_rich_markup_from_the_submission_prints_as_text(monkeypatch):
 def test_no_path_of_the_grading_machine_reaches_the_report():
     import sys
 
-    venv_file = f"{sys.prefix}/lib/python3.11/site-packages/torch/nn/modules/module.py"
+    venv_file = f"{sys.prefix}/lib/{PYTHON}/site-packages/torch/nn/modules/module.py"
     traceback = (
         "RuntimeError        Traceback (most recent call last)\nCell In[4], line 2\n"
         "----> 2 model(x)\n\n"

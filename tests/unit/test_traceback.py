@@ -5,7 +5,9 @@ from pathlib import Path
 
 from grader.views.traceback import student_traceback
 
-SITE = f"{sys.prefix}/lib/python3.11/site-packages"
+PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"  # lib/PYTHON/
+
+SITE = f"{sys.prefix}/lib/{PYTHON}/site-packages"
 CHECKOUT = Path(__file__).resolve().parents[2]
 # What IPython 8 writes (one list item a frame, joined with newlines), with its colours.
 IPYTHON = "\n".join(
@@ -22,7 +24,7 @@ IPYTHON = "\n".join(
         "-> 1794 return forward_call()\n",
         "Cell In[3], line 9, in Net.forward(self, x)\n----> 9     return self.fc(x)\n",
         f"File {SITE}/torchvision/ops/misc.py:12, in f(x)\n-> 12 return g(x)\n",
-        f"File {sys.base_prefix}/lib/python3.11/functools.py:1, in g(x)\n-> 1 raise\n",
+        f"File {sys.base_prefix}/lib/{PYTHON}/functools.py:1, in g(x)\n-> 1 raise\n",
         f"File {CHECKOUT}/grader/child/inkernel.py:5, in h()\n",
         "\x1b[31mRuntimeError\x1b[39m: mat1 and mat2 shapes cannot be multiplied",
     ]
