@@ -1,0 +1,107 @@
+"""The version matrix: Python 3.10-3.13 x the oldest and the newest torch/torchvision pair the
+package index offers each (pyproject's floor, and what this machine's pip may install), CPU
+wheels. Each leg runs the unit tests and grades week 3's reference and crashing example
+(benchmarks/matrix_leg.py); the rows go to benchmarks/results/matrix.jsonl, the table to
+docs/BENCHMARKS.md.
+
+    pip install nox
+    nox                          # every session (each leg installs torch: minutes)
+    nox -s "matrix-3.10(torch='oldest')"   # one leg;  nox -l lists them
+    nox -s gradescope            # the Gradescope bundle installed and run with Python 3.10
+    nox -s gpu                   # benchmarks/gpu/run.sh's dry run on the GPU machine's Python
+
+TORCH_INDEX_URL overrides where the torch wheels come from (default: PyPI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True  # a leg that cannot run is a failed leg
+nox.options.sessions = ["matrix", "gradescope", "gpu"]
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# pyproject's floor (torch>=2.5, torchvision>=0.20), and the newest this machine's pip takes.
+TORCH = {"oldest": ("2.5.0", "0.20.0"), "newest": ("2.14.1", "0.29.1")}
+# Where torch comes from: PyPI by default (its Linux wheels are CUDA builds; PyTorch's CPU index,
+# https://download.pytorch.org/whl/cpu, is far smaller where it can be reached).
+INDEX = os.environ.get("TORCH_INDEX_URL", "https://pypi.org/simple")
+ROWS = Path("benchmarks/results/matrix.jsonl")
+
+
+def install_torch(session: nox.Session, torch: str, vision: str) -> None:
+    session.install(f"torch=={torch}", f"torchvision=={vision}", "--index-url", INDEX)
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("torch", list(TORCH))
+def matrix(session: nox.Session, torch: str) -> None:
+    """Unit tests and two real week-3 gradings on one Python and one torch pair."""
+    install_torch(session, *TORCH[torch])
+    pins = [f"torch=={TORCH[torch][0]}", f"torchvision=={TORCH[torch][1]}"]
+    session.install("-e", ".[test]", *pins)  # the pins keep pip from moving torch
+    # The unit tests, and the student's check from the wheel in a live kernel (Colab's path:
+    # `--no-deps` beside the torch already there).
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit",
+                "tests/test_public.py::test_the_check_in_a_live_kernel_measures_the_model_and_"
+                "leaves_it_as_it_was")  # fmt: skip
+    session.run("python", "benchmarks/matrix_leg.py", "--out", str(ROWS))
+
+
+@nox.session(python="3.12")
+def gpu(session: nox.Session) -> None:
+    """benchmarks/gpu/run.sh's CPU dry run on the GPU machine's interpreter: Python 3.12 with
+    torch 2.11 and torchvision 0.26, so the one GPU call a task may get is not spent on an
+    import error."""
+    pins = ["torch==2.11.0", "torchvision==0.26.0"]
+    session.install(*pins, "--index-url", INDEX)
+    session.install("-e", ".[test]", *pins)
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-s",
+                "tests/test_gpu_benchmark.py")  # fmt: skip
+
+
+@nox.session(python="3.10")
+def gradescope(session: nox.Session) -> None:
+    """`grader gradescope week3`'s bundle as Gradescope's Ubuntu 22.04 image runs it (Python
+    3.10): setup.sh with this session's interpreter instead of apt's, then run_autograder on
+    the reference solution; results.json validated against Gradescope's schema."""
+    torch, vision = TORCH["newest"]
+    install_torch(session, torch, vision)
+    session.install("-e", ".[test]", f"torch=={torch}", f"torchvision=={vision}")
+    place = Path(tempfile.mkdtemp(prefix="grader-gradescope-310-"))
+    try:
+        place.chmod(0o755)
+        root = place / "autograder"
+        session.run("grader", "gradescope", "week3", "--out", str(place / "autograder.zip"))
+        session.run("python", "-m", "zipfile", "-e", str(place / "autograder.zip"),
+                    str(root / "source"))  # fmt: skip
+        for script in ("setup.sh", "run_autograder"):
+            (root / "source" / script).chmod(0o755)
+        shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
+        (root / "submission").mkdir()
+        shutil.copy2("solutions/week3/week3.ipynb", root / "submission" / "week3.ipynb")
+        base = shutil.which("python3.10", path=str(Path(session.bin)))
+        env = {
+            "AUTOGRADER_ROOT": str(root),
+            "GRADER_SETUP_PYTHON": base or "python3.10",
+            "TORCH_INDEX_URL": INDEX,
+        }
+        session.run("bash", str(root / "source" / "setup.sh"), env=env, external=True)
+        session.run(str(root / "run_autograder"), env={"AUTOGRADER_ROOT": str(root)},
+                    external=True)  # fmt: skip
+        results = root / "results" / "results.json"
+        session.run("check-jsonschema", "--schemafile",
+                    "tests/schemas/gradescope-results.schema.json", str(results))  # fmt: skip
+        session.run("python", "-c", "import json, sys; r = json.load(open(sys.argv[1])); "
+                    "g = r['extra_data']['grader']; print('Gradescope on', sys.version.split()[0],"
+                    " '->', r['score'], 'points,', g['outcome'], '|', g['provenance']['Sandbox'])",
+                    str(results))  # fmt: skip
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
