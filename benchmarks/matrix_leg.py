@@ -1,11 +1,13 @@
-"""One leg of the version matrix (noxfile.py): in the interpreter and torch it runs with, grade
-week 3's reference solution and its crashing example with `grader grade` on the embedded data,
-check each outcome against the one the spec expects, and print one JSON line:
+"""One leg of the version matrix (noxfile.py): in the interpreter and torch it runs with, run
+the unit tests and the student's check from the wheel in a live kernel (pytest), grade week 3's
+reference solution and its crashing example with `grader grade` on the embedded data, check
+each outcome against the one the spec expects, and print one JSON line:
 
     python benchmarks/matrix_leg.py [--out FILE]   # appends the line to FILE too
+    python benchmarks/matrix_leg.py --table FILE   # FILE's rows as docs/BENCHMARKS.md's table
 
 {"python": "3.12.1", "torch": "2.5.0", "torchvision": "0.20.0", "reference": "passed", ...}
-Exit status 1 when an outcome differs from the expected one.
+Exit status 1 when a test fails or an outcome differs from the expected one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,10 +26,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WEEK = REPO / "solutions" / "week3"
 # (name, notebook, the outcome it must get): the reference passes, the example crashes.
+TESTS = (
+    "tests/unit",
+    "tests/test_public.py::test_the_check_in_a_live_kernel_measures_the_model_and_leaves_it_as_it_was",
+)
 GRADINGS = (
     ("reference", WEEK / "week3.ipynb", "passed"),
     ("crashing example", WEEK / "examples" / "crashes-mid-way.ipynb", "cell_error"),
 )
+
+
+def run_tests() -> tuple[str, bool]:
+    """pytest's last line ("466 passed, 3 skipped in 12.0s"), and whether it passed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    print(done.stdout[-3000:], done.stderr[-2000:], sep="\n", file=sys.stderr)
+    last = (done.stdout.strip().splitlines() or ["no output"])[-1]
+    return re.sub(r"=+", "", last).strip(), done.returncode == 0
 
 
 def grade(notebook: Path, out: Path) -> tuple[str, float, float, str]:
@@ -48,16 +66,51 @@ def grade(notebook: Path, out: Path) -> tuple[str, float, float, str]:
     return section["outcome"], accuracy, seconds, section["summary"]
 
 
+def table(rows: list[dict]) -> str:
+    """One line per leg (the newest row of each Python x torch pair), sorted."""
+    newest = {(row["python"], row["torch"]): row for row in rows}
+    lines = [
+        "| Python | torch / torchvision | unit tests + live check | reference | crashing example |",
+        "|---|---|---|---|---|",
+    ]
+    for (python, torch), row in sorted(newest.items(), key=lambda item: _key(*item[0])):
+        cells = []
+        for name in ("reference", "crashing example"):
+            graded = row[name]
+            mark = "✅" if graded["outcome"] == graded["expected"] else "❌"
+            accuracy = graded["accuracy"]
+            shown = (
+                f", {accuracy:.4f}" if isinstance(accuracy, float) and accuracy == accuracy else ""
+            )
+            cells.append(f"{mark} `{graded['outcome']}`{shown} ({graded['seconds']:.0f} s)")
+        unit = row.get("unit", "passed")
+        lines.append(
+            f"| {python} | {torch} / {row['torchvision']} | {unit} | {' | '.join(cells)} |"
+        )
+    return "\n".join(lines)
+
+
+def _key(python: str, torch: str) -> tuple:
+    return tuple(int(p) for p in python.split(".")), tuple(
+        int(p) for p in torch.split("+")[0].split(".")
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="append the JSON line to this file too")
+    parser.add_argument("--table", type=Path, help="print FILE's rows as a Markdown table")
     args = parser.parse_args()
+    if args.table:
+        print(table([json.loads(line) for line in args.table.read_text().splitlines() if line]))
+        return 0
     row: dict[str, object] = {
         "python": platform.python_version(),
         "torch": metadata.version("torch"),
         "torchvision": metadata.version("torchvision"),
     }
-    failed = False
+    row["tests"], passed = run_tests()
+    failed = not passed
     with tempfile.TemporaryDirectory(prefix="grader-matrix-") as scratch:
         for name, notebook, expected in GRADINGS:
             outcome, accuracy, seconds, summary = grade(notebook, Path(scratch) / name)

@@ -44,7 +44,7 @@ from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
 from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
 from grader.states import ExecutionStatus, ModelStatus, Outcome
-from grader.views.markdown import safe_name
+from grader.views.escape import safe_name
 from grader.views.report import render_report
 
 STOPPED = (

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from grader.states import ExecutionStatus, ModelStatus, Outcome
-from grader.views.markdown import inert
+from grader.views.escape import inert
 
 
 @dataclass

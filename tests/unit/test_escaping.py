@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from grader.views.markdown import (
+from grader.views.escape import (
     bar,
     fenced,
     hide_paths,
