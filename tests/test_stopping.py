@@ -25,6 +25,8 @@ from classroom import UNTRAINED, Classroom, make_course, trained
 from conftest import REPO, write_notebook
 from process_tree import TreeWatcher, wait_until_gone
 
+from grader.sandbox.disk import ScratchQuota, sweep_orphans
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.usefixtures("signals_not_ignored"),  # `pytest &` would ignore Ctrl-C's SIGINT
@@ -226,14 +228,42 @@ def test_a_killed_grading_takes_even_an_unsandboxed_run_with_it(tmp_path, synthe
     run.process.kill()
     run.process.wait()
     print(f"SIGKILL to the last process gone: {run.gone()} s")
-    # Nothing could unmount the killed grader's scratch file system (where it had one): take it
-    # down here, so that the suite leaves no mount on the machine (a known gap). Only this
-    # run's, named in its processes' command lines: another worker's gradings mount theirs.
+    # The killed grader could not unmount its scratch file system (where it had one): the next
+    # grading's sweep does, as its lock died with it. Only this run's, named in its processes'
+    # command lines, is looked at: another worker's gradings mount theirs, and keep them.
     ours = [m for m in _scratch_mounts() - before if any(m + "/" in c for c in run.recorded())]
-    for mount in ours:
-        subprocess.run(["umount", "--lazy", mount], capture_output=True, timeout=DEADLINE)
-        Path(mount + ".img").unlink(missing_ok=True)
-        shutil.rmtree(mount, ignore_errors=True)
+    if ours:
+        swept = sweep_orphans(Path(ours[0]).parent)
+        assert set(ours) <= {str(folder) for folder in swept}
+        assert not set(ours) & _scratch_mounts()
+        assert not any(Path(mount + ".img").exists() or Path(mount).exists() for mount in ours)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root mounts a scratch file system")
+def test_a_scratch_file_system_whose_grader_died_is_swept_and_a_live_ones_is_kept(tmp_path):
+    live = ScratchQuota.create(_empty(tmp_path / "grader-live"), 64)
+    if live.image is None:
+        pytest.skip(f"no scratch file system on this machine: {live.why_not_mounted}")
+    dead = ScratchQuota.create(_empty(tmp_path / "grader-dead"), 64)
+    os.close(dead._lock)  # what the kernel does for a grader killed outright
+    dead._lock = None
+    try:
+        assert sweep_orphans(tmp_path) == [tmp_path / "grader-dead"]
+        assert _scratch_mounts() & {str(tmp_path / n) for n in ("grader-dead", "grader-live")} == {
+            str(tmp_path / "grader-live")
+        }
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "grader-live", "grader-live.img", "grader-live.lock"
+        ]  # fmt: skip
+    finally:
+        live.release()
+        dead.release()
+    assert list(tmp_path.iterdir()) == [tmp_path / "grader-live"]  # release leaves the folder
+
+
+def _empty(folder: Path) -> Path:
+    folder.mkdir()
+    return folder
 
 
 def _scratch_mounts() -> set[str]:

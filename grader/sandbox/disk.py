@@ -7,11 +7,18 @@ notebook with ENOSPC ("No space left on device"), as on a full disk; the image t
 runner's disk only what was written, and unmounting it removes every file at once. Elsewhere (a
 student's laptop, a container without the capability, `--keep-workdir`) a watchdog measures the
 folder a few times a second while the notebook runs and stops the run past the quota.
+
+A grader that is killed outright (SIGKILL, the machine's OOM killer) cannot unmount its image.
+So each mounted scratch has a lock file beside it, locked (flock) by its grader for as long as
+the grader lives: the kernel lets go of it when the process ends, however it ends. Before it
+mounts its own, every grader sweeps the scratch file systems whose lock nobody holds any more:
+unmounted, the image and the folder deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -31,6 +38,7 @@ class ScratchQuota:
     megabytes: int
     image: Path | None = None  # the mounted ext4 image, or None when the watchdog enforces it
     why_not_mounted: str = ""
+    _lock: int | None = field(default=None, repr=False)  # held while the image is mounted
     _measured: tuple[float, int] = field(default=(0.0, 0), repr=False)
 
     @classmethod
@@ -41,14 +49,24 @@ class ScratchQuota:
             quota.why_not_mounted = "a kept scratch folder stays a plain folder"
             return quota
         image = folder.with_name(folder.name + ".img")
+        sweep_orphans(folder.parent)
         try:
+            # The lock first, then the image: a sweeper that finds the image finds it locked.
+            quota._lock = _hold_lock(_lock_path(folder))
             _mount_image(image, folder, megabytes)
         except (OSError, subprocess.SubprocessError) as error:
             image.unlink(missing_ok=True)
+            quota._drop_lock()
             quota.why_not_mounted = str(error).strip().splitlines()[-1][:200] if str(error) else ""
             return quota
         quota.image = image
         return quota
+
+    def _drop_lock(self) -> None:
+        if self._lock is not None:
+            _lock_path(self.folder).unlink(missing_ok=True)
+            os.close(self._lock)
+            self._lock = None
 
     @property
     def mechanism(self) -> str:
@@ -85,12 +103,62 @@ class ScratchQuota:
         """Unmount and delete the image: every file the run left goes with it."""
         if self.image is None:
             return
-        for command in (["umount", str(self.folder)], ["umount", "--lazy", str(self.folder)]):
-            done = subprocess.run(command, capture_output=True, timeout=60)
-            if done.returncode == 0:
-                break
+        _unmount(self.folder)
         self.image.unlink(missing_ok=True)
         self.image = None
+        self._drop_lock()
+
+
+def sweep_orphans(parent: Path) -> list[Path]:
+    """Unmount and delete the scratch file systems under `parent` whose grader is gone (their
+    lock is free); returns their folders. Images without a lock file are left alone."""
+    swept = []
+    for image in parent.glob("grader-*.img"):
+        folder = image.with_name(image.name.removesuffix(".img"))
+        try:
+            lock = os.open(_lock_path(folder), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its grader still holds it
+            os.close(lock)
+            continue
+        try:
+            if _mounted(folder):
+                _unmount(folder)
+            if not _mounted(folder):
+                image.unlink(missing_ok=True)
+                shutil.rmtree(folder, ignore_errors=True)
+                _lock_path(folder).unlink(missing_ok=True)
+                swept.append(folder)
+        finally:
+            os.close(lock)
+    return swept
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".lock")
+
+
+def _hold_lock(path: Path) -> int:
+    """A new lock file, locked by this process until it closes it or ends."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _mounted(folder: Path) -> bool:
+    with contextlib.suppress(OSError), open("/proc/self/mounts") as mounts:
+        return any(line.split()[1:2] == [str(folder)] for line in mounts)
+    return False
+
+
+def _unmount(folder: Path) -> None:
+    for command in (["umount", str(folder)], ["umount", "--lazy", str(folder)]):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
+                return
 
 
 def _mount_image(image: Path, folder: Path, megabytes: int) -> None:
