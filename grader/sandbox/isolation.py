@@ -439,7 +439,17 @@ def python_module(module: str, *arguments: str) -> list[str]:
     notebook wrote, in its working folder or its home, can stand in for a module that process
     imports, however late it imports it. The search path is the grader's own, as passed on in
     PYTHONPATH by kernel_env, which the notebook cannot change."""
-    return [sys.executable, "-P", "-s", "-m", module, *arguments]
+    if sys.version_info >= (3, 11):
+        return [sys.executable, "-P", "-s", "-m", module, *arguments]
+    # Python 3.10 has no -P: `-c` puts the working folder first on sys.path, the bootstrap
+    # takes it off, then runs the module as -m would.
+    return [sys.executable, "-s", "-c", _RUN_MODULE, module, *arguments]
+
+
+_RUN_MODULE = (
+    "import runpy, sys; del sys.path[0]; "
+    "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
+)
 
 
 def forwarded_python_path() -> list[str]:
