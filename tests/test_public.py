@@ -70,8 +70,28 @@ def test_the_wheel_students_install_holds_no_solutions(wheel):
         assert f"grader/_course/assignments/{week}/{week}.ipynb" in names
 
 
+# A student's install is the wheel and its own dependencies: what pyproject's `instructor` extra
+# adds is not there. Every process started from the wheel (the sandbox's too, which gets the
+# same PYTHONPATH) runs with it blocked.
+STUDENT_ONLY = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class InstructorsOnly(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"nbgrader", "httpx", "copydetect", "alembic"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, InstructorsOnly())
+"""
+
+
 def _from_the_wheel(installed: Path, *args: str, cwd: Path, timeout: float = 900):
-    env = {**os.environ, "PYTHONPATH": str(installed), "COLUMNS": "200"}
+    student_only = installed.parent / "student-only"
+    student_only.mkdir(exist_ok=True)
+    (student_only / "sitecustomize.py").write_text(STUDENT_ONLY)
+    path = os.pathsep.join([str(student_only), str(installed)])
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
@@ -98,6 +118,14 @@ def test_grader_check_runs_from_the_wheel_alone(installed, tmp_path, synthetic_d
         installed, "-m", "grader.cli", "grade", "week3", notebook, cwd=tmp_path
     )
     assert grading.returncode == 2
+    # An instructor's command says which install it needs, in one line.
+    release = _from_the_wheel(
+        installed, "-m", "grader.cli", "--course", REPO, "release", "week2", "--dest",
+        tmp_path / "released", cwd=tmp_path,
+    )  # fmt: skip
+    assert release.returncode == 2 and "Traceback" not in release.stderr
+    assert "needs nbgrader, which a student's install leaves out: pip install " in release.stderr
+    assert "'dl-course-grader[instructor]'" in release.stderr
     assert "holds no solutions: grading needs the course's own checkout" in grading.stderr
 
 

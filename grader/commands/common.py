@@ -32,8 +32,22 @@ def user_errors(command):
         except Stopped as stop:
             click.echo(f"grader: {stop}", err=True)
             sys.exit(stop.exit_code)
+        except ModuleNotFoundError as error:
+            missing = (error.name or "").partition(".")[0]
+            if missing not in INSTRUCTOR_PACKAGES:
+                raise
+            click.echo(
+                f"grader: error: this is an instructor's command and needs {missing}, which a "
+                "student's install leaves out: pip install 'dl-course-grader[instructor]'",
+                err=True,
+            )
+            sys.exit(2)
 
     return wrapper
+
+
+# What pyproject's `instructor` extra adds (and what they bring), by import name.
+INSTRUCTOR_PACKAGES = frozenset({"nbgrader", "httpx", "copydetect", "scipy", "alembic"})
 
 
 def stop_with_descendants() -> contextlib.AbstractContextManager:
