@@ -30,6 +30,16 @@ nox.options.sessions = ["matrix", "gradescope", "gpu"]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # pyproject's floor (torch>=2.5, torchvision>=0.20), and the newest this machine's pip takes.
 TORCH = {"oldest": ("2.5.0", "0.20.0"), "newest": ("2.14.1", "0.29.1")}
+# Where the index has no wheels of the floor for a Python: the oldest pair it has.
+OLDEST = {"3.13": ("2.6.0", "0.21.0")}  # torchvision 0.20 has no wheels for 3.13
+
+
+def pair(session: nox.Session, torch: str) -> tuple[str, str]:
+    if torch == "oldest":
+        return OLDEST.get(str(session.python), TORCH["oldest"])
+    return TORCH[torch]
+
+
 # Where torch comes from: PyPI by default (its Linux wheels are CUDA builds; PyTorch's CPU index,
 # https://download.pytorch.org/whl/cpu, is far smaller where it can be reached).
 INDEX = os.environ.get("TORCH_INDEX_URL", "https://pypi.org/simple")
@@ -44,8 +54,9 @@ def install_torch(session: nox.Session, torch: str, vision: str) -> None:
 @nox.parametrize("torch", list(TORCH))
 def matrix(session: nox.Session, torch: str) -> None:
     """Unit tests and two real week-3 gradings on one Python and one torch pair."""
-    install_torch(session, *TORCH[torch])
-    pins = [f"torch=={TORCH[torch][0]}", f"torchvision=={TORCH[torch][1]}"]
+    versions = pair(session, torch)
+    install_torch(session, *versions)
+    pins = [f"torch=={versions[0]}", f"torchvision=={versions[1]}"]
     session.install("-e", ".[test]", *pins)  # the pins keep pip from moving torch
     session.run("python", "benchmarks/matrix_leg.py", "--out", str(ROWS))
 
