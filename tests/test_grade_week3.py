@@ -265,6 +265,8 @@ def test_grader_check_runs_a_short_cpu_smoke_run(tmp_path, synthetic_data):
     )
     assert run.code == 0, run.stderr
     assert "A short run" in run.stdout
+    # Never a bare "lower than the grade": what the short run predicts, from the calibration.
+    assert "🔮 `model` measured " in run.stdout and "so expect about " in run.stdout
     history = run.results["extra_data"]["grader"]["curves"]["val_acc"]
     assert len(history) <= 2  # the week's smoke parameters: epochs = 2
     assert "grader check --full" in run.stdout  # how to get the real parameters

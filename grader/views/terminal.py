@@ -54,7 +54,11 @@ class TerminalProgress:
 
 
 def print_result(
-    result: GradingResult, out: Path | None, smoke: bool = False, full: bool = False
+    result: GradingResult,
+    out: Path | None,
+    smoke: bool = False,
+    full: bool = False,
+    predicting: bool = False,
 ) -> None:
     """The result on a terminal (and in grader.log, where ci and batch keep a child's output).
     Text from the submission is printed as text: rich markup in it stays literal."""
@@ -121,11 +125,18 @@ def print_result(
             "real grade runs the same notebook the same way (on the course's GPU, so its numbers "
             "may differ a little) and adds the checks you do not see here.[/]"
         )
+    elif smoke and predicting:  # `grader check` prints its 🔮 lines next
+        console.print(
+            "[dim]A short run: training was cut short (the week's smoke parameters), so these "
+            "accuracies are not the grade's; the 🔮 lines below say what they predict of it. "
+            "`grader check --full` trains with the week's own parameters (as long as the real "
+            "grading takes).[/]"
+        )
     elif smoke:
         console.print(
-            "[dim]A short run: training was cut short, so accuracies are lower than in the real "
-            "grade. `grader check --full` trains with the week's own parameters (as long as the "
-            "real grading takes).[/]"
+            "[dim]A short run: training was cut short (the week's smoke parameters), and no "
+            "model was measured to predict a grade from: fix what the lines above name, then "
+            "check again; `grader check --full` trains with the week's own parameters.[/]"
         )
     if out is not None:
         console.print(
