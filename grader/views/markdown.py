@@ -11,23 +11,7 @@ from typing import Any
 
 import jinja2
 
-from grader.views.escape import (
-    bar,
-    fenced,
-    hide_paths,
-    html_text,
-    inert,
-    inline,
-    number,
-    safe_name,
-    thin,
-    utc,
-)
-
-__all__ = [
-    "bar", "fenced", "hide_paths", "html_text", "inert", "inline", "number", "render",
-    "safe_name", "template_environment", "thin", "utc",
-]  # fmt: skip
+from grader.views import escape
 
 
 def render(templates: Path, name: str, **context: Any) -> str:
@@ -46,15 +30,16 @@ def template_environment(templates: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters.update(
-        fenced=fenced,
-        inline=inline,
-        inert=inert,
-        html_text=html_text,
-        bar=bar,
-        safe_name=safe_name,
-        thin=thin,
-        number=number,
-        utc=utc,
+    filters = (
+        "fenced",
+        "inline",
+        "inert",
+        "html_text",
+        "bar",
+        "safe_name",
+        "thin",
+        "number",
+        "utc",
     )
+    environment.filters.update({name: getattr(escape, name) for name in filters})
     return environment

@@ -15,7 +15,8 @@ import jinja2
 from grader.pipeline.results import GradingResult
 from grader.states import Outcome
 from grader.views.curves import charts, table
-from grader.views.markdown import inert, safe_name, template_environment
+from grader.views.escape import inert, safe_name
+from grader.views.markdown import template_environment
 from grader.views.traceback import student_traceback
 
 REPORT_BUDGET = 60_000  # leaves room for the sticky marker and a truncation note
