@@ -104,8 +104,11 @@ def gradescope(session: nox.Session) -> None:
             "TORCH_INDEX_URL": INDEX,
         }
         session.run("bash", str(root / "source" / "setup.sh"), env=env, external=True)
-        session.run(str(root / "run_autograder"), env={"AUTOGRADER_ROOT": str(root)},
-                    external=True)  # fmt: skip
+        said = session.run(str(root / "run_autograder"), env={"AUTOGRADER_ROOT": str(root)},
+                           external=True, silent=True)  # fmt: skip
+        print(said)
+        if f"grader from {root / 'source' / 'grader'}" not in str(said):
+            session.error("run_autograder did not grade with the bundle's own grader")
         results = root / "results" / "results.json"
         session.run("check-jsonschema", "--schemafile",
                     "tests/schemas/gradescope-results.schema.json", str(results))  # fmt: skip
