@@ -216,6 +216,7 @@ _MODULES = {
     "scipy": "scipy",
     "tomli-w": "tomli_w",
     "pytest": "pytest",
+    "tomli": "tomli",
 }
 
 
@@ -232,7 +233,9 @@ def _not_on_posters() -> set[str]:
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     installed = {name(requirement) for requirement in POST_REQUIREMENTS}
-    return {_MODULES[name(dep)] for dep in project["dependencies"] if name(dep) not in installed}
+    # The package's own dependencies and the instructor's extra (nbgrader, copydetect, ...).
+    dependencies = [*project["dependencies"], *project["optional-dependencies"]["instructor"]]
+    return {_MODULES[name(dep)] for dep in dependencies if name(dep) not in installed}
 
 
 _NOT_INSTALLED = """

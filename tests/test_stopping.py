@@ -233,8 +233,7 @@ def test_a_killed_grading_takes_even_an_unsandboxed_run_with_it(tmp_path, synthe
     # command lines, is looked at: another worker's gradings mount theirs, and keep them.
     ours = [m for m in _scratch_mounts() - before if any(m + "/" in c for c in run.recorded())]
     if ours:
-        swept = sweep_orphans(Path(ours[0]).parent)
-        assert set(ours) <= {str(folder) for folder in swept}
+        sweep_orphans(Path(ours[0]).parent)  # (another worker's grading may have swept it first)
         assert not set(ours) & _scratch_mounts()
         assert not any(Path(mount + ".img").exists() or Path(mount).exists() for mount in ours)
 
