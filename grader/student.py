@@ -122,6 +122,7 @@ def _check(
         result.outcome, result.summary = decide_outcome(
             spec, execution, result.models, result.checks
         )
+        result.summary = _live_summary(result.summary, result.checks)
     finally:
         shutil.rmtree(scratch.root, ignore_errors=True)
     result.timings["total"] = round(time.monotonic() - started, 2)
@@ -130,6 +131,27 @@ def _check(
     if not quiet:
         print(describe(result))
     return result
+
+
+def _live_summary(summary: str, checks: list) -> str:
+    """The summary, where it counts the checks a live kernel cannot run (whether the notebook
+    runs from the top) as waiting for the grading machine's setup: said as what they are."""
+    from grader.pipeline.checks import LIVE_SKIP
+    from grader.pipeline.outcome import checks_summary
+
+    live = [check for check in checks if check.skipped and check.message.startswith(LIVE_SKIP)]
+    if not live or summary != checks_summary(checks):
+        return summary
+    others = [check for check in checks if check not in live]
+    passed = all(check.passed for check in others)
+    head = "Every check this kernel could run passed." if passed else checks_summary(others)
+    count = f"{len(live)} check{'s' if len(live) != 1 else ''}"
+    points = sum(check.points for check in live)
+    return (
+        f"{head} {count} ({points:g} points) {'need' if len(live) != 1 else 'needs'} the saved "
+        "notebook run from the top, which a "
+        "live kernel cannot do: `grader check NOTEBOOK` runs it, as the grade after a push does."
+    )
 
 
 def describe(result: GradingResult) -> str:

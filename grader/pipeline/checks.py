@@ -24,6 +24,9 @@ from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelRe
 from grader.pipeline.visibility import VISIBILITIES
 from grader.states import ExecutionStatus
 
+# Why a check of the whole run is skipped in the in-notebook check (grader.student).
+LIVE_SKIP = "a live kernel cannot tell whether every cell ran in order"
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -114,8 +117,8 @@ class _GradingPlugin:
     def execution(self) -> Execution:
         if self._facts.live:
             pytest.skip(
-                "a live kernel cannot tell whether every cell ran in order: `grader check "
-                "NOTEBOOK` (and the grade after a push) runs the saved notebook from the top"
+                f"{LIVE_SKIP}: `grader check NOTEBOOK` (and the grade after a push) runs the "
+                "saved notebook from the top"
             )
         return self._facts.execution
 
