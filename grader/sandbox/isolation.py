@@ -479,7 +479,8 @@ def _traversable_by_nobody(folder: Path) -> bool:
 
 def _open_to_nobody(path: Path) -> bool:
     """Whether `nobody` may reach `path` and read it (list it, for a folder), by the mode bits
-    of it and every folder above it. ACLs are not read: they can only be stricter here."""
+    of it and every folder above it. ACLs are not read: an entry naming nobody on a folder
+    whose group bits allow it would open what this calls closed (docs/SECURITY.md, `user`)."""
     try:
         if not all(_traversable_by_nobody(folder) for folder in path.parents):
             return False
