@@ -147,11 +147,13 @@ def check(
 ):
     """Pre-flight a notebook before you push it: a short run on the CPU through the same pipeline.
 
-    Training is cut short (the week's smoke parameters), so accuracies are lower than in the
-    real grade; what this catches is a notebook that crashes, times out or leaves no usable
-    model. --full trains with the week's own parameters: the grade the notebook would get, but
-    for the hidden checks. It needs only the course's public part (the released notebooks'
-    spec.toml and visible checks, which the course's wheel carries): hidden checks are not run.
+    Training is cut short (the week's smoke parameters); the 🔮 lines then say what the short
+    run's accuracies predict of the grade, from the course's own measurement of its reference
+    solution (`grader calibrate`). What it catches for sure is a notebook that crashes, times
+    out or leaves no usable model. --full trains with the week's own parameters: the grade the
+    notebook would get, but for the hidden checks. It needs only the course's public part (the
+    released notebooks' spec.toml and visible checks, which the course's wheel carries): hidden
+    checks are not run.
     Exit code 1 only for a notebook that crashes, times out or leaves no usable model.
     """
     from grader.pipeline.grade import grade_submission
@@ -175,7 +177,14 @@ def check(
             from grader.pipeline.prediction import predict, read_calibration
 
             spec = course_of(ctx, public=True).week(week)
-            predictions = predict(spec, result, read_calibration(spec))
+            try:
+                predictions = predict(spec, result, read_calibration(spec))
+            except Exception as error:  # noqa: BLE001 - a courtesy: never what fails a check
+                predictions = [
+                    f"No prediction: the course's calibration.json could not be read against "
+                    f"this run ({type(error).__name__}: {error}); `grader check --full` trains "
+                    "as the grade does."
+                ]
         print_result(result, out, smoke=True, full=full, predicting=bool(predictions))
         for line in predictions:
             click.echo(f"🔮 {line}")

@@ -10,7 +10,9 @@ data, so a notebook that trains alike should land near its own short run plus th
 
 from __future__ import annotations
 
+import enum
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,45 @@ from grader.course.spec import WeekSpec
 from grader.pipeline.results import GradingResult
 
 CALIBRATION = "calibration.json"
+
+
+class Verdict(str, enum.Enum):
+    """Where a model's expected accuracy lands against its threshold."""
+
+    FULL_MARKS = "full_marks"
+    ABOVE_MINIMUM = "above_minimum"
+    BELOW_MINIMUM = "below_minimum"
+
+    @property
+    def words(self) -> str:
+        return {
+            Verdict.FULL_MARKS: "full marks, if your notebook trains as the reference does",
+            Verdict.ABOVE_MINIMUM: "above the minimum, short of full marks",
+            Verdict.BELOW_MINIMUM: "below the minimum: train longer or better before you submit",
+        }[self]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What one short run says of the grade: per model, the accuracy measured, the one expected
+    and where that lands (`variable` and `verdict` None: there is no prediction, and
+    `sentence` says why)."""
+
+    sentence: str
+    variable: str | None = None
+    measured: float | None = None
+    expected: float | None = None
+    verdict: Verdict | None = None
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+def verdict_of(accuracy: float, threshold: Any) -> Verdict:
+    """Where `accuracy` lands against a threshold with a minimum (and maybe full marks)."""
+    if threshold.full_marks_at is not None and accuracy >= threshold.full_marks_at:
+        return Verdict.FULL_MARKS
+    return Verdict.ABOVE_MINIMUM if threshold.passes(accuracy) else Verdict.BELOW_MINIMUM
 
 
 def read_calibration(spec: WeekSpec) -> dict[str, Any] | None:
@@ -34,20 +75,26 @@ def write_calibration(path: Path, calibration: dict[str, Any]) -> None:
     path.write_text(json.dumps(calibration, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def predict(spec: WeekSpec, result: GradingResult, calibration: dict[str, Any] | None) -> list[str]:
-    """One sentence per graded model: what its short-run accuracy predicts of the real grade,
-    and why; or why there is no prediction."""
+def predict(
+    spec: WeekSpec, result: GradingResult, calibration: dict[str, Any] | None
+) -> list[Prediction]:
+    """One prediction per graded model: what its short-run accuracy predicts of the real grade,
+    and why; or one saying why there is none."""
     if not calibration:
         return [
-            "No prediction: the course has not measured how much its reference solution gains "
-            "from this short run to the full one (`grader calibrate`); `grader check --full` "
-            "trains as the grade does."
+            Prediction(
+                "No prediction: the course has not measured how much its reference solution "
+                "gains from this short run to the full one (`grader calibrate`); `grader check "
+                "--full` trains as the grade does."
+            )
         ]
     if calibration.get("profile") != result.profile:
         return [
-            f"No prediction for profile {result.profile}: the course measured its reference "
-            f"solution on profile {calibration.get('profile')} ({_on(calibration)}); "
-            "`grader check --full` trains as the grade does."
+            Prediction(
+                f"No prediction for profile {result.profile}: the course measured its reference "
+                f"solution on profile {calibration.get('profile')} ({_on(calibration)}); "
+                "`grader check --full` trains as the grade does."
+            )
         ]
     profile = spec.profiles.get(result.profile or "")
     lines = []
@@ -68,17 +115,15 @@ def predict(spec: WeekSpec, result: GradingResult, calibration: dict[str, Any] |
             continue
         gain = full - short
         expected = max(0.0, min(1.0, model.test_accuracy + gain))
-        if threshold.full_marks_at is not None and expected >= threshold.full_marks_at:
-            verdict = "full marks, if your notebook trains as the reference does"
-        elif threshold.passes(expected):
-            verdict = "above the minimum, short of full marks"
-        else:
-            verdict = "below the minimum: train longer or better before you submit"
-        lines.append(
+        verdict = verdict_of(expected, threshold)
+        sentence = (
             f"`{model_spec.variable}` measured {model.test_accuracy:.4f} in this short run. The "
             f"course's reference solution went from {short:.4f} in the same short run to "
             f"{full:.4f} in the full one ({gain:+.4f}, {_on(calibration)}), so expect about "
-            f"{expected:.2f} in the grade, which requires {threshold.describe()}: {verdict}."
+            f"{expected:.2f} in the grade, which requires {threshold.describe()}: {verdict.words}."
+        )
+        lines.append(
+            Prediction(sentence, model_spec.variable, model.test_accuracy, expected, verdict)
         )
     return lines
 
@@ -86,5 +131,8 @@ def predict(spec: WeekSpec, result: GradingResult, calibration: dict[str, Any] |
 def _on(calibration: dict[str, Any]) -> str:
     data = calibration.get("data") or {}
     images = data.get("test_images")
-    where = f"{images:,} {data.get('dataset', '')} test images".replace("  ", " ")
-    return f"on {where}, {calibration.get('device', 'cpu')}" if images else "on the course's data"
+    device = calibration.get("device") or "cpu"
+    if not isinstance(images, int):  # a week without an image data set (week 2's points)
+        return f"on the course's data, {device}"
+    where = f"{images:,} {data.get('dataset') or ''} test images".replace("  ", " ")
+    return f"on {where}, {device}"

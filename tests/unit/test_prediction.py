@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from grader.course.spec import load_spec
-from grader.pipeline.prediction import predict
+from grader.pipeline.prediction import Verdict, predict
 from grader.pipeline.results import GradingResult, ModelResult
 from grader.states import ModelStatus, Outcome
 
@@ -27,26 +28,32 @@ def _checked(accuracy: float, profile: str = "subset") -> GradingResult:
 
 def test_a_short_run_plus_the_references_gain_is_the_expected_grade():
     (line,) = predict(SPEC, _checked(0.77), CALIBRATION)  # subset: ≥ 0.78, full marks at 0.81
-    assert line == (
+    assert (line.variable, line.measured, line.verdict) == ("model", 0.77, Verdict.FULL_MARKS)
+    assert round(line.expected, 4) == 0.82
+    assert str(line) == (
         "`model` measured 0.7700 in this short run. The course's reference solution went from "
         "0.7800 in the same short run to 0.8300 in the full one (+0.0500, on 2,000 FashionMNIST "
         "test images, cpu), so expect about 0.82 in the grade, which requires ≥ 0.78 (full marks "
         "at 0.81): full marks, if your notebook trains as the reference does."
     )
-    assert predict(SPEC, _checked(0.74), CALIBRATION)[0].endswith(
+    assert predict(SPEC, _checked(0.74), CALIBRATION)[0].sentence.endswith(
         "about 0.79 in the grade, which requires ≥ 0.78 (full marks at 0.81): above the minimum, "
         "short of full marks."
     )
-    assert predict(SPEC, _checked(0.70), CALIBRATION)[0].endswith(
+    assert predict(SPEC, _checked(0.70), CALIBRATION)[0].sentence.endswith(
         "below the minimum: train longer or better before you submit."
     )
 
 
 def test_no_calibration_or_another_profile_says_so_and_points_at_the_full_check():
     (none,) = predict(SPEC, _checked(0.77), None)
+    assert none.verdict is None and none.variable is None
+    none = str(none)
     assert none.startswith("No prediction: the course has not measured") and "--full" in none
     (other,) = predict(SPEC, _checked(0.77, profile="full"), CALIBRATION)
-    assert other.startswith("No prediction for profile full: the course measured its reference")
+    assert other.sentence.startswith(
+        "No prediction for profile full: the course measured its reference"
+    )
 
 
 def test_a_model_without_an_accuracy_or_hidden_from_the_student_is_not_predicted():
@@ -56,3 +63,18 @@ def test_a_model_without_an_accuracy_or_hidden_from_the_student_is_not_predicted
     hidden = _checked(0.77)
     hidden.models["model"].shown = False
     assert predict(SPEC, hidden, CALIBRATION) == []
+
+
+def test_a_week_without_an_image_data_set_is_predicted_too():
+    """Week 2's calibration names no data set (its models fit points): `grader check week2`
+    once crashed formatting the missing image count."""
+    spec = load_spec(SPEC.directory.parent / "week2" / "spec.toml")
+    calibration = json.loads((spec.directory / "calibration.json").read_text())
+    assert calibration["data"]["test_images"] is None
+    result = GradingResult("week2", "Week 2", "you", Outcome.PASSED, "")
+    result.profile = calibration["profile"]
+    for variable in calibration["models"]:
+        result.models[variable] = ModelResult(variable, ModelStatus.EVALUATED, test_accuracy=0.99)
+    predictions = predict(spec, result, calibration)
+    assert predictions and all(p.verdict is not None for p in predictions)
+    assert all("on the course's data, cpu" in p.sentence for p in predictions)
