@@ -102,6 +102,8 @@ def _cell_error(failure: CellFailure) -> str:
         return f"Cell {failure.cell} imports `{module}`, which is not installed on the grader"
     if failure.error == PACKAGE_NOT_AVAILABLE:
         return f"Cell {failure.cell} asks pip for a package the grader does not provide"
+    if _unfilled(failure):
+        return f"Cell {failure.cell} is not filled in yet: it still raises NotImplementedError"
     first = failure.message.strip().splitlines()[0][:200].rstrip(" .:") if failure.message else ""
     return f"Cell {failure.cell} raised {failure.error}" + (f": {first}" if first else "")
 
@@ -137,11 +139,31 @@ def advice(
         _download_advice(failure, dataset),
         _path_advice(failure),
         _exit_advice(failure),
+        _unfilled_advice(failure),
     ]
     return [item for item in said if item is not None]
 
 
 PACKAGE_NOT_AVAILABLE = "PackageNotAvailable"  # grader.child.installs refused a `pip install`
+
+
+def _unfilled(failure: CellFailure) -> bool:
+    """Whether the cell that stopped the notebook is one nbgrader released as an exercise and
+    the student has not filled in (`raise NotImplementedError()` is still in it)."""
+    return failure.error == "NotImplementedError" and bool(
+        re.search(r"^\s*raise NotImplementedError\b", failure.source, re.MULTILINE)
+    )
+
+
+def _unfilled_advice(failure: CellFailure) -> Advice | None:
+    if not _unfilled(failure):
+        return None
+    return Advice(
+        "unfilled",
+        f"Cell {failure.cell} still holds the released notebook's placeholder, `raise "
+        "NotImplementedError()`: replace it (and the `# YOUR CODE HERE` line above it) with your "
+        "code, then run the notebook from the top again.",
+    )
 
 
 def _missing_module(failure: CellFailure) -> str | None:

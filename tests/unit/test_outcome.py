@@ -311,3 +311,21 @@ def test_the_whole_summary_marks_the_checks_the_students_report_leaves_out():
     assert checks_summary([c for c in checks if c.shown]) == (
         "2 of 2 checks failed: accuracy; speed."
     )
+
+
+def test_a_cell_left_as_released_is_said_to_be_unfilled_with_what_to_replace():
+    source = "# YOUR CODE HERE\nraise NotImplementedError()\nprint(model)"
+    failure = CellFailure(13, 7, "NotImplementedError", "", source=source)
+    execution = Execution(ExecutionStatus.CELL_ERROR, 2.0, failure=failure)
+    _, summary = decide_outcome(_spec(MODEL), execution, {}, [])
+    assert summary.startswith("Cell 13 is not filled in yet: it still raises NotImplementedError")
+    (said,) = advice(execution, Limits())
+    assert said.cause == "unfilled" and "replace it" in said.student
+    # A NotImplementedError of the student's own (an abstract method) is reported as raised.
+    own = CellFailure(5, 5, "NotImplementedError", "subclass me", source="net = Base()")
+    execution = Execution(ExecutionStatus.CELL_ERROR, 2.0, failure=own)
+    assert (
+        "raised NotImplementedError: subclass me"
+        in decide_outcome(_spec(MODEL), execution, {}, [])[1]
+    )
+    assert advice(execution, Limits()) == []
