@@ -56,6 +56,15 @@ def check(
     except GraderError as error:
         print(f"grader.student.check could not check this notebook: {error}", file=sys.stderr)
         return None
+    except Exception as error:  # noqa: BLE001 - a student reads a sentence, never a traceback
+        print(
+            "grader.student.check could not check this notebook: the check itself failed "
+            f"({type(error).__name__}: {error}). That says nothing about your notebook: save it "
+            "and run `grader check NOTEBOOK`, which runs it as the grade does, and tell your "
+            "instructor what this line says.",
+            file=sys.stderr,
+        )
+        return None
 
 
 def _check(
@@ -66,7 +75,7 @@ def _check(
     quiet: bool,
 ) -> GradingResult:
     from grader.child.inkernel import capture
-    from grader.pipeline.capture import captured_model, read_capture, read_values
+    from grader.pipeline.capture import captured_model, name_found_models, read_capture, read_values
     from grader.pipeline.checks import Facts, run_graders
     from grader.pipeline.evaluate import reevaluate_models
     from grader.pipeline.outcome import decide_outcome
@@ -111,6 +120,7 @@ def _check(
             evaluated, _ = reevaluate_models(spec, ready, found, data, chosen, worker, scratch)
             result.models.update(evaluated)
         result.models = {m.variable: result.models[m.variable] for m in spec.models}
+        name_found_models(result.models, found)
         result.device = worker.device()
         result.values = read_values(found, scratch)
         result.execution = execution
@@ -123,6 +133,7 @@ def _check(
             spec, execution, result.models, result.checks
         )
         result.summary = _live_summary(result.summary, result.checks)
+        result.advice += _parameters_advice({**spec.parameters, **chosen.parameters}, namespace)
     finally:
         shutil.rmtree(scratch.root, ignore_errors=True)
     result.timings["total"] = round(time.monotonic() - started, 2)
@@ -154,6 +165,35 @@ def _live_summary(summary: str, checks: list) -> str:
     )
 
 
+def _parameters_advice(parameters: dict[str, Any], namespace: dict[str, Any]) -> list:
+    """When this kernel ran with other values than the grade will (`epochs = 1` in the
+    parameters cell, say): the grade injects the week's own after that cell, so what it
+    measures can differ from what this check measured. Said, with both values."""
+    from grader.pipeline.results import Advice
+
+    differ = []
+    for name, value in parameters.items():
+        here = namespace.get(name, value)
+        if (
+            isinstance(here, (bool, int, float, str))
+            and type(here) is type(value)
+            and here != value
+        ):
+            differ.append(f"`{name} = {here!r}` here, `{name} = {value!r}` in the grade")
+    if not differ:
+        return []
+    return [
+        Advice(
+            "parameters",
+            student=(
+                f"This kernel ran with {', '.join(differ)}: the grade runs your notebook from the "
+                "top with the week's own values in place of your parameters cell's, so its "
+                "accuracy can differ from the one measured here."
+            ),
+        )
+    ]
+
+
 def describe(result: GradingResult) -> str:
     """The result as plain lines: what a notebook cell prints."""
     verdict = "passes every visible check" if result.passed else "does not pass yet"
@@ -180,7 +220,11 @@ def describe(result: GradingResult) -> str:
             lines.append(f"     {item.message}")
     lines.append("")
     lines.append(result.summary)
+    for model in result.models.values():
+        if model.found_as:
+            lines.append(f"🔎 {model.graded_instead}")
     lines += [f"💡 {m.hint}" for m in result.models.values() if m.hint]
+    lines += [f"⚠️ {advice.student}" for advice in result.advice if advice.student]
     return "\n".join(lines)
 
 

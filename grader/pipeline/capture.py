@@ -221,6 +221,19 @@ def found_as(info: dict[str, Any]) -> str | None:
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,60}")
 
 
+def name_found_models(models: dict[str, Any], capture: dict[str, Any]) -> list[str]:
+    """Set each model's `found_as` from the capture and say, for each graded under another
+    name, which network was graded and why: one sentence every view shows."""
+    said = []
+    for variable, model in models.items():
+        name = found_as((capture.get("models") or {}).get(variable) or {})
+        if name is None:
+            continue
+        model.found_as = name
+        said.append(model.graded_instead)
+    return said
+
+
 def read_values(capture: dict[str, Any], scratch: Scratch) -> dict[str, Any]:
     """Captured numbers as float arrays, or a string saying why a value is missing. Raises
     Tampered when values.npz is not a file the capture writes."""

@@ -26,7 +26,7 @@ from grader.data.split import GradingData
 from grader.errors import GraderError, GradersBroken, UnknownWeek
 from grader.lock import lock_folder
 from grader.options import GradeOptions
-from grader.pipeline.capture import captured_model, found_as, read_capture, read_values
+from grader.pipeline.capture import captured_model, name_found_models, read_capture, read_values
 from grader.pipeline.carried import carried_payloads, carried_total
 from grader.pipeline.checks import NOT_RUN, Facts, run_graders, ungraded_checks
 from grader.pipeline.evaluate import reevaluate_models, unseen_accuracy
@@ -294,7 +294,7 @@ def _run_pipeline(
                 f"started afresh {worker.restarts} time(s): it died (see evaluator.log)"
             )
         result.models = {m.variable: result.models[m.variable] for m in spec.models}
-        result.notes.extend(_found_under_other_names(result.models, capture))
+        result.notes.extend(name_found_models(result.models, capture))
         try:
             result.values = read_values(capture, scratch) if capture else {}
         except Tampered as error:
@@ -411,18 +411,6 @@ def _what_models_keep(models) -> list[Advice]:
 
 def _kilobytes(size: int) -> str:
     return f"{size / 1024:,.0f} kB" if size >= 10 * 1024 else f"{size / 1024:.1f} kB"
-
-
-def _found_under_other_names(models: dict[str, ModelResult], capture: dict) -> list[str]:
-    """Set each model's `found_as` and say, for each, which network was graded and why."""
-    notes = []
-    for variable, model in models.items():
-        name = found_as((capture.get("models") or {}).get(variable) or {})
-        if name is None:
-            continue
-        model.found_as = name
-        notes.append(f"Graded `{name}` because the notebook defines no `{variable}`.")
-    return notes
 
 
 def _not_evaluated(models, why: str) -> dict[str, ModelResult]:

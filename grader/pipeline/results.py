@@ -102,6 +102,12 @@ class ModelResult:
     stored_numbers: int | None = None  # numbers in its buffers and constants
     review: str | None = None
 
+    @property
+    def graded_instead(self) -> str:
+        """Which network was graded in place of the missing variable, and why (every view
+        says it when `found_as` is set)."""
+        return f"Graded `{self.found_as}` because the notebook defines no `{self.variable}`."
+
 
 @dataclass
 class CheckResult:

@@ -103,6 +103,8 @@ def print_result(
         where = f"cell {failure.cell}" if failure.cell else "the grader's capture step"
         console.print(Text(f"{where}: {failure.error}: {failure.message}", style="red"))
     for model in result.models.values():
+        if model.found_as and model.shown:
+            console.print(f"🔎 {model.graded_instead}", markup=False)
         if model.hint and model.shown:
             console.print(f"💡 {model.hint}", markup=False)
     for item in result.advice:
