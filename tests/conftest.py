@@ -236,3 +236,77 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 _REPORT_PROBLEMS = pytest.StashKey[tuple[list[str], float]]()
+
+
+# The wheel students install (tests/test_public.py, tests/test_student_play.py): built once per
+# worker.
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """`python -m build --wheel`, as the course builds the package it publishes (offline)."""
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", out, REPO],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (built,) = out.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def installed(wheel, tmp_path_factory) -> Path:
+    """The wheel installed on its own (`pip install --no-deps`, as in Colab) into a folder that
+    goes first on the path: `import grader` is the wheel's, never this checkout."""
+    target = tmp_path_factory.mktemp("site")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return target
+
+
+# A student's install is the wheel and its own dependencies: what pyproject's `instructor` extra
+# adds is not there. Every process started from the wheel (the sandbox's too, which gets the
+# same PYTHONPATH) runs with it blocked.
+STUDENT_ONLY = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class InstructorsOnly(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"nbgrader", "httpx", "copydetect", "alembic"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, InstructorsOnly())
+"""
+
+
+def from_the_wheel(installed: Path, *args: str, cwd: Path, timeout: float = 900):
+    student_only = installed.parent / "student-only"
+    student_only.mkdir(exist_ok=True)
+    (student_only / "sitecustomize.py").write_text(STUDENT_ONLY)
+    path = os.pathsep.join([str(student_only), str(installed)])
+    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
+
+
+# What `pip install --no-deps` leaves out and Colab's runtime does not have: the check must not
+# need any of it.
+NOT_IN_COLAB = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NotInstalled(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"papermill", "nbgrader", "click", "rich", "httpx", "jinja2", "tomli_w"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NotInstalled())
+"""

@@ -4,49 +4,16 @@ cell runs it, in a real kernel (nbclient) with no network."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 from classroom import trained
-from conftest import REPO, write_notebook
+from conftest import NOT_IN_COLAB, REPO, from_the_wheel, write_notebook
 from nbclient import NotebookClient
 
 from grader.course.public import public_grader
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """`python -m build --wheel`, as the course builds the package it publishes (offline)."""
-    out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", out, REPO],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    (built,) = out.glob("*.whl")
-    return built
-
-
-@pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory) -> Path:
-    """The wheel installed on its own (`pip install --no-deps`, as in Colab) into a folder that
-    goes first on the path: `import grader` is the wheel's, never this checkout."""
-    target = tmp_path_factory.mktemp("site")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return target
 
 
 def test_the_wheel_students_install_holds_no_solutions(wheel):
@@ -70,43 +37,16 @@ def test_the_wheel_students_install_holds_no_solutions(wheel):
         assert f"grader/_course/assignments/{week}/{week}.ipynb" in names
 
 
-# A student's install is the wheel and its own dependencies: what pyproject's `instructor` extra
-# adds is not there. Every process started from the wheel (the sandbox's too, which gets the
-# same PYTHONPATH) runs with it blocked.
-STUDENT_ONLY = """
-import sys
-from importlib.abc import MetaPathFinder
-
-class InstructorsOnly(MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {"nbgrader", "httpx", "copydetect", "alembic"}:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, InstructorsOnly())
-"""
-
-
-def _from_the_wheel(installed: Path, *args: str, cwd: Path, timeout: float = 900):
-    student_only = installed.parent / "student-only"
-    student_only.mkdir(exist_ok=True)
-    (student_only / "sitecustomize.py").write_text(STUDENT_ONLY)
-    path = os.pathsep.join([str(student_only), str(installed)])
-    env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
-    )
-
-
 @pytest.mark.slow
 def test_grader_check_runs_from_the_wheel_alone(installed, tmp_path, synthetic_data):
     notebook = write_notebook(tmp_path / "week3.ipynb", *trained())
-    where = _from_the_wheel(
+    where = from_the_wheel(
         installed, "-c", "import grader.course.course as c; print(c.find_course(public=True).root)",
         cwd=tmp_path,
     )  # fmt: skip
     assert where.stdout.strip() == str(installed / "grader" / "_course"), where.stderr
 
-    run = _from_the_wheel(
+    run = from_the_wheel(
         installed, "-m", "grader.cli", "check", notebook, "--data-dir", synthetic_data,
         "--profile", "subset", cwd=tmp_path,
     )  # fmt: skip
@@ -114,12 +54,12 @@ def test_grader_check_runs_from_the_wheel_alone(installed, tmp_path, synthetic_d
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Test accuracy of `model`, measured by the grader" in run.stdout
     assert "passed" in run.stdout
-    grading = _from_the_wheel(
+    grading = from_the_wheel(
         installed, "-m", "grader.cli", "grade", "week3", notebook, cwd=tmp_path
     )
     assert grading.returncode == 2
     # An instructor's command says which install it needs, in one line.
-    release = _from_the_wheel(
+    release = from_the_wheel(
         installed, "-m", "grader.cli", "--course", REPO, "release", "week2", "--dest",
         tmp_path / "released", cwd=tmp_path,
     )  # fmt: skip
@@ -129,19 +69,6 @@ def test_grader_check_runs_from_the_wheel_alone(installed, tmp_path, synthetic_d
     assert "holds no solutions: grading needs the course's own checkout" in grading.stderr
 
 
-# What `pip install --no-deps` leaves out and Colab's runtime does not have: the check must not
-# need any of it.
-NOT_IN_COLAB = """
-import sys
-from importlib.abc import MetaPathFinder
-
-class NotInstalled(MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {"papermill", "nbgrader", "click", "rich", "httpx", "jinja2", "tomli_w"}:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, NotInstalled())
-"""
 COLAB_CELL = """
 # The documented cell: `%pip install -q --no-deps dl-course-grader` (here: the wheel, already
 # installed into a folder), then one call.
