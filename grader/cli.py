@@ -164,14 +164,22 @@ def check(
     with tempfile.TemporaryDirectory(prefix="grader-check-") as scratch_out:
         target = out or Path(scratch_out)
         with stop_with_descendants(), TerminalProgress() as progress:
-            result = grade_submission(
-                course_of(ctx, public=True),
-                week,
-                notebook,
-                target,
-                GradeOptions(device="cpu", smoke=not full, **options),
-                progress,
-            )
+            try:
+                result = grade_submission(
+                    course_of(ctx, public=True),
+                    week,
+                    notebook,
+                    target,
+                    GradeOptions(device="cpu", smoke=not full, **options),
+                    progress,
+                )
+            except GraderError:
+                raise
+            except Exception as error:  # a student reads one sentence, never a traceback
+                raise GraderError(
+                    f"the check itself failed ({type(error).__name__}: {error}): a fault of the "
+                    "grader, not of your notebook; tell your instructor what this line says"
+                ) from error
         predictions = []
         if not full and any(model.test_accuracy is not None for model in result.models.values()):
             from grader.pipeline.prediction import predict, read_calibration
@@ -185,7 +193,14 @@ def check(
                     f"this run ({type(error).__name__}: {error}); `grader check --full` trains "
                     "as the grade does."
                 ]
-        print_result(result, out, smoke=True, full=full, predicting=bool(predictions))
+        print_result(
+            result,
+            out,
+            smoke=True,
+            full=full,
+            predicting=bool(predictions),
+            shortened=all(getattr(line, "shortened", True) for line in predictions),
+        )
         for line in predictions:
             click.echo(f"🔮 {line}")
     usable = result.outcome in (Outcome.PASSED, Outcome.BELOW_THRESHOLD)

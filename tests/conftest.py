@@ -182,8 +182,8 @@ def grade(
 # come last and fill the gaps.
 LONGEST_FIRST = (
     "test_wild.py", "test_hostile.py", "test_unseen.py", "test_stopping.py", "test_grade_week4.py",
-    "test_grade_week3.py", "test_batch.py", "test_authoring.py", "test_similarity.py", "test_tampering.py",
-    "test_gpu_benchmark.py", "test_late_clock.py", "test_grader_failures.py",
+    "test_grade_week3.py", "test_student_play.py", "test_batch.py", "test_authoring.py",
+    "test_similarity.py", "test_tampering.py", "test_gpu_benchmark.py", "test_late_clock.py", "test_grader_failures.py",
     "test_grade_week2.py", "test_private.py", "test_poll.py", "test_term.py",
     "test_ci.py",
     "test_gradescope.py", "test_public.py", "test_post.py",

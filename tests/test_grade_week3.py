@@ -66,6 +66,8 @@ def test_grade_reference_solution_passes(reference):
     assert accuracy > 0.9  # synthetic data is easy
     assert "✅" in reference.report.splitlines()[1]
     assert f"{accuracy:.4f}" in reference.report
+    # It ran with the `epochs` the grader injected after its parameters cell.
+    assert results["extra_data"]["grader"]["execution"]["parameters_not_kept"] == []
 
 
 def test_results_json_follows_gradescope_schema(reference):

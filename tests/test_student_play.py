@@ -69,6 +69,10 @@ def _too_few_epochs(cells):  # a quick run left in the parameters cell
     cells["parameters"].source = cells["parameters"].source.replace("epochs = 30", "epochs = 1")
 
 
+def _untagged(cells):  # the tag lost (a notebook started afresh, cells pasted in)
+    cells["parameters"].metadata["tags"] = []
+
+
 MISTAKES = {
     "right": None,
     "shape-bug": _shape_bug,
@@ -76,6 +80,7 @@ MISTAKES = {
     "renamed": _renamed,
     "printed-claim": _printed_claim,
     "too-few-epochs": _too_few_epochs,
+    "untagged-parameters": _untagged,
 }
 
 
@@ -153,13 +158,17 @@ def _grader_check(installed: Path, student: Path, mistake: str) -> str:
 @pytest.mark.parametrize("mistake", list(MISTAKES))
 def test_grader_check_tells_the_student_what_the_grade_will_say(installed, student, mistake):
     said = _grader_check(installed, student, mistake)
-    accuracy = re.search(r"`(?:model|net)` measured (\d\.\d{4}) in this short run", said)
+    accuracy = re.search(r"`(?:model|net)` measured (\d\.\d{4}) in this (?:short )?run", said)
     if mistake in ("right", "renamed", "too-few-epochs"):
         # The grade overrides the parameters cell: a quick `epochs = 1` costs nothing there.
         assert "not passed" not in said
         assert accuracy and "full marks, if your notebook trains as the reference does" in said
     if mistake == "renamed":
         assert "🔎 Graded `net` because the notebook defines no `model`." in said
+    if mistake == "untagged-parameters":  # the grade's `epochs` is ignored too: no gain added
+        assert "Not a short run after all" in said and "A short run:" not in said
+        assert "did not run with this check's `epochs`" in said
+        assert accuracy and f"expect about {float(accuracy.group(1)):.2f} in the grade" in said
     if mistake == "shape-bug":
         assert "Cell 14 raised RuntimeError: mat1 and mat2 shapes cannot be multiplied" in said
     if mistake == "untrained":
@@ -181,7 +190,7 @@ def test_the_check_in_the_notebook_tells_the_student_the_same(live, mistake):
     measured = re.search(
         r"Test accuracy of `model`, measured by the grader — measured (\d\.\d{4})", said
     )
-    if mistake in ("right", "renamed"):
+    if mistake in ("right", "renamed", "untagged-parameters"):
         assert "your notebook passes every visible check" in said
         assert float(measured.group(1)) >= 0.81
     if mistake == "renamed":

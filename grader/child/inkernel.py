@@ -89,6 +89,12 @@ def capture(spec: dict[str, Any], namespace: dict[str, Any]) -> None:
         report["values"] = _save_values(spec["values"], namespace, out / "values.npz")
     if spec.get("curves"):
         report["curves"] = _curves(namespace.get(spec["curves"]))
+    report["parameters"] = {
+        name: namespace[name]
+        for name in spec.get("parameters", [])
+        if isinstance(namespace.get(name), (bool, int, float, str))
+        and len(str(namespace[name])) < 80
+    }
     (out / "capture.tmp").write_text(json.dumps(report))
     (out / "capture.tmp").rename(out / "capture.json")
 

@@ -221,6 +221,21 @@ def found_as(info: dict[str, Any]) -> str | None:
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,60}")
 
 
+def parameters_not_kept(notebook: Any, injected: dict[str, Any], ended: Any) -> list[str]:
+    """Which of the week's run parameters the grader injected (`injected`) the notebook did not
+    run with, from the values its capture saw at the end (`ended`): every one when the notebook
+    has no cell tagged `parameters` (papermill injects them first, and the notebook's own
+    assignments win), else those it reassigned or removed."""
+    if not injected:
+        return []
+    if not any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in notebook.cells):
+        return sorted(injected)
+    ended = ended if isinstance(ended, dict) else {}
+    return sorted(
+        name for name, value in injected.items() if name not in ended or ended[name] != value
+    )
+
+
 def name_found_models(models: dict[str, Any], capture: dict[str, Any]) -> list[str]:
     """Set each model's `found_as` from the capture and say, for each graded under another
     name, which network was graded and why: one sentence every view shows."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import traceback
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,13 @@ from grader.data.split import GradingData
 from grader.errors import GraderError, GradersBroken, UnknownWeek
 from grader.lock import lock_folder
 from grader.options import GradeOptions
-from grader.pipeline.capture import captured_model, name_found_models, read_capture, read_values
+from grader.pipeline.capture import (
+    captured_model,
+    name_found_models,
+    parameters_not_kept,
+    read_capture,
+    read_values,
+)
 from grader.pipeline.carried import carried_payloads, carried_total
 from grader.pipeline.checks import NOT_RUN, Facts, run_graders, ungraded_checks
 from grader.pipeline.evaluate import reevaluate_models, unseen_accuracy
@@ -164,6 +171,14 @@ def _grade(
         result.outcome, result.summary = Outcome.GRADER_ERROR, STOPPED.format(stop=stop)
         write_outputs(result, out, course, executed=None, started=started)
         raise
+    except Exception as error:  # a fault of the grader's own: the run still leaves its record
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        cause = f"{type(error).__name__}: {error} ({Path(where.filename).name}:{where.lineno})"
+        result.outcome = Outcome.GRADER_ERROR
+        result.summary = f"{Outcome.GRADER_ERROR.sentence} For the instructor: {cause}"
+        result.advise(Advice("grader", instructor=f"The grader failed: {cause}"))
+        write_outputs(result, out, course, executed=None, started=started)
+        raise
     write_outputs(result, out, course, executed=executed, started=started)
     return result
 
@@ -262,6 +277,14 @@ def _run_pipeline(
             capture = read_capture(scratch) if execution.captured else {}
         except Tampered as error:
             capture, tampered = {}, str(error)
+        if capture:
+            smoke = spec.smoke_parameters if options.smoke else {}
+            week_parameters = {*spec.parameters, *profile.parameters, *smoke}
+            execution.parameters_not_kept = parameters_not_kept(
+                submission.notebook,
+                {name: parameters[name] for name in week_parameters},
+                capture.get("parameters"),
+            )
         if not options.keep_workdir:
             scratch.discard_notebook_files()  # room for the evaluation, whatever the run left
         result.curves = _clean_curves(capture.get("curves"))

@@ -32,7 +32,7 @@ class Verdict(str, enum.Enum):
     @property
     def words(self) -> str:
         return {
-            Verdict.FULL_MARKS: "full marks, if your notebook trains as the reference does",
+            Verdict.FULL_MARKS: "full marks",
             Verdict.ABOVE_MINIMUM: "above the minimum, short of full marks",
             Verdict.BELOW_MINIMUM: "below the minimum: train longer or better before you submit",
         }[self]
@@ -49,6 +49,7 @@ class Prediction:
     measured: float | None = None
     expected: float | None = None
     verdict: Verdict | None = None
+    shortened: bool = True  # False: the notebook did not run with the short run's parameters
 
     def __str__(self) -> str:
         return self.sentence
@@ -80,6 +81,10 @@ def predict(
 ) -> list[Prediction]:
     """One prediction per graded model: what its short-run accuracy predicts of the real grade,
     and why; or one saying why there is none."""
+    ran = result.execution.parameters_not_kept if result.execution else []
+    kept_out = [name for name in spec.smoke_parameters if name in ran]
+    if kept_out:
+        return _not_shortened(spec, result, kept_out)
     if not calibration:
         return [
             Prediction(
@@ -96,34 +101,70 @@ def predict(
                 "`grader check --full` trains as the grade does."
             )
         ]
-    profile = spec.profiles.get(result.profile or "")
     lines = []
-    for model_spec in spec.models:
+    for model_spec, model, threshold in _predictable(spec, result):
         measured = calibration.get("models", {}).get(model_spec.variable) or {}
-        model = result.models.get(model_spec.variable)
-        threshold = profile.thresholds.get(model_spec.threshold or "") if profile else None
         short, full = measured.get("short"), measured.get("full")
-        if (
-            threshold is None
-            or threshold.minimum is None  # an accuracy: a minimum to clear
-            or not isinstance(short, (int, float))
-            or not isinstance(full, (int, float))
-            or model is None
-            or model.test_accuracy is None
-            or not model.shown
-        ):
+        if not isinstance(short, (int, float)) or not isinstance(full, (int, float)):
             continue
         gain = full - short
         expected = max(0.0, min(1.0, model.test_accuracy + gain))
         verdict = verdict_of(expected, threshold)
+        if verdict is Verdict.FULL_MARKS:
+            words = f"{verdict.words}, if your notebook trains as the reference does"
+        else:
+            words = verdict.words
         sentence = (
             f"`{model_spec.variable}` measured {model.test_accuracy:.4f} in this short run. The "
             f"course's reference solution went from {short:.4f} in the same short run to "
             f"{full:.4f} in the full one ({gain:+.4f}, {_on(calibration)}), so expect about "
-            f"{expected:.2f} in the grade, which requires {threshold.describe()}: {verdict.words}."
+            f"{expected:.2f} in the grade, which requires {threshold.describe()}: {words}."
         )
         lines.append(
             Prediction(sentence, model_spec.variable, model.test_accuracy, expected, verdict)
+        )
+    return lines
+
+
+def _predictable(spec: WeekSpec, result: GradingResult) -> list[tuple[Any, Any, Any]]:
+    """(model spec, its result, its threshold) for each model shown to the student with an
+    accuracy measured against a threshold that has a minimum."""
+    profile = spec.profiles.get(result.profile or "")
+    found = []
+    for model_spec in spec.models:
+        model = result.models.get(model_spec.variable)
+        threshold = profile.thresholds.get(model_spec.threshold or "") if profile else None
+        if (
+            threshold is not None
+            and threshold.minimum is not None  # an accuracy: a minimum to clear
+            and model is not None
+            and model.test_accuracy is not None
+            and model.shown
+        ):
+            found.append((model_spec, model, threshold))
+    return found
+
+
+def _not_shortened(spec: WeekSpec, result: GradingResult, names: list[str]) -> list[Prediction]:
+    """The run was not short: the notebook did not run with the short run's `names`, so it
+    trained as it will in the grade, and its accuracies are the prediction."""
+    listed = " and ".join(f"`{name}`" for name in names)
+    why = (
+        f"did not run with this check's {listed} (it has no cell tagged `parameters`, or sets "
+        "its own after that cell)"
+    )
+    lines = []
+    for model_spec, model, threshold in _predictable(spec, result):
+        expected = model.test_accuracy
+        verdict = verdict_of(expected, threshold)
+        sentence = (
+            f"`{model_spec.variable}` measured {expected:.4f} in this run. Your notebook {why}: "
+            "this check could not shorten its training, and the grade will not lengthen it, so "
+            f"expect about {expected:.2f} in the grade, which requires {threshold.describe()}: "
+            f"{verdict.words}."
+        )
+        lines.append(
+            Prediction(sentence, model_spec.variable, expected, expected, verdict, shortened=False)
         )
     return lines
 

@@ -39,6 +39,11 @@ class Execution:
     # limit in a kernel still alive), and why not.
     captured: bool = False
     capture_problem: str | None = None
+    # The week's run parameters (`epochs`, ...) the grader injected but the notebook did not
+    # run with: all of them when it has no cell tagged `parameters` (papermill then injects them
+    # first, where the notebook's own assignments override them), else those whose value at the
+    # end differs from the injected one. Empty when the capture did not run.
+    parameters_not_kept: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

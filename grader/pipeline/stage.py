@@ -123,6 +123,11 @@ def capture_request(
         "values": [v.variable for v in spec.values],
         "probe_transform": any(m.task == "classify-images" for m in spec.models),
         "curves": spec.curves,
+        # The values the run ended with, to tell whether the notebook kept the grader's.
+        "parameters": sorted(
+            {*spec.parameters, *spec.smoke_parameters}
+            | {name for profile in spec.profiles.values() for name in profile.parameters}
+        ),
     }
 
 

@@ -59,9 +59,12 @@ def print_result(
     smoke: bool = False,
     full: bool = False,
     predicting: bool = False,
+    shortened: bool = True,
 ) -> None:
     """The result on a terminal (and in grader.log, where ci and batch keep a child's output).
-    Text from the submission is printed as text: rich markup in it stays literal."""
+    Text from the submission is printed as text: rich markup in it stays literal. `grader
+    check`: `predicting`, its 🔮 lines follow; `shortened` False, the notebook did not run with
+    the short run's parameters."""
     from grader.views.report import headline  # jinja2 only when printing
 
     console = Console(highlight=False)
@@ -126,6 +129,12 @@ def print_result(
             "[dim]A full run: the week's own training parameters, on this machine's CPU. The "
             "real grade runs the same notebook the same way (on the course's GPU, so its numbers "
             "may differ a little) and adds the checks you do not see here.[/]"
+        )
+    elif smoke and predicting and not shortened:
+        console.print(
+            "[dim]Not a short run after all: your notebook did not run with the check's shorter "
+            "training parameters, so it trained as it will in the grade; the 🔮 lines below say "
+            "what that predicts.[/]"
         )
     elif smoke and predicting:  # `grader check` prints its 🔮 lines next
         console.print(

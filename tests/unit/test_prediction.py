@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
+
 from grader.course.spec import load_spec
+from grader.pipeline.capture import parameters_not_kept
 from grader.pipeline.prediction import Verdict, predict
-from grader.pipeline.results import GradingResult, ModelResult
-from grader.states import ModelStatus, Outcome
+from grader.pipeline.results import Execution, GradingResult, ModelResult
+from grader.states import ExecutionStatus, ModelStatus, Outcome
 
 SPEC = load_spec(Path(__file__).resolve().parents[2] / "solutions" / "week3" / "spec.toml")
 CALIBRATION = {
@@ -78,3 +81,48 @@ def test_a_week_without_an_image_data_set_is_predicted_too():
     predictions = predict(spec, result, calibration)
     assert predictions and all(p.verdict is not None for p in predictions)
     assert all("on the course's data, cpu" in p.sentence for p in predictions)
+
+
+def test_a_run_the_notebook_did_not_shorten_is_its_own_prediction():
+    """A notebook that sets its own `epochs` (or has no parameters cell) trains as long in the
+    check as in the grade: the reference's gain must not be added (the wild corpus's notebooks
+    were each predicted 0.05 too high before)."""
+    result = _checked(0.80)
+    result.execution = Execution(ExecutionStatus.COMPLETED, 1.0, parameters_not_kept=["epochs"])
+    (line,) = predict(SPEC, result, CALIBRATION)
+    assert (line.measured, line.expected, line.verdict) == (0.80, 0.80, Verdict.ABOVE_MINIMUM)
+    assert line.shortened is False
+    assert "did not run with this check's `epochs`" in line.sentence
+    assert line.sentence.endswith(
+        "expect about 0.80 in the grade, which requires ≥ 0.78 (full "
+        "marks at 0.81): above the minimum, short of full marks."
+    )
+    # Without a calibration too: nothing to add, so nothing missing.
+    assert predict(SPEC, result, None)[0].verdict is Verdict.ABOVE_MINIMUM
+    # A parameter outside the short run's (say `seed`) changes nothing.
+    result.execution.parameters_not_kept = ["seed"]
+    assert predict(SPEC, result, CALIBRATION)[0].expected > 0.84
+
+
+def _notebook(*cells: tuple[str, list[str]]):
+    notebook = nbformat.v4.new_notebook()
+    for source, tags in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = tags
+        notebook.cells.append(cell)
+    return notebook
+
+
+def test_which_injected_parameters_a_run_did_not_keep():
+    tagged = _notebook(("epochs = 30", ["parameters"]), ("train()", []))
+    injected = {"epochs": 2, "batch": 64}
+    assert parameters_not_kept(tagged, injected, {"epochs": 2, "batch": 64}) == []
+    assert parameters_not_kept(tagged, injected, {"epochs": 10, "batch": 64}) == ["epochs"]
+    assert parameters_not_kept(tagged, injected, {"batch": 64}) == ["epochs"]  # deleted, or a list
+    assert parameters_not_kept(tagged, injected, "not a dict") == ["batch", "epochs"]
+    untagged = _notebook(("epochs = 30", []))  # papermill injects first: the notebook's wins
+    assert parameters_not_kept(untagged, injected, {"epochs": 2, "batch": 64}) == [
+        "batch",
+        "epochs",
+    ]
+    assert parameters_not_kept(untagged, {}, {}) == []
