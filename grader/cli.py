@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from grader import __version__, skip_slow_optional_imports
+from grader import __version__
 from grader.commands.common import (
     course_of,
     echo_posting,
@@ -38,7 +38,6 @@ from grader.stopping import Stopped
 @click.pass_context
 def main(ctx: click.Context, course: Path | None) -> None:
     """Release, grade and report on the deep-learning course's weekly notebooks."""
-    skip_slow_optional_imports()
     ctx.ensure_object(dict)["course"] = course
 
 
@@ -65,8 +64,8 @@ def release(
     Before nbgrader runs, each week's graders are collected and run as grading runs them (on
     stand-in submissions), and its notebook's `parameters` cell and solution markers checked:
     a week that would fail its students is not released. --check does only that."""
+    from grader.authoring.release import check_week, release_week
     from grader.course.config import load_course_config, normalise_week
-    from grader.course.release import check_week, release_week
 
     course = course_of(ctx)
     if all_weeks:

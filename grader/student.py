@@ -28,7 +28,7 @@ from grader.data.cache import default_cache_dir, find_weights
 from grader.data.datasets import ImageDataset
 from grader.data.split import GradingData
 from grader.errors import DataError, GraderError
-from grader.pipeline.results import Execution, GradingResult, ModelResult
+from grader.records.results import Execution, GradingResult, ModelResult
 from grader.sandbox.isolation import Scratch
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 
@@ -148,7 +148,7 @@ def _live_summary(summary: str, checks: list) -> str:
     """The summary, where it counts the checks a live kernel cannot run (whether the notebook
     runs from the top) as waiting for the grading machine's setup: said as what they are."""
     from grader.pipeline.checks import LIVE_SKIP
-    from grader.pipeline.outcome import checks_summary
+    from grader.records.results import checks_summary
 
     live = [check for check in checks if check.skipped and check.message.startswith(LIVE_SKIP)]
     if not live or summary != checks_summary(checks):
@@ -169,7 +169,7 @@ def _parameters_advice(parameters: dict[str, Any], namespace: dict[str, Any]) ->
     """When this kernel ran with other values than the grade will (`epochs = 1` in the
     parameters cell, say): the grade injects the week's own after that cell, so what it
     measures can differ from what this check measured. Said, with both values."""
-    from grader.pipeline.results import Advice
+    from grader.records.results import Advice
 
     differ = []
     for name, value in parameters.items():

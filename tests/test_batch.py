@@ -16,11 +16,11 @@ from conftest import REPO, write_notebook
 from github_server import GitHubServer
 
 from grader.classroom.batch import Gpu, plan_slots
-from grader.classroom.gradebook import GradebookRow
-from grader.classroom.pseudonyms import Names, pseudonym
 from grader.course.config import Lateness
 from grader.course.course import Course
+from grader.records.gradebook import GradebookRow
 from grader.views.leaderboard import rank, render_leaderboard
+from grader.views.pseudonyms import Names, pseudonym
 
 TOKEN = "ghs_BatchT0kenSECRET"
 SECRET = "batch-course-secret"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from classroom import grader
 
-from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
+from grader.classroom.gradebook import write_gradebook_csv
 from grader.course.config import Lateness
+from grader.records.gradebook import GradebookRow
 from grader.states import Outcome
 
 DUE = datetime(2025, 11, 7, 23, 59, tzinfo=timezone.utc)

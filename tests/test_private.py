@@ -13,10 +13,10 @@ import pytest
 from classroom import Classroom, git, grader, make_course, trained
 from github_server import GitHubServer
 
-from grader.classroom.pseudonyms import pseudonym
-from grader.github.grading import CiRecord, write_manifest
+from grader.github.manifest import CiRecord, write_manifest
 from grader.github.plan import Plan
 from grader.states import Outcome, SubmissionState
+from grader.views.pseudonyms import pseudonym
 
 TOKEN = "ghs_StudentRepoT0kenSECRET"
 SECRET = "course-secret-4f9a0c7e1b2d"

@@ -125,9 +125,6 @@ def _import_all(modules: list[str]) -> str | None:
     """None when every module imports here, else the first failure, in one line."""
     import importlib
 
-    from grader import skip_slow_optional_imports
-
-    skip_slow_optional_imports()
     for name in modules:
         try:
             importlib.import_module(name)

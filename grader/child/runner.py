@@ -54,10 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     def emit(**event: Any) -> None:
         events.write(json.dumps(event) + "\n")
 
-    from grader import skip_slow_optional_imports
     from grader.sandbox.processes import become_subreaper, kill_descendants
 
-    skip_slow_optional_imports()
     become_subreaper()
     # The grader stops a run that outlives its limits (and the capture's grace) with SIGTERM:
     # take the whole process tree (the kernel lives in a session of its own) down with us.

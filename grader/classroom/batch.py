@@ -43,8 +43,7 @@ from rich.console import Console
 
 from grader import stopping
 from grader.classroom.clock import clock_warnings
-from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
-from grader.classroom.pseudonyms import Names, course_secret
+from grader.classroom.gradebook import write_gradebook_csv
 from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
 from grader.course.config import CourseConfig, SubmissionPattern, WeekConfig
 from grader.course.course import Course
@@ -64,9 +63,11 @@ from grader.github.sticky import Poster
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
-from grader.pipeline.results import grader_section
+from grader.records.gradebook import GradebookRow
+from grader.records.results import grader_section
 from grader.states import Clock, Outcome
 from grader.views.leaderboard import render_leaderboard
+from grader.views.pseudonyms import Names, course_secret
 from grader.views.terminal import BatchProgress
 
 WORK = ".grading"  # OUT/.grading/LOGIN: a grading in progress, moved to OUT/LOGIN when done

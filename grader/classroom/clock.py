@@ -16,9 +16,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from grader.classroom.export import read_csv
-from grader.classroom.gradebook import NOT_GRADED, GradebookRow
 from grader.course.config import LatePolicy
 from grader.errors import GraderError
+from grader.records.gradebook import NOT_GRADED, GradebookRow
 from grader.states import Clock
 
 

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader.authoring.release import release_week
 from grader.classroom.spawn import GradeJob, GradeRun, grade_in_child
 from grader.course.course import Course
-from grader.course.release import release_week
 from grader.course.spec import Example, WeekSpec
 from grader.data.datasets import EMBEDDED_ROOT, ImageDataset, resolve_dataset
 from grader.errors import DataError
 from grader.options import GradeOptions
 from grader.pipeline.grade import verify_sandbox
-from grader.pipeline.results import grader_section
+from grader.records.results import grader_section
 from grader.states import Outcome
 
 if TYPE_CHECKING:

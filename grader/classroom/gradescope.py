@@ -237,8 +237,8 @@ def run_autograder(root: Path) -> int:
     from grader.options import GradeOptions
     from grader.pipeline.checks import NOT_RUN, ungraded_checks
     from grader.pipeline.grade import grade_submission, write_outputs
-    from grader.pipeline.results import GradingResult
     from grader.pipeline.visibility import show_checks
+    from grader.records.results import GradingResult
     from grader.states import Outcome
 
     started = time.monotonic()

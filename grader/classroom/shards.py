@@ -209,11 +209,11 @@ def post_deferred(
 ) -> Postings:
     """Tell each student whose push waits for the regrade (past the GPU budget) so, in their
     comment, above the last graded report, which stays."""
-    from grader.classroom.pseudonyms import course_secret
     from grader.github.client import GitHubClient
     from grader.github.post import post_comments
     from grader.github.sticky import Poster
     from grader.views.markdown import render
+    from grader.views.pseudonyms import course_secret
     from grader.views.report import MARKER
 
     poster = Poster(course, config, course_secret(), now or datetime.now(timezone.utc))

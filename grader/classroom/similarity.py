@@ -37,6 +37,7 @@ from grader.options import GradeOptions
 from grader.pipeline.predictions import read_predictions
 from grader.pipeline.provenance import grading_data
 from grader.pipeline.validate import SubmissionInvalid, read_submission
+from grader.views.similarity import render_similarity
 
 NOISE = 25  # copydetect's default: matches shorter than 25 normalised characters are noise
 MIN_FINGERPRINTS = 8  # less own code than this: nothing to compare
@@ -104,7 +105,6 @@ def run_similarity(
 ) -> tuple[Similarity, Path, Path]:
     """Compare every pair of `week` submissions under `root` (and, with `graded`, the models
     their gradings stored there); write OUT/similarity.md and OUT/similarity.csv."""
-    from grader.views.similarity import render_similarity
 
     settings = config.week(week)
     if patterns:

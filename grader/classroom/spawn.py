@@ -31,7 +31,7 @@ from grader import stopping
 from grader.course.course import Course
 from grader.lock import FolderLock
 from grader.options import GradeOptions
-from grader.pipeline.results import grader_section
+from grader.records.results import grader_section
 from grader.states import Outcome
 
 # The grader's own settings and what the machine needs; never a token, key or secret.

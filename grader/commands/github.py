@@ -137,8 +137,9 @@ def ci(
     comment could not be posted. 1: only with --strict, some submission did not pass.
     143 (130): stopped by SIGTERM (Ctrl-C); ci.json lists what finished, nothing is posted.
     """
+    from grader.classroom.ci import grade_plan
     from grader.course.config import load_course_config
-    from grader.github.grading import grade_plan, read_budget
+    from grader.github.manifest import read_budget
     from grader.github.plan import Event, plan_ci
     from grader.github.publish import exit_code, publish
 
@@ -213,8 +214,8 @@ def ci_budget(
     (OUT/ci.json), so no GPU runner is needed. Sets the step outputs `grade` (true: something
     to grade) and `graded` (true: ci.json is ready to post).
     """
+    from grader.classroom.ci import check_budgets
     from grader.course.config import load_course_config
-    from grader.github.grading import check_budgets
 
     course = course_of(ctx)
     config = load_course_config(course)
@@ -341,7 +342,7 @@ def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool,
         stale = check_workflows(workflows, dest)
         for path in stale:
             click.echo(f"out of date: {path} (run `grader init-ci`)", err=True)
-        from grader.course.release import check_week
+        from grader.authoring.release import check_week
 
         config = load_course_config(course)
         broken = [(week, p) for week in config.weeks for p in check_week(course.week(week))]

@@ -229,7 +229,7 @@ def _summary(record: dict, title: str) -> None:
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
-    from grader.views.escape import inert
+    from grader.records.escape import inert
 
     lines = [f"## {title}", ""]
     if record["idle"]:

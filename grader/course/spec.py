@@ -210,7 +210,7 @@ class WeekSpec:
 
 TASKS = ("classify-images", "classify-points")
 DATASETS = ("FashionMNIST", "MNIST")
-# The outcomes an example submission may be expected to get (grader.pipeline.results.Outcome).
+# The outcomes an example submission may be expected to get (grader.records.results.Outcome).
 CRASH_COSTS = ("end_check", "all_points")
 EXPECTED_OUTCOMES = (
     "passed", "below_threshold", "cell_error", "cell_timeout", "total_timeout", "out_of_memory",

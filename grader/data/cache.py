@@ -20,7 +20,7 @@ from pathlib import Path
 from grader.course.course import Course
 from grader.course.spec import WeightsSpec
 from grader.errors import GraderError
-from grader.pipeline.results import Advice
+from grader.records.results import Advice
 
 
 def default_cache_dir() -> Path:

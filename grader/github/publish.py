@@ -8,16 +8,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from grader.classroom.pseudonyms import course_secret
 from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.errors import PostError
 from grader.github.client import DEFAULT_API_URL, GitHubClient, RetryPolicy
-from grader.github.grading import CiRecord, read_manifest
+from grader.github.manifest import CiRecord, read_manifest
 from grader.github.post import POST_PAUSE, REPORT_MARKER, PostedComment, Postings, post_comments
 from grader.github.sticky import Poster
 from grader.states import Outcome, SubmissionState
 from grader.views.markdown import render
+from grader.views.pseudonyms import course_secret
 
 SUMMARY_LIMIT = 900_000  # GitHub keeps 1 MiB of summary per step
 

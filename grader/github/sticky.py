@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from grader.classroom.pseudonyms import pseudonym
 from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.errors import PostError
@@ -21,6 +20,7 @@ from grader.github.client import GitHubClient
 from grader.github.places import report_issue
 from grader.github.post import COMMENT_LIMIT, PostedComment, StickyComment, fit_report
 from grader.views.markdown import render
+from grader.views.pseudonyms import pseudonym
 
 CARRIED = "\n\n---\n\n**The report of your last graded push:**\n\n"
 LEDGER_ROOM = 600  # characters kept free for the signed count

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from grader.course.spec import ModelSpec
-from grader.pipeline.results import Execution, ModelResult
+from grader.records.results import Execution, ModelResult
 from grader.sandbox.handover import Tampered, load_json, read_handed_over
 from grader.sandbox.isolation import Scratch
 from grader.states import CaptureStatus, ExecutionStatus, ModelStatus

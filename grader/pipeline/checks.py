@@ -20,8 +20,8 @@ import pytest
 
 from grader.course.spec import Profile, WeekSpec
 from grader.errors import GradersBroken, SpecError
-from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelResult
 from grader.pipeline.visibility import VISIBILITIES
+from grader.records.results import CellFailure, CheckResult, Execution, ModelResult
 from grader.states import ExecutionStatus
 
 # Why a check of the whole run is skipped in the in-notebook check (grader.student).

@@ -24,8 +24,8 @@ from grader.data.split import GradingData
 from grader.errors import SpecError
 from grader.pipeline.metrics import classification_metrics
 from grader.pipeline.preprocessing import ALTERNATIVES, Preprocessing, preprocessing_from
-from grader.pipeline.results import ModelResult
 from grader.pipeline.worker import Job
+from grader.records.results import ModelResult
 from grader.sandbox.handover import copy_handed_over
 from grader.sandbox.isolation import Scratch
 from grader.states import ModelStatus

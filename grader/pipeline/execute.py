@@ -18,8 +18,8 @@ from typing import Any
 
 import nbformat
 
-from grader.pipeline.results import CellFailure, Execution
 from grader.pipeline.stage import StagedRun
+from grader.records.results import CellFailure, Execution
 from grader.sandbox.handover import MAX_DEPTH, Tampered, load_json, read_handed_over, too_deep
 from grader.sandbox.isolation import Sandbox, python_module
 from grader.sandbox.processes import become_subreaper, kill_descendants

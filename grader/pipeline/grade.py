@@ -41,17 +41,17 @@ from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_exec
 from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.predictions import write_predictions
 from grader.pipeline.provenance import grading_data, provenance, test_data_line
-from grader.pipeline.results import Advice, CheckResult, GradingResult, ModelResult
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.pipeline.visibility import show_checks
 from grader.pipeline.worker import EvaluatorProcess
+from grader.records.escape import safe_name
+from grader.records.results import Advice, CheckResult, GradingResult, ModelResult
 from grader.sandbox.handover import Tampered
 from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
 from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
 from grader.states import ExecutionStatus, ModelStatus, Outcome
-from grader.views.escape import safe_name
 from grader.views.report import render_report
 
 STOPPED = (

@@ -10,7 +10,14 @@ from grader.course.spec import WeekSpec
 from grader.data.cache import default_cache_dir
 from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
-from grader.pipeline.results import Advice, CellFailure, CheckResult, Execution, ModelResult
+from grader.records.results import (
+    Advice,
+    CellFailure,
+    CheckResult,
+    Execution,
+    ModelResult,
+    checks_summary,
+)
 from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 
@@ -62,39 +69,6 @@ def _sentence(model) -> str:
 # How the whole summary (results.json, the gradebook: the instructor's) marks a check the
 # student's report leaves out, so that "1 of 2 checks failed" there and "1 of 1" in the report
 # are seen to be one tally.
-_HIDDEN = {
-    "hidden": " (hidden)",
-    "after_due_date": " (hidden until the due date)",
-    "after_published": " (hidden until grades are published)",
-}
-
-
-def checks_summary(checks: list[CheckResult]) -> str:
-    """The summary of a notebook that ran to its end: which checks failed (by name), and how
-    many points wait for the grading machine's setup. Given only the checks a student may see,
-    it is the student's summary: it names no hidden check."""
-    failed = [
-        check.name + ("" if check.shown else _HIDDEN.get(check.visibility, ""))
-        for check in checks
-        if not check.passed and not check.skipped
-    ]
-    pending = [check for check in checks if check.skipped]
-    waiting = (
-        f" {len(pending)} check{'s' if len(pending) != 1 else ''} "
-        f"({sum(check.points for check in pending):g} points) "
-        f"{'wait' if len(pending) != 1 else 'waits'} for the instructor's setup of the grading "
-        "machine and will be graded then."
-        if pending
-        else ""
-    )
-    if failed:
-        graded = len(checks) - len(pending)
-        return f"{len(failed)} of {graded} checks failed: " + "; ".join(failed) + "." + waiting
-    if pending:
-        return "Every check that could be graded passed." + waiting
-    return Outcome.PASSED.sentence
-
-
 def _cell_error(failure: CellFailure) -> str:
     """'Cell N raised …', or what it means when it is a package the grader lacks."""
     module = _missing_module(failure)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.course.spec import WeekSpec
-from grader.pipeline.results import GradingResult
+from grader.records.results import GradingResult
 
 CALIBRATION = "calibration.json"
 

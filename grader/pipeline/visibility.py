@@ -21,7 +21,7 @@ from grader.course.config import LatePolicy, load_course_config
 from grader.course.course import Course
 from grader.course.spec import WeekSpec
 from grader.errors import UnknownWeek
-from grader.pipeline.results import GradingResult
+from grader.records.results import GradingResult
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 

@@ -1,5 +1,5 @@
 """The week's leaderboard: every student's test accuracy as the grader measured it, best first.
-Students appear under pseudonyms (`grader.classroom.pseudonyms`), with points, lateness and who
+Students appear under pseudonyms (`grader.views.pseudonyms`), with points, lateness and who
 passed; only where course.toml asks for real logins, and then with accuracies alone: no points
 and no late flags next to a real name. `grader batch` writes it to leaderboard.md and keeps it
 as one comment (`LeaderboardComment`), updated by every batch."""
@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from grader.classroom.gradebook import GradebookRow
-from grader.classroom.pseudonyms import Names
 from grader.course.course import Course
 from grader.course.spec import WeekSpec
+from grader.records.gradebook import GradebookRow
 from grader.views.markdown import render
+from grader.views.pseudonyms import Names
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The Markdown views' one Jinja2 environment (report.md, the CI job summary, notices to a
-student, the leaderboard), with the filters of grader.views.escape, which keep whatever came
+student, the leaderboard), with the filters of grader.records.escape, which keep whatever came
 from a submission inert, so that a notebook cannot forge lines of any of them.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from grader.views import escape
+from grader.records import escape
 
 
 def render(templates: Path, name: str, **context: Any) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import jinja2
 
-from grader.pipeline.results import GradingResult
+from grader.records.escape import inert, safe_name
+from grader.records.results import GradingResult, checks_summary
 from grader.states import Outcome
 from grader.views.curves import charts, table
-from grader.views.escape import inert, safe_name
 from grader.views.markdown import template_environment
 from grader.views.traceback import student_traceback
 
@@ -53,9 +53,6 @@ def headline(result: GradingResult) -> Headline:
     if visible.hidden_points:
         verdict = "passed so far" if visible.passed else verdict
         if result.outcome in (Outcome.PASSED, Outcome.BELOW_THRESHOLD):
-            # imported here: the posting job, which imports this module, has no nbformat
-            from grader.pipeline.outcome import checks_summary
-
             summary = checks_summary(result.shown_checks)  # names no hidden check
     points = f"{visible.score:g} / {visible.graded_max_score:g} points"
     if visible.pending_points:

@@ -8,14 +8,16 @@ import html
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-from grader.classroom.similarity import Similarity
 from grader.views.markdown import template_environment
 
 
-def render_similarity(similarity: Similarity, templates: Path, folder: Path, top: int) -> str:
-    """The Markdown report; links to notebooks are relative to `folder`, where it is written."""
+def render_similarity(similarity: Any, templates: Path, folder: Path, top: int) -> str:
+    """The Markdown report of a `grader.classroom.similarity.Similarity` (its students and
+    ranked pairs; a view does not import the package that measures it); links to notebooks are
+    relative to `folder`, where it is written."""
     environment = template_environment(templates)
     environment.filters["pre"] = pre
     notebooks = {s.student: s.notebook for s in similarity.students}

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from grader.classroom.gradebook import NOT_GRADED, GradebookRow
 from grader.course.course import normalise_week
 from grader.errors import GraderError
-from grader.pipeline.results import GradingResult
+from grader.records.gradebook import NOT_GRADED, GradebookRow
+from grader.records.results import GradingResult
 from grader.states import Outcome
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from grader.views.escape import hide_paths
+from grader.records.escape import hide_paths
 
 # Where a frame starts, as IPython 8 (`Cell In[3], line 5`, `File /x.py:12, in f(a)`), IPython 7
 # (`<ipython-input-3-…> in <module>`, `/tmp/ipykernel_1/2.py in f()`) and plain Python

@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 
 from grader.classroom.batch import Batch, Slot, _write_record
-from grader.classroom.gradebook import GradebookRow
 from grader.classroom.spawn import GradeJob, GradeRun
 from grader.course.config import Lateness
+from grader.records.gradebook import GradebookRow
 
 
 def _run(student: str, outcome: str, seconds: float = 20.0) -> GradeRun:

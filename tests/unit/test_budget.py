@@ -7,9 +7,9 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from grader.classroom.pseudonyms import ADJECTIVES, ANIMALS, pseudonym
 from grader.course.config import Budget
 from grader.github.budget import Ledger, ledger_line, read_ledger
+from grader.views.pseudonyms import ADJECTIVES, ANIMALS, pseudonym
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MARKER = "<!-- grader-sticky week=week3 student=alice -->"

@@ -6,7 +6,7 @@ import pytest
 
 from grader.course.spec import ModelSpec
 from grader.pipeline.capture import captured_model, found_as
-from grader.pipeline.results import Execution
+from grader.records.results import Execution
 from grader.states import ExecutionStatus, ModelStatus
 
 MODEL = ModelSpec("model", "classify-images", [[1, 28, 28]], [10], dataset="FashionMNIST")
@@ -130,7 +130,7 @@ def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_dis
 def test_a_model_is_held_for_review_when_it_does_better_on_what_it_was_given():
     from grader.course.spec import Profile
     from grader.pipeline.evaluate import review_reason
-    from grader.pipeline.results import ModelResult
+    from grader.records.results import ModelResult
     from grader.states import ModelStatus
 
     profile = Profile("subset", 4000, {}, review_margin=0.03, review_above=0.95)

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from grader.classroom.clock import clock_warnings, read_submission_times
-from grader.classroom.gradebook import GradebookRow
 from grader.course.config import LatePolicy
 from grader.errors import GraderError
 from grader.github.pushes import choose_clock
+from grader.records.gradebook import GradebookRow
 from grader.states import Clock, Outcome
 
 DUE = datetime(2025, 11, 7, 23, 59, tzinfo=timezone.utc)

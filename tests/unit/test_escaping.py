@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from grader.views.escape import (
+from grader.records.escape import (
     bar,
     fenced,
     hide_paths,

@@ -7,8 +7,9 @@ import csv
 import pytest
 
 from grader.classroom.export import export_gradebook
-from grader.classroom.gradebook import GradebookRow, write_gradebook_csv
+from grader.classroom.gradebook import write_gradebook_csv
 from grader.course.config import Lateness
+from grader.records.gradebook import GradebookRow
 from grader.states import Outcome
 
 IDS = "login,canvas_id,username\nann,1,ann\nben,2,ben\n"

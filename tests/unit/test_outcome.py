@@ -8,7 +8,7 @@ from grader.course.spec import ModelSpec, WeekSpec
 from grader.data.datasets import ImageDataset
 from grader.errors import GraderError
 from grader.pipeline.outcome import advice, checks_summary, decide_outcome
-from grader.pipeline.results import CellFailure, CheckResult, Execution, ModelResult
+from grader.records.results import CellFailure, CheckResult, Execution, ModelResult
 from grader.sandbox.limits import Limits
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 

@@ -10,7 +10,7 @@ import nbformat
 from grader.course.spec import load_spec
 from grader.pipeline.capture import parameters_not_kept
 from grader.pipeline.prediction import Verdict, predict
-from grader.pipeline.results import Execution, GradingResult, ModelResult
+from grader.records.results import Execution, GradingResult, ModelResult
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 
 SPEC = load_spec(Path(__file__).resolve().parents[2] / "solutions" / "week3" / "spec.toml")

@@ -8,8 +8,8 @@ import io
 
 from rich.console import Console
 
-from grader.classroom.gradebook import GradebookRow
 from grader.course.config import Lateness
+from grader.records.gradebook import GradebookRow
 from grader.views.terminal import BatchProgress, outcome_counts
 
 

@@ -1,7 +1,7 @@
 """What `grader release` says before nbgrader runs (markers nbgrader cannot pair) and when it
 refuses (its own words, not "Please see the above traceback")."""
 
-from grader.course.release import MARKERS, _nbgrader_said, _unpaired
+from grader.authoring.release import MARKERS, _nbgrader_said, _unpaired
 
 BEGIN, END = (
     sorted(m for m in MARKERS if m.startswith("BEGIN")),

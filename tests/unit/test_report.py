@@ -23,12 +23,11 @@ from report_checks import (
 )
 from rich.console import Console
 
-from grader.classroom.gradebook import GradebookRow
-from grader.classroom.pseudonyms import Names
 from grader.course.config import Lateness
 from grader.course.course import find_course
 from grader.data.cache import CachedWeights
-from grader.pipeline.results import (
+from grader.records.gradebook import GradebookRow
+from grader.records.results import (
     Advice,
     CellFailure,
     CheckResult,
@@ -40,6 +39,7 @@ from grader.states import ExecutionStatus, ModelStatus, Outcome
 from grader.views import terminal
 from grader.views.leaderboard import render_leaderboard
 from grader.views.markdown import render
+from grader.views.pseudonyms import Names
 from grader.views.report import headline, render_report
 
 PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"  # lib/PYTHON/
@@ -82,7 +82,7 @@ def week4_without_weights() -> GradingResult:
         },
         curves={"cnn_val_acc": [0.7163, 0.8198, 0.822], "mobilenet_scratch_val_acc": [0.69, 0.78]},
     )  # fmt: skip
-    from grader.pipeline.outcome import checks_summary
+    from grader.records.results import checks_summary
 
     result.summary = checks_summary(result.checks)
     result.advise(WEIGHTS.advice())
@@ -235,7 +235,7 @@ def test_text_from_the_submission_stays_inert_in_the_report(text):
 @pytest.mark.parametrize("text", HOSTILE)
 def test_text_from_the_submission_stays_inert_in_summaries_notices_and_leaderboards(text):
     from grader.course.submissions import Submission
-    from grader.github.grading import CiRecord
+    from grader.github.manifest import CiRecord
     from grader.states import SubmissionState
 
     record = CiRecord("week3", text, SubmissionState.GRADE, [f"submissions/{text}.ipynb"], "w/x")
@@ -295,7 +295,7 @@ def test_a_grading_the_grader_could_not_finish_heads_not_graded_not_a_score():
 
 
 def test_the_job_summary_lists_each_instructor_chore_once_per_run():
-    from grader.github.grading import CiRecord
+    from grader.github.manifest import CiRecord
     from grader.states import SubmissionState
 
     chore = WEIGHTS.advice().instructor

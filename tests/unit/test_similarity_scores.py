@@ -11,7 +11,7 @@ import pytest
 from grader.classroom.similarity import OwnCode, rank_pairs, same_mistakes
 from grader.classroom.similarity_baseline import Baseline, class_baseline
 from grader.pipeline.predictions import read_predictions, write_predictions
-from grader.pipeline.results import GradingResult, ModelResult
+from grader.records.results import GradingResult, ModelResult
 from grader.states import ModelStatus, Outcome
 from grader.views.similarity import pre
 

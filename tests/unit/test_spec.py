@@ -41,7 +41,7 @@ def test_the_course_has_its_weeks():
 
 @pytest.mark.parametrize("week", WEEKS)
 def test_every_week_of_the_course_loads_and_would_release(week):
-    from grader.course.release import check_week
+    from grader.authoring.release import check_week
 
     spec = load_spec(SOLUTIONS / week / "spec.toml")
     assert spec.week == week and spec.models and spec.profiles

@@ -7,8 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from grader.records.escape import inert
 from grader.states import ExecutionStatus, ModelStatus, Outcome
-from grader.views.escape import inert
 
 
 @dataclass
@@ -348,3 +348,36 @@ def _strict_json(value: Any) -> Any:
 def _plain(value: Any) -> Any:
     """A captured value as JSON: arrays become (nested) lists."""
     return value.tolist() if hasattr(value, "tolist") else value
+
+
+_HIDDEN = {
+    "hidden": " (hidden)",
+    "after_due_date": " (hidden until the due date)",
+    "after_published": " (hidden until grades are published)",
+}
+
+
+def checks_summary(checks: list[CheckResult]) -> str:
+    """The summary of a notebook that ran to its end: which checks failed (by name), and how
+    many points wait for the grading machine's setup. Given only the checks a student may see,
+    it is the student's summary: it names no hidden check."""
+    failed = [
+        check.name + ("" if check.shown else _HIDDEN.get(check.visibility, ""))
+        for check in checks
+        if not check.passed and not check.skipped
+    ]
+    pending = [check for check in checks if check.skipped]
+    waiting = (
+        f" {len(pending)} check{'s' if len(pending) != 1 else ''} "
+        f"({sum(check.points for check in pending):g} points) "
+        f"{'wait' if len(pending) != 1 else 'waits'} for the instructor's setup of the grading "
+        "machine and will be graded then."
+        if pending
+        else ""
+    )
+    if failed:
+        graded = len(checks) - len(pending)
+        return f"{len(failed)} of {graded} checks failed: " + "; ".join(failed) + "." + waiting
+    if pending:
+        return "Every check that could be graded passed." + waiting
+    return Outcome.PASSED.sentence
