@@ -76,7 +76,7 @@ def _check(
 ) -> GradingResult:
     from grader.child.inkernel import capture
     from grader.pipeline.capture import captured_model, name_found_models, read_capture, read_values
-    from grader.pipeline.checks import Facts, run_graders
+    from grader.pipeline.checks import Facts, run_graders, withheld_for_review
     from grader.pipeline.evaluate import reevaluate_models
     from grader.pipeline.outcome import decide_outcome
     from grader.pipeline.stage import capture_request
@@ -126,7 +126,7 @@ def _check(
         result.execution = execution
         facts = Facts(
             result.models, execution, chosen, found.get("curves"), result.values, missing,
-            spec.directory, live=True,
+            spec.directory, live=True, withheld=withheld_for_review(spec, result.models),
         )  # fmt: skip
         result.checks = run_graders(spec, facts)
         result.outcome, result.summary = decide_outcome(

@@ -183,6 +183,7 @@ def grade(
 LONGEST_FIRST = (
     "test_wild.py", "test_hostile.py", "test_unseen.py", "test_stopping.py", "test_grade_week4.py",
     "test_grade_week3.py", "test_student_play.py", "test_batch.py", "test_authoring.py",
+    "test_live_and_grade_agree.py",
     "test_similarity.py", "test_tampering.py", "test_gpu_benchmark.py", "test_late_clock.py", "test_grader_failures.py",
     "test_grade_week2.py", "test_private.py", "test_poll.py", "test_term.py",
     "test_ci.py",

@@ -206,6 +206,13 @@ def _check_name(item: pytest.Item) -> str:
 _FAILED_OR_SKIPPED = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception)
 
 
+def withheld_for_review(spec: WeekSpec, models: dict[str, ModelResult]) -> dict[str, str]:
+    """The threshold checks withheld pending review, and why: one for each model the
+    evaluation held (`review`). The grade and the live check withhold the same ones."""
+    held = {m.threshold: getattr(models.get(m.variable), "review", None) for m in spec.models}
+    return {key: why for key, why in held.items() if key and why}
+
+
 def run_graders(spec: WeekSpec, facts: Facts, extra: tuple[str, ...] = ()) -> list[CheckResult]:
     return _run_graders(spec, facts, extra).results
 

@@ -35,7 +35,13 @@ from grader.pipeline.capture import (
     read_values,
 )
 from grader.pipeline.carried import carried_payloads, carried_total
-from grader.pipeline.checks import NOT_RUN, Facts, run_graders, ungraded_checks
+from grader.pipeline.checks import (
+    NOT_RUN,
+    Facts,
+    run_graders,
+    ungraded_checks,
+    withheld_for_review,
+)
 from grader.pipeline.evaluate import reevaluate_models, unseen_accuracy
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.outcome import advice, decide_outcome
@@ -329,10 +335,9 @@ def _run_pipeline(
         result.advise(*_what_models_keep(result.models.values()))
         _hold_for_carried_data(result, spec, submission)
         progress.step("Running the graders")
-        held = {m.threshold: result.models[m.variable].review for m in spec.models}
         facts = Facts(
             result.models, execution, profile, result.curves, result.values, missing,
-            spec.directory, withheld={key: why for key, why in held.items() if key and why},
+            spec.directory, withheld=withheld_for_review(spec, result.models),
         )  # fmt: skip
         result.checks = run_graders(spec, facts)
         if execution.status is not ExecutionStatus.COMPLETED and spec.crash_costs == "all_points":
