@@ -196,6 +196,8 @@ def _parameters_advice(parameters: dict[str, Any], namespace: dict[str, Any]) ->
 
 def describe(result: GradingResult) -> str:
     """The result as plain lines: what a notebook cell prints."""
+    from grader.pipeline.checks import LIVE_SKIP
+
     verdict = "passes every visible check" if result.passed else "does not pass yet"
     data = result.data
     measured_on = (
@@ -212,7 +214,7 @@ def describe(result: GradingResult) -> str:
         "",
     ]
     for item in result.checks:
-        mark = "⏭️" if item.skipped else "✅" if item.passed else "❌"
+        mark = "⏭️" if item.skipped and item.message.startswith(LIVE_SKIP) else item.icon
         measured = f" — measured {item.measured}" if item.measured else ""
         required = f", required {item.required}" if item.required else ""
         lines.append(f"{mark} {item.name}{measured}{required}")

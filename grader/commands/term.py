@@ -12,7 +12,7 @@ from grader.commands.common import (
     echo_similarity,
     user_errors,
 )
-from grader.options import GradeOptions
+from grader.options import ISOLATIONS, GradeOptions
 
 
 @click.command()
@@ -192,7 +192,7 @@ def gradebook_export(
 )
 @click.option(
     "--isolation",
-    type=click.Choice(["auto", "namespace", "user", "none"]),
+    type=click.Choice(ISOLATIONS),
     default="auto",
     show_default=True,
     help="On Gradescope: auto uses bubblewrap where the container allows it, else runs the "

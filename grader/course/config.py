@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from grader.course import toml
 from grader.course.course import Course, normalise_week
 from grader.errors import GraderError, UnknownWeek
+from grader.options import ISOLATIONS
 
 CONFIG_FILE = "course.toml"
 DEFAULT_PATTERN = "submissions/{login}/{week}.ipynb"
 LOGIN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}"  # a GitHub login (with EMU's _suffix): a safe name
 STUDENT_SOURCES = ("actor", "owner", "repository")
-ISOLATIONS = ("namespace", "auto", "user", "none")
 # Where a student's report is posted: an issue of the student's own repository (GitHub
 # Classroom's PREFIX-LOGIN, private: only the student and the instructors read it), or one
 # comment per student on the week's issue of course.repository (everyone who reads it sees all).

@@ -141,6 +141,13 @@ class CheckResult:
         """Points this check was graded out of: none while it is pending."""
         return 0.0 if self.skipped else self.points
 
+    @property
+    def icon(self) -> str:
+        """Its mark in every view: pending, passed, withheld for review, or failed."""
+        if self.skipped:
+            return "⏳"
+        return "✅" if self.passed else "⏸️" if self.withheld else "❌"
+
 
 @dataclass(frozen=True)
 class Visible:

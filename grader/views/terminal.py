@@ -86,13 +86,7 @@ def print_result(
             table.add_column(column, justify="right" if column == "Points" else "left")
         for check in result.shown_checks:
             table.add_row(
-                "⏳"
-                if check.skipped
-                else "✅"
-                if check.passed
-                else "⏸️"
-                if check.withheld
-                else "❌",
+                check.icon,
                 Text(check.name),
                 Text("pending" if check.skipped else check.measured or "—"),
                 Text(check.required or "—"),
@@ -269,10 +263,3 @@ def outcome_counts(rows: list[GradebookRow]) -> str:
     return ", ".join(
         f"{counts[outcome]} {words}" for outcome, words in _OUTCOME_WORDS.items() if counts[outcome]
     )
-
-
-def _icon(check) -> str:
-    """A check's mark: pending, passed, withheld for review, or failed."""
-    if check.skipped:
-        return "⏳"
-    return "✅" if check.passed else "⏸️" if check.withheld else "❌"
