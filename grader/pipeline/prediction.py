@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from grader.course.spec import WeekSpec
 from grader.records.results import GradingResult
+from grader.states import ExecutionStatus
 
 CALIBRATION = "calibration.json"
 
@@ -81,6 +82,21 @@ def predict(
 ) -> list[Prediction]:
     """One prediction per graded model: what its short-run accuracy predicts of the real grade,
     and why; or one saying why there is none."""
+    predictions = _predict(spec, result, calibration)
+    if result.execution and result.execution.status is not ExecutionStatus.COMPLETED:
+        stopped = (
+            " Your notebook stopped before its end (the lines above say where), so this is its "
+            "model as it stood then: fix that first."
+        )
+        predictions = [
+            replace(p, sentence=p.sentence + stopped) if p.verdict else p for p in predictions
+        ]
+    return predictions
+
+
+def _predict(
+    spec: WeekSpec, result: GradingResult, calibration: dict[str, Any] | None
+) -> list[Prediction]:
     ran = result.execution.parameters_not_kept if result.execution else []
     kept_out = [name for name in spec.smoke_parameters if name in ran]
     if kept_out:

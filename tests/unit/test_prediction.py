@@ -126,3 +126,14 @@ def test_which_injected_parameters_a_run_did_not_keep():
         "epochs",
     ]
     assert parameters_not_kept(untagged, {}, {}) == []
+
+
+def test_a_run_that_stopped_early_says_the_model_is_as_it_stood():
+    result = _checked(0.10)
+    result.execution = Execution(ExecutionStatus.CELL_ERROR, 1.0)
+    (line,) = predict(SPEC, result, CALIBRATION)
+    assert line.verdict is Verdict.BELOW_MINIMUM
+    assert line.sentence.endswith(
+        "Your notebook stopped before its end (the lines above say where), so this is its model "
+        "as it stood then: fix that first."
+    )
