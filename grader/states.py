@@ -131,3 +131,30 @@ class Clock(Named):
     COMMIT = "commit"  # the commit's own date, which its author can set: only when asked for
     LMS = "lms"  # the instructor's column of submission times (an LMS export)
     NONE = "none"  # no clock to trust (a copied folder's file times are none): lateness left out
+
+
+# --- messages between processes: declared here, used by both ends ----------------------------
+
+
+class RunnerEvent(Named):
+    """What the notebook runner (`grader.child.runner`) reports on its events pipe, one JSON line
+    each: `{"event": ...}`; a done event's `status` is an ExecutionStatus."""
+
+    READY = "ready"  # the kernel is up and the grader's first cell ran: waiting at the gate
+    CELL = "cell"  # a cell starts: index, total, student
+    DONE = "done"  # how the run ended
+
+
+class JobKind(Named):
+    """What the evaluation worker (`grader.child.evaluator`) does with a job's inputs."""
+
+    RUN = "run"  # run the program on them: its outputs
+    STORED = "stored"  # look for them among the program's tensors: a best correlation each
+
+
+class CellRole(Named):
+    """The grader's own cells in a staged notebook (`metadata.grader.injected`), which the
+    runner bounds by their own limits and the grader leaves out of the student's numbering."""
+
+    PROLOGUE = "prologue"  # before the student's cells: seeds, the data's roots, pip answered
+    CAPTURE = "capture"  # after them: hands the models over

@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Any
 
+from grader.states import JobKind
+
 REQUEST_LINE_LIMIT = 1 << 20  # bytes of a request's JSON line
 MAX_INPUT_BYTES = 256 * 2**20  # of one request's inputs together
 OUTPUTS_PER_INPUT = 4096  # numbers a model may return per input
@@ -183,7 +185,7 @@ def run_job(job: dict[str, Any], inputs, programs: dict[str, Any], device: str):
             raise _LoadFailed(type(error).__name__) from error
     program, module = programs[job["model"]]
     tensor = torch.from_numpy(np.array(inputs, dtype=np.float32))
-    if job.get("kind") == "stored":
+    if job.get("kind") == JobKind.STORED:
         outputs = _stored(program, tensor)
     else:
         outputs = _run(module, tensor, device, job.get("batch"))

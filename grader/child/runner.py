@@ -31,6 +31,8 @@ import sys
 import time
 from typing import Any
 
+from grader.states import CellRole, ExecutionStatus, RunnerEvent
+
 
 def main(argv: list[str] | None = None) -> None:
     from grader.sandbox.processes import become_undumpable
@@ -88,7 +90,7 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
         run.index = cell_index
         # Whether student code starts now: what failed before that is the grader's own doing.
         grader = cell.metadata.get("grader", {})
-        student = "cell" in grader or grader.get("injected") == "capture"
+        student = "cell" in grader or grader.get("injected") == CellRole.CAPTURE
         if student and not run.student:
             run.student = True
             _wait_at_gate(args.gate, emit)
@@ -96,7 +98,9 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
             run.deadline = time.monotonic() + args.timeout
         number = grader.get("cell")
         # index: the student's cell number less one; -1 for a cell of the grader's own
-        emit(event="cell", index=number - 1 if number else -1, total=total, student=student)
+        emit(
+            event=RunnerEvent.CELL, index=number - 1 if number else -1, total=total, student=student
+        )
 
     papermill.engines.papermill_engines.register("grader", _grading_engine(run))
     try:
@@ -127,19 +131,19 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
         pass  # the cell that failed is in `run.stopped`; papermill only re-reports it
     except DeadKernelError as error:
         run.stopped = run.stopped or {
-            "status": "kernel_died", "index": run.index, "message": str(error),
+            "status": ExecutionStatus.KERNEL_DIED, "index": run.index, "message": str(error),
         }  # fmt: skip
         run.capture_problem = run.capture_problem or "the kernel died"
     except Exception as error:  # noqa: BLE001 - reported, never raised into the void
         return {
-            "event": "done",
-            "status": "runner_error",
+            "event": RunnerEvent.DONE,
+            "status": ExecutionStatus.RUNNER_ERROR,
             "index": run.index,
             "message": f"{type(error).__name__}: {error}",
         }
     return {
-        "event": "done",
-        **(run.stopped or {"status": "completed", "index": run.index}),
+        "event": RunnerEvent.DONE,
+        **(run.stopped or {"status": ExecutionStatus.COMPLETED, "index": run.index}),
         "captured": run.captured,
         "capture_problem": run.capture_problem,
     }
@@ -166,9 +170,9 @@ class _Run:
     def timeout_for(self, cell) -> float | None:
         """The per-cell limit, or what is left of the total if that is less. The grader's own
         cells have their own bound: an import interrupted half-way would break the capture."""
-        if _role(cell) == "capture":
+        if _role(cell) == CellRole.CAPTURE:
             return max(1.0, self.capture_deadline - time.monotonic())
-        if _role(cell) == "prologue":
+        if _role(cell) == CellRole.PROLOGUE:
             return self.capture_timeout
         left = self.deadline - time.monotonic()
         self.limit = "total" if left < self.cell_timeout else "cell"
@@ -179,14 +183,17 @@ class _Run:
         where = {"index": index, "cell": _number(cell)}
         if error.ename != _TIMED_OUT:
             self.stopped = {
-                "status": "cell_error", **where, "error": error.ename,
+                "status": ExecutionStatus.CELL_ERROR, **where, "error": error.ename,
                 "message": error.evalue, "traceback": _traceback(cell),
             }  # fmt: skip
             return
         if self.limit == "total":
-            status, message = "total_timeout", "the notebook ran past its total time limit"
+            status, message = (
+                ExecutionStatus.TOTAL_TIMEOUT,
+                "the notebook ran past its total time limit",
+            )
         else:
-            status = "cell_timeout"
+            status = ExecutionStatus.CELL_TIMEOUT
             message = f"the cell ran for more than {self.cell_timeout} s"
         self.stopped = {"status": status, **where, "message": message}
         cell.outputs.append(_grader_note(f"stopped by the grader: {message}"))
@@ -218,7 +225,7 @@ def _wait_at_gate(gate: int | None, emit) -> None:
     """Before the first student cell: say so, and wait until the grader lets it run."""
     if gate is None:
         return
-    emit(event="ready")
+    emit(event=RunnerEvent.READY)
     with os.fdopen(gate, "rb", buffering=0) as stream:
         if stream.read(3) != b"go\n":
             raise RuntimeError("the grader stopped the run before the notebook's first cell")
@@ -243,12 +250,13 @@ def _grading_engine(run: _Run):
     class GradingClient(PapermillNotebookClient):
         def papermill_execute_cells(self):
             for index, cell in enumerate(self.nb.cells):
-                if _role(cell) == "capture":
+                if _role(cell) == CellRole.CAPTURE:
                     self._capture(cell, index)
                     continue
                 if run.stopped or (_role(cell) is None and time.monotonic() >= run.deadline):
                     run.stopped = run.stopped or {
-                        "status": "total_timeout", "index": index, "cell": _number(cell),
+                        "status": ExecutionStatus.TOTAL_TIMEOUT,
+                        "index": index, "cell": _number(cell),
                         "message": "the notebook ran past its total time limit",
                     }  # fmt: skip
                     continue  # the student's remaining cells are not run
@@ -263,7 +271,8 @@ def _grading_engine(run: _Run):
                 except DeadKernelError:
                     self.nb_man.cell_exception(cell, cell_index=index)
                     run.stopped = {
-                        "status": "kernel_died", "index": index, "cell": _number(cell),
+                        "status": ExecutionStatus.KERNEL_DIED,
+                        "index": index, "cell": _number(cell),
                         "message": "the kernel died while this cell ran",
                     }  # fmt: skip
                     raise

@@ -28,7 +28,7 @@ from grader.pipeline.worker import Job
 from grader.records.results import ModelResult
 from grader.sandbox.handover import copy_handed_over
 from grader.sandbox.isolation import Scratch
-from grader.states import ModelStatus
+from grader.states import JobKind, ModelStatus
 
 DIAGNOSTIC_SAMPLE = 1000
 MAX_REQUEST_BYTES = 64 * 2**20  # of prepared inputs, held and sent at a time
@@ -190,7 +190,7 @@ def _compare_seen_and_unseen(
         setattr(result, f"{attribute}_accuracy", metrics["accuracy"])
         setattr(result, f"{attribute}_images", len(scores))
     _compare_with_the_eager_model(result, job, comparison.staged, worker)
-    reply = worker.run([Job(job.program, comparison.test_sample, kind="stored")])[0]
+    reply = worker.run([Job(job.program, comparison.test_sample, kind=JobKind.STORED)])[0]
     best = reply.outputs
     if best is not None and best.shape == (len(comparison.test_sample),):
         result.stored_test_images = float(np.mean(best >= STORED_CORRELATION))

@@ -23,7 +23,7 @@ from grader.records.results import CellFailure, Execution
 from grader.sandbox.handover import MAX_DEPTH, Tampered, load_json, read_handed_over, too_deep
 from grader.sandbox.isolation import Sandbox, python_module
 from grader.sandbox.processes import become_subreaper, kill_descendants
-from grader.states import ExecutionStatus
+from grader.states import CellRole, ExecutionStatus, RunnerEvent
 
 CellProgress = Callable[[int, int], None]  # (index of the cell starting, cells in all)
 
@@ -125,7 +125,7 @@ def execute_notebook(
             "message": f"the notebook used more than {limits.memory_mb:,} MB of memory",
             "capture_problem": "the notebook was killed for its memory",
         }
-    elif (done or {}).get("status") != "completed" and sandbox.out_of_disk():
+    elif (done or {}).get("status") != ExecutionStatus.COMPLETED and sandbox.out_of_disk():
         said = (done or {}).get("message")
         done = {
             **(done or {}),
@@ -150,7 +150,7 @@ def execute_notebook(
             "message": f"the notebook runner exited with code {runner.returncode}",
             "capture_problem": "the notebook runner died",
         }
-    if not seen["student"] and done.get("status") != "completed":
+    if not seen["student"] and done.get("status") != ExecutionStatus.COMPLETED:
         done = _before_student_code(run, done, runner.returncode)
     return _describe(run, done, time.monotonic() - started)
 
@@ -207,14 +207,14 @@ def _follow_events(
                 event = _event(line)
                 if event is None:
                     return done, "tampered"
-                if event["event"] == "cell":
+                if event["event"] == RunnerEvent.CELL:
                     if event["student"] and not seen["student"]:
                         seen["student"], deadline = True, time.monotonic() + timeout
                     if progress and 0 <= event["index"] < event["total"]:
                         progress(event["index"], event["total"])  # the student's own cells
-                elif event["event"] == "ready":
+                elif event["event"] == RunnerEvent.READY:
                     on_ready()
-                elif event["event"] == "done":
+                elif event["event"] == RunnerEvent.DONE:
                     done = event
 
 
@@ -234,16 +234,16 @@ def _event(line: bytes) -> dict[str, Any] | None:
     if not isinstance(event, dict):
         return None
     kind = event.get("event")
-    if kind == "ready":
-        return {"event": "ready"}
-    if kind == "cell":
+    if kind == RunnerEvent.READY:
+        return {"event": RunnerEvent.READY}
+    if kind == RunnerEvent.CELL:
         index, total, student = event.get("index"), event.get("total"), event.get("student")
         if not (_integer(index) and _integer(total) and isinstance(student, bool)):
             return None
-        return {"event": "cell", "index": index, "total": total, "student": student}
-    if kind != "done" or not isinstance(event.get("status"), str):
+        return {"event": RunnerEvent.CELL, "index": index, "total": total, "student": student}
+    if kind != RunnerEvent.DONE or not isinstance(event.get("status"), str):
         return None
-    done: dict[str, Any] = {"event": "done"}
+    done: dict[str, Any] = {"event": RunnerEvent.DONE}
     for key, kind_of in _DONE_FIELDS.items():
         value = event.get(key)
         if value is None:
@@ -380,7 +380,7 @@ def _failure(nb: nbformat.NotebookNode, done: dict[str, Any]) -> CellFailure:
         failure.source = cell.source
         failure.last_output = last_output_lines(cell)
         failure.traceback = _plain("\n".join(done.get("traceback") or []))
-        if meta.get("injected") == "capture":
+        if meta.get("injected") == CellRole.CAPTURE:
             failure.cell = None
     return failure
 

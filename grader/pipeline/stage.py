@@ -19,6 +19,7 @@ from grader.data.cache import CachedWeights, stage_weights
 from grader.data.datasets import SPLIT_FILES
 from grader.data.split import GradingData
 from grader.sandbox.isolation import Scratch
+from grader.states import CellRole
 
 INJECTED = "grader-injected"
 PROBE_IMAGES = 64  # staged test images each model is run on both eagerly and exported
@@ -90,14 +91,14 @@ def with_grader_cells(
         "# found whatever root torchvision is given; no `pip install` while grading.\n"
         "from grader.child.inkernel import prologue as _grader_prologue\n"
         f"_grader_prologue({seed}, {settings!r})",
-        "prologue",
+        CellRole.PROLOGUE,
     )
     capture = _injected_cell(
         "# Added by the grader: hand the trained model over, to be evaluated on the grader's "
         "own test data.\n"
         "from grader.child.inkernel import capture as _grader_capture\n"
         f"_grader_capture({capture_spec!r}, globals())",
-        "capture",
+        CellRole.CAPTURE,
     )
     nb.cells = [prologue, *nb.cells, capture]
     return nb
@@ -131,10 +132,10 @@ def capture_request(
     }
 
 
-def _injected_cell(source: str, role: str) -> nbformat.NotebookNode:
+def _injected_cell(source: str, role: CellRole) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = [INJECTED]
-    cell.metadata["grader"] = {"injected": role}
+    cell.metadata["grader"] = {"injected": role.value}
     cell.metadata["jupyter"] = {"source_hidden": True}
     return cell
 

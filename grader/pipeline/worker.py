@@ -26,6 +26,7 @@ from grader.child.evaluator import OUTPUTS_PER_INPUT
 from grader.errors import GraderError
 from grader.sandbox.handover import Tampered, load_json
 from grader.sandbox.isolation import Sandbox, python_module
+from grader.states import JobKind
 
 GREETING_SECONDS = 300  # for the worker's first line: a cold import of torch can take a minute
 REQUEST_SECONDS = 600  # for the replies to one request (at most 64 MB of inputs)
@@ -39,7 +40,7 @@ class Job:
 
     model: Path
     inputs: np.ndarray
-    kind: str = "run"  # or "stored": look for the inputs among the program's tensors
+    kind: JobKind = JobKind.RUN  # or STORED: look for the inputs among the program's tensors
     batch: int | None = None  # the batch size a program exported for a fixed one takes
 
 
