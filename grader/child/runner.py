@@ -117,6 +117,7 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
             log_output=False,
             request_save_on_cell_execute=True,
             on_cell_start=on_cell_start,
+            on_cell_executed=run.cell_executed,
             timeout_func=run.timeout_for,
             # A cell over its time is interrupted (KeyboardInterrupt in the kernel), so that the
             # kernel lives on and the capture cell can still take the model out of it.
@@ -166,6 +167,14 @@ class _Run:
         self.stopped: dict[str, Any] | None = None  # how the student's part ended, if not well
         self.captured = False
         self.capture_problem: str | None = None
+        self.reply_status: str | None = None  # the kernel's reply to the last cell run
+        self.output_sizes: dict[int, int] = {}  # characters of output kept, per cell
+        self.truncated: set[int] = set()  # cells whose output was cut
+
+    def cell_executed(self, cell, cell_index: int, execute_reply: dict | None, **_) -> None:
+        """nbclient's `on_cell_executed` hook: the kernel's reply status ("ok", "error", or
+        "aborted" when it refused to run the cell), before nbclient raises for an error."""
+        self.reply_status = ((execute_reply or {}).get("content") or {}).get("status")
 
     def timeout_for(self, cell) -> float | None:
         """The per-cell limit, or what is left of the total if that is less. The grader's own
@@ -240,7 +249,16 @@ def _grading_engine(run: _Run):
     cell that prints a gigabyte must not take the runner, the executed notebook or the report
     down with it. And when a student cell fails or runs out of time, it skips the remaining
     student cells but still runs the grader's capture cell in the living kernel, so that the
-    model trained before a late crash is graded."""
+    model trained before a late crash is graded.
+
+    Public hooks carry what they can: papermill's engine registry, nbclient's `on_cell_start`
+    (the student's first cell starts the total limit) and `on_cell_executed` (the kernel's
+    reply status: "aborted" when an interrupted kernel refused the capture). Three things have
+    no public hook, and lean on code checked against papermill 2.7.0 and nbclient 0.11.0 (the
+    version matrix runs them on every leg): the cell loop (`PapermillNotebookClient.
+    papermill_execute_cells`: no hook skips the remaining cells yet runs a later one), the
+    client's options (`NBClientEngine.execute_managed_notebook`'s preparation, repeated to build
+    this client), and `NotebookClient.output` (no hook bounds a cell's output)."""
     import nbformat
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from papermill.clientwrap import PapermillNotebookClient
@@ -284,7 +302,7 @@ def _grading_engine(run: _Run):
             or refuse ("abort") the first request: try again until the capture's bound."""
             run.capture_deadline = time.monotonic() + run.capture_timeout
             while True:
-                self._grader_reply_status = None
+                run.reply_status = None
                 try:
                     self.nb_man.cell_start(cell, index)
                     self.execute_cell(cell, index)
@@ -303,7 +321,7 @@ def _grading_engine(run: _Run):
                     raise
                 finally:
                     self.nb_man.cell_complete(cell, cell_index=index)
-                if self._grader_reply_status != "aborted":
+                if run.reply_status != "aborted":
                     run.captured = True
                     return
                 if time.monotonic() >= run.capture_deadline:
@@ -311,14 +329,10 @@ def _grading_engine(run: _Run):
                     return
                 time.sleep(0.2)
 
-        async def _check_raise_for_error(self, cell, cell_index, exec_reply):
-            self._grader_reply_status = ((exec_reply or {}).get("content") or {}).get("status")
-            return await super()._check_raise_for_error(cell, cell_index, exec_reply)
-
         def output(self, outs, msg, display_id, cell_index):
             if msg["msg_type"] not in ("stream", "display_data", "execute_result"):
                 return super().output(outs, msg, display_id, cell_index)
-            sizes = self.__dict__.setdefault("_grader_sizes", {})
+            sizes = run.output_sizes
             content = msg["content"]
             size = len(content.get("text", "")) + sum(
                 map(len, map(str, content.get("data", {}).values()))
@@ -329,7 +343,7 @@ def _grading_engine(run: _Run):
                 and sum(sizes.values()) <= NOTEBOOK_OUTPUT_LIMIT
             ):
                 return super().output(outs, msg, display_id, cell_index)
-            truncated = self.__dict__.setdefault("_grader_truncated", set())
+            truncated = run.truncated
             if cell_index not in truncated:
                 truncated.add(cell_index)
                 outs.append(nbformat.v4.new_output(
