@@ -59,7 +59,7 @@ class Profile:
     parameters: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     # A model scoring more than this better on the test images the notebook was given than on
-    # the images it never saw is held for review (grader.pipeline.evaluate, docs/WEEKS.md).
+    # the images it never saw is held for review (grader.pipeline.review, docs/WEEKS.md).
     review_margin: float = 0.04
     # A test accuracy no network allowed this week reaches on this data: above it, held too.
     review_above: float | None = None

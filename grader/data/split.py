@@ -14,7 +14,7 @@ set's own fingerprint):
 
 An honest model scores the staged test part, the hidden test part and the held-back slice
 within sampling noise of each other; a model far better on what it was given is held for
-review (grader.pipeline.evaluate). With `--private-data-dir`, the instructor's private test
+review (grader.pipeline.review). With `--private-data-dir`, the instructor's private test
 split is the hidden part, whole, and the staged test part is the public test split, whole.
 """
 

@@ -42,11 +42,12 @@ from grader.pipeline.checks import (
     ungraded_checks,
     withheld_for_review,
 )
-from grader.pipeline.evaluate import reevaluate_models, unseen_accuracy
+from grader.pipeline.evaluate import reevaluate_models
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.outcome import advice, decide_outcome
 from grader.pipeline.predictions import write_predictions
 from grader.pipeline.provenance import grading_data, provenance, test_data_line
+from grader.pipeline.review import unseen_accuracy
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.pipeline.visibility import show_checks

@@ -129,7 +129,7 @@ def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_dis
 
 def test_a_model_is_held_for_review_when_it_does_better_on_what_it_was_given():
     from grader.course.spec import Profile
-    from grader.pipeline.evaluate import review_reason
+    from grader.pipeline.review import review_reason
     from grader.records.results import ModelResult
     from grader.states import ModelStatus
 
