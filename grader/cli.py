@@ -398,7 +398,8 @@ def batch(
     SIGTERM (Ctrl-C): the gradings under way are killed, the gradebook and batch.json are
     written from what finished, nothing is posted.
     """
-    from grader.classroom.batch import publish_batch, run_batch
+    from grader.classroom.batch import run_batch
+    from grader.classroom.batch_post import publish_batch
     from grader.classroom.clock import read_submission_times
     from grader.classroom.gradebook import import_into_nbgrader
     from grader.course.config import load_course_config

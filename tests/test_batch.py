@@ -15,7 +15,7 @@ from classroom import CRASHES, NO_MODEL, ORG_REPO, UNTRAINED, grader, make_cours
 from conftest import REPO, write_notebook
 from github_server import GitHubServer
 
-from grader.classroom.batch import Gpu, plan_slots
+from grader.classroom.slots import Gpu, plan_slots
 from grader.course.config import Lateness
 from grader.course.course import Course
 from grader.records.gradebook import GradebookRow
@@ -200,7 +200,7 @@ def test_slots_fit_the_gpus_memory_the_cores_and_the_memory():
 
 
 def test_no_gpu_is_used_when_cuda_visible_devices_is_empty(monkeypatch):
-    from grader.classroom.batch import detect_gpus
+    from grader.classroom.slots import detect_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert detect_gpus() == []

@@ -31,7 +31,6 @@ import os
 import queue
 import shutil
 import signal
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -44,22 +43,13 @@ from rich.console import Console
 from grader import stopping
 from grader.classroom.clock import clock_warnings
 from grader.classroom.gradebook import write_gradebook_csv
+from grader.classroom.slots import Slot, detect_gpus, plan_slots
 from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
 from grader.course.config import CourseConfig, SubmissionPattern, WeekConfig
 from grader.course.course import Course
 from grader.course.submissions import Submission, find_submissions
-from grader.errors import GraderError, PostError
-from grader.github.client import GitHubClient, RetryPolicy
-from grader.github.places import leaderboard_issue, report_issue
-from grader.github.post import (
-    POST_PAUSE,
-    LeaderboardComment,
-    Postings,
-    comments_by_marker,
-    post_comments,
-)
+from grader.errors import GraderError
 from grader.github.pushes import PushLog, SubmissionClock
-from grader.github.sticky import Poster
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
@@ -67,23 +57,11 @@ from grader.records.gradebook import GradebookRow
 from grader.records.results import grader_section
 from grader.states import Clock, Outcome
 from grader.views.leaderboard import render_leaderboard
-from grader.views.pseudonyms import Names, course_secret
+from grader.views.pseudonyms import leaderboard_names
 from grader.views.terminal import BatchProgress
 
 WORK = ".grading"  # OUT/.grading/LOGIN: a grading in progress, moved to OUT/LOGIN when done
 HASH_FILE = "submission.sha256"  # the notebook's hash, taken before it was graded
-
-
-@dataclass(frozen=True)
-class Gpu:
-    index: str  # as CUDA_VISIBLE_DEVICES names it
-    memory_mb: int
-
-
-@dataclass(frozen=True)
-class Slot:
-    name: str
-    env: dict[str, str]
 
 
 @dataclass
@@ -247,64 +225,6 @@ def _run_batch(
     return batch
 
 
-def leaderboard_names(config: CourseConfig) -> Names | None:
-    """How the leaderboard names students; None: pseudonyms, but no secret to derive them."""
-    logins = config.leaderboard.names == "logins"
-    secret = course_secret()
-    return Names(logins, secret) if logins or secret else None
-
-
-def publish_batch(
-    course: Course,
-    batch: Batch,
-    config: CourseConfig,
-    *,
-    repo: str | None,
-    token: str,
-    api_url: str,
-    leaderboard: bool = True,
-    reports: bool = False,
-    retry: RetryPolicy | None = None,
-    pause: float = POST_PAUSE,
-    now: datetime | None = None,
-) -> Postings:
-    """Post the leaderboard (and with `reports`, the report of each student graded in this
-    batch, or with --no-grade in the batch that graded) where course.toml's `[ci] reports`
-    says: the week's shared issue, or each student's own repository (the leaderboard then on
-    `leaderboard.repository`, if set). One request per comment, one after the other with a
-    pause, as GitHub asks of bulk writes. A regrade's report does not count against the GPU
-    budget; the count in the student's comment is kept."""
-    if repo:
-        config = replace(config, repository=repo)
-    if not token.strip():
-        raise PostError("GITHUB_TOKEN is not set; posting needs a token with issues: write")
-    if leaderboard and batch.leaderboard is None:
-        course_secret(required_for="the leaderboard's pseudonyms")
-    place = leaderboard_issue(course, config, batch.week) if leaderboard else None
-    poster = Poster(course, config, course_secret(), now or datetime.now(timezone.utc))
-
-    def report(run: GradeRun):
-        text = (run.job.out / "report.md").read_text
-        return lambda: poster.post(github, batch.week, run.job.student, text(), listed=listed)
-
-    def board():
-        number = place.resolve(github)
-        text = batch.leaderboard.read_text(encoding="utf-8")
-        return LeaderboardComment(place.repo, number, batch.week), text
-
-    todo = []
-    if reports:
-        todo += [(f"the comment of {run.job.student}", report(run)) for run in batch.runs]
-    if place is not None:
-        todo.append(("the leaderboard", board))
-    with GitHubClient(api_url, token.strip(), retry) as github:
-        listed = None
-        if config.ci.shared_issue and len(todo) > 1:  # one listing of the issue for them all
-            shared = report_issue(course, config, batch.week, "")
-            listed = comments_by_marker(github, shared.repo, shared.number)
-        return post_comments(github, todo, listed=listed, pause=pause)
-
-
 def find_class(
     settings: WeekConfig, root: Path, students: tuple[str, ...] = ()
 ) -> list[Submission]:
@@ -344,63 +264,6 @@ def is_current(
         and all(provenance.get(key) == value for key, value in inputs.items())
         and (profile is None or grader.get("profile") == profile)
     )
-
-
-def detect_gpus() -> list[Gpu]:
-    """The GPUs this process may use (CUDA_VISIBLE_DEVICES, else all nvidia-smi lists)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return []
-    try:
-        listed = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    memory = {}
-    for line in listed.splitlines():
-        index, _, total = line.partition(",")
-        if index.strip().isdigit() and total.strip().isdigit():
-            memory[index.strip()] = int(total)
-    if not memory:
-        return []
-    names = [n.strip() for n in visible.split(",")] if visible else sorted(memory, key=int)
-    return [Gpu(name, memory.get(name, min(memory.values()))) for name in names if name]
-
-
-def plan_slots(
-    workers: int | None,
-    gpus: list[Gpu],
-    gpu_memory_mb: int,
-    memory_mb: int,
-    cores: int | None = None,
-    host_memory_mb: int | None = None,
-) -> list[Slot]:
-    """One slot per grading that fits: in GPU memory (one kernel per slot, slots spread over
-    the GPUs), in CPU cores, and in the machine's memory at `memory_mb` per grading."""
-    cores = cores or os.cpu_count() or 1
-    fits_memory = max(1, (host_memory_mb or _host_memory_mb()) // max(memory_mb, 1))
-    per_gpu = [max(1, gpu.memory_mb // max(gpu_memory_mb, 1)) for gpu in gpus]
-    gpu_slots: list[Gpu] = []  # spread over the GPUs: gpu0, gpu1, gpu0, gpu1, …
-    for depth in range(max(per_gpu, default=0)):
-        gpu_slots += [gpu for gpu, count in zip(gpus, per_gpu, strict=True) if depth < count]
-    fits = min(len(gpu_slots), cores) if gpus else max(1, cores // 2)
-    count = workers or min(fits, fits_memory)
-    threads = str(max(1, cores // count))
-    slots = []
-    for number in range(count):
-        env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-        name = f"cpu{number}"
-        if gpu_slots:
-            gpu = gpu_slots[number % len(gpu_slots)]
-            env["CUDA_VISIBLE_DEVICES"] = gpu.index
-            name = f"gpu{gpu.index}"
-        slots.append(Slot(name, env))
-    return slots
 
 
 def _grade_all(
@@ -548,10 +411,3 @@ def _graded_before(out: Path, week: str) -> list[GradeRun]:
         for student in students
         if (out / student / "report.md").is_file()
     ]
-
-
-def _host_memory_mb() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    except (ValueError, OSError):
-        return 8192

@@ -176,7 +176,7 @@ def poll_post(
     GRADER_COURSE_SECRET. Exit code 2 if a planned submission has no result or a comment could
     not be posted.
     """
-    from grader.classroom.batch import publish_batch
+    from grader.classroom.batch_post import publish_batch
     from grader.classroom.shards import merge_shards, post_deferred, stale_items
     from grader.course.config import load_course_config
     from grader.github.poll import read_plan, read_state

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 
+from grader.course.config import CourseConfig
 from grader.errors import GraderError
 
 SECRET_VARIABLE = "GRADER_COURSE_SECRET"
@@ -76,3 +77,10 @@ class Names:
 
     def __call__(self, login: str) -> str:
         return login if self.logins else pseudonym(self._secret or "", login)
+
+
+def leaderboard_names(config: CourseConfig) -> Names | None:
+    """How the leaderboard names students; None: pseudonyms, but no secret to derive them."""
+    logins = config.leaderboard.names == "logins"
+    secret = course_secret()
+    return Names(logins, secret) if logins or secret else None

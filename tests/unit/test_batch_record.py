@@ -6,7 +6,8 @@ import json
 import signal
 from pathlib import Path
 
-from grader.classroom.batch import Batch, Slot, _write_record
+from grader.classroom.batch import Batch, _write_record
+from grader.classroom.slots import Slot
 from grader.classroom.spawn import GradeJob, GradeRun
 from grader.course.config import Lateness
 from grader.records.gradebook import GradebookRow
