@@ -91,7 +91,7 @@ def measure_one(week: str, notebook: Path, args: list[str], data_dir: Path | Non
                 "short": prediction.measured,
                 "expected": round(prediction.expected, 4),
                 "graded": accuracy,
-                "predicted": str(prediction.verdict.value),
+                "predicted": str(prediction.verdict),
                 "verdict": actual.value if actual else None,
                 "match": actual is prediction.verdict,
             }

@@ -181,16 +181,18 @@ def check(
                 ) from error
         predictions = []
         if not full and any(model.test_accuracy is not None for model in result.models.values()):
-            from grader.pipeline.prediction import predict, read_calibration
+            from grader.pipeline.prediction import Prediction, predict, read_calibration
 
             spec = course_of(ctx, public=True).week(week)
             try:
                 predictions = predict(spec, result, read_calibration(spec))
             except Exception as error:  # noqa: BLE001 - a courtesy: never what fails a check
                 predictions = [
-                    f"No prediction: the course's calibration.json could not be read against "
-                    f"this run ({type(error).__name__}: {error}); `grader check --full` trains "
-                    "as the grade does."
+                    Prediction(
+                        "No prediction: the course's calibration.json could not be read against "
+                        f"this run ({type(error).__name__}: {error}); `grader check --full` "
+                        "trains as the grade does."
+                    )
                 ]
         print_result(
             result,
@@ -198,7 +200,7 @@ def check(
             smoke=True,
             full=full,
             predicting=bool(predictions),
-            shortened=all(getattr(line, "shortened", True) for line in predictions),
+            shortened=all(line.shortened for line in predictions),
         )
         for line in predictions:
             click.echo(f"🔮 {line}")

@@ -181,8 +181,7 @@ def _grade(
     except Exception as error:  # a fault of the grader's own: the run still leaves its record
         where = traceback.extract_tb(error.__traceback__)[-1]
         cause = f"{type(error).__name__}: {error} ({Path(where.filename).name}:{where.lineno})"
-        result.outcome = Outcome.GRADER_ERROR
-        result.summary = f"{Outcome.GRADER_ERROR.sentence} For the instructor: {cause}"
+        result.outcome, result.summary = Outcome.GRADER_ERROR, not_your_fault(cause)
         result.advise(Advice("grader", instructor=f"The grader failed: {cause}"))
         write_outputs(result, out, course, executed=None, started=started)
         raise
@@ -510,7 +509,7 @@ GRADERS_BROKEN = (
 )
 
 
-def not_your_fault(error: GraderError) -> str:
+def not_your_fault(error: GraderError | str) -> str:
     """The summary of a grading the grader could not finish: the student's sentence, then the
     cause, for the instructor (who also finds it on stderr, in grader.log)."""
     return f"{Outcome.GRADER_ERROR.sentence} For the instructor: {error}"

@@ -10,7 +10,6 @@ data, so a notebook that trains alike should land near its own short run plus th
 
 from __future__ import annotations
 
-import enum
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,12 +17,12 @@ from typing import Any
 
 from grader.course.spec import WeekSpec
 from grader.records.results import GradingResult
-from grader.states import ExecutionStatus
+from grader.states import ExecutionStatus, Named
 
 CALIBRATION = "calibration.json"
 
 
-class Verdict(str, enum.Enum):
+class Verdict(Named):
     """Where a model's expected accuracy lands against its threshold."""
 
     FULL_MARKS = "full_marks"
