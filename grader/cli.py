@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 from grader import __version__
+from grader.actions import Actions
 from grader.commands.common import (
     course_of,
     echo_posting,
     echo_similarity,
-    github_env,
     grade_options,
     stop_with_descendants,
     user_errors,
@@ -410,7 +410,7 @@ def batch(
 
     course = course_of(ctx)
     config = load_course_config(course)
-    github = github_env()
+    github = Actions.read()
     log, warning, times = None, "", None
     if submitted_at is not None:
         if pushes is not None or commit_dates:
@@ -419,7 +419,7 @@ def batch(
     else:
         log, warning = load_push_log(
             submissions, path=pushes, repository=repo or config.issues_repository(),
-            token=github["token"], api_url=github["api_url"],
+            token=github.token, api_url=github.api_url,
         )  # fmt: skip
     if warning:
         click.echo(f"grader: warning: {warning}", err=True)
@@ -486,8 +486,8 @@ def batch(
             result,
             config,
             repo=repo,
-            token=github["token"],
-            api_url=github["api_url"],
+            token=github.token,
+            api_url=github.api_url,
             leaderboard=post_leaderboard,
             reports=post_reports,
         )

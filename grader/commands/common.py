@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
 from pathlib import Path
 
@@ -100,14 +99,6 @@ def grade_options(*, without: tuple[str, ...] = ()):
         return command
 
     return decorate
-
-
-def github_env() -> dict[str, str | None]:
-    return {
-        "token": os.environ.get("GITHUB_TOKEN", ""),
-        "api_url": os.environ.get("GITHUB_API_URL") or "https://api.github.com",
-        "step_summary": os.environ.get("GITHUB_STEP_SUMMARY") or None,
-    }
 
 
 def echo_posting(posting) -> None:

@@ -3,16 +3,15 @@ student repositories, push times and the workflows `init-ci` writes."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from grader.actions import Actions
 from grader.commands.common import (
     course_of,
     echo_posting,
-    github_env,
     grade_options,
     user_errors,
 )
@@ -78,9 +77,7 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
         repo=repo,
         issue=issue,
         student=student,
-        token=os.environ.get("GITHUB_TOKEN", ""),
-        api_url=os.environ.get("GITHUB_API_URL") or "https://api.github.com",
-        step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+        **Actions.read().posting(),
     )
     click.echo(f"{result.action} comment {result.url}")
 
@@ -156,7 +153,7 @@ def ci(
     records = grade_plan(
         course, config, plan, checkout, out, GradeOptions(**options), click.echo, over
     )
-    posting = publish(course, config, out, repo=repo, post=post, **github_env())
+    posting = publish(course, config, out, repo=repo, post=post, **Actions.read().posting())
     echo_posting(posting)
     sys.exit(exit_code(records, posting, strict))
 
@@ -186,7 +183,9 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
 
     course = course_of(ctx)
     config = load_course_config(course)
-    posting = publish(course, config, out, repo=repo, post=True, graded=False, **github_env())
+    posting = publish(
+        course, config, out, repo=repo, post=True, graded=False, **Actions.read().posting()
+    )
     echo_posting(posting)
     sys.exit(2 if posting and posting.failed else 0)
 
@@ -219,16 +218,14 @@ def ci_budget(
 
     course = course_of(ctx)
     config = load_course_config(course)
-    github = github_env()
+    github = Actions.read()
     result = check_budgets(
         course, config, checkout, out, list(weeks), event, event_name,
-        token=github["token"] or "", api_url=github["api_url"] or "", say=click.echo,
+        token=github.token or "", api_url=github.api_url or "", say=click.echo,
     )  # fmt: skip
-    outputs = os.environ.get("GITHUB_OUTPUT")
-    if outputs:
-        with open(outputs, "a", encoding="utf-8") as stream:
-            stream.write(f"grade={str(result.to_grade > 0).lower()}\n")
-            stream.write(f"graded={str(result.notices_written).lower()}\n")
+    github.write_outputs(
+        grade=str(result.to_grade > 0).lower(), graded=str(result.notices_written).lower()
+    )
 
 
 @click.command()
@@ -247,9 +244,9 @@ def collect(ctx: click.Context, dest: Path, students: tuple[str, ...]) -> None:
     from grader.github.collect import collect_class
 
     config = load_course_config(course_of(ctx))
-    github = github_env()
+    github = Actions.read()
     cloned = collect_class(
-        config, dest, token=github["token"] or "", api_url=github["api_url"] or "",
+        config, dest, token=github.token or "", api_url=github.api_url or "",
         students=students, say=click.echo,
     )  # fmt: skip
     click.echo(f"{len(cloned)} student repositories in {dest}")
@@ -287,12 +284,12 @@ def pushes(ctx: click.Context, checkout: Path, repo: str | None, out: Path) -> N
     from grader.github.pushes import current_branch, fetch_push_log
 
     repository = repo or load_course_config(course_of(ctx)).issues_repository()
-    github = github_env()
+    github = Actions.read()
     if not repository:
         raise click.UsageError("which repository: pass --repo OWNER/NAME or set course.repository")
-    if not github["token"].strip():
+    if not github.token.strip():
         raise PostError("GITHUB_TOKEN is not set; reading push times needs a token that can read")
-    with GitHubClient(github["api_url"], github["token"].strip()) as client:
+    with GitHubClient(github.api_url, github.token.strip()) as client:
         log = fetch_push_log(client, repository, current_branch(checkout))
     out.write_text(log.to_json() + "\n", encoding="utf-8")
     click.echo(f"{len(log.pushes)} pushes to {log.ref or 'every branch'} of {repository}: {out}")

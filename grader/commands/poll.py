@@ -5,14 +5,14 @@ into one gradebook, each report posted unless a newer push superseded it)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from grader.commands.common import course_of, echo_posting, github_env, grade_options, user_errors
+from grader.actions import Actions
+from grader.commands.common import course_of, echo_posting, grade_options, user_errors
 from grader.options import GradeOptions
 
 
@@ -69,14 +69,14 @@ def poll(
     config = load_course_config(course)
     for week in weeks:
         config.week(week)  # an unknown week stops here, with the weeks there are
-    github = github_env()
-    if not github["token"]:
+    github = Actions.read()
+    if not github.token:
         raise GraderError(
             "GITHUB_TOKEN is not set: the poll needs the organisation token that can read the "
             "student repositories (ci.regrade_token_secret)"
         )
     before = read_state(state)
-    with GitHubClient(github["api_url"], github["token"]) as client:
+    with GitHubClient(github.api_url, github.token) as client:
         plan = ask(client, config, before, everyone=everyone, weeks=weeks)
         record = write_plan(client, plan, out, shards or config.ci.shards)
     write_state(plan.state, state)
@@ -96,12 +96,12 @@ def poll(
             f"  {item['week']} {item['login']}: {item['repository']}@{item['commit'][:7]}, pushed "
             f"by {item['actor']} at {item['pushed_at']} → shard {item['shard']}"
         )
-    _outputs(
+    github.write_outputs(
         shards=json.dumps(used),
         pending=str(len(record["pending"])),
         deferred=str(len(record["deferred"])),
     )
-    _summary(record, title="Poll" if not everyone else "Regrade plan")
+    _summary(github, record, title="Poll" if not everyone else "Regrade plan")
 
 
 @click.command("poll-grade")
@@ -191,10 +191,10 @@ def poll_post(
         click.echo(f"grader: error: {key}: planned, but no shard left a result", err=True)
     for key, why in stale.items():
         click.echo(f"not posted {key}: {why}")
-    github = github_env()
+    github = Actions.read()
     if post and planned.get("deferred"):
         posting = post_deferred(
-            course, config, planned, token=github["token"] or "", api_url=github["api_url"]
+            course, config, planned, token=github.token or "", api_url=github.api_url
         )
         echo_posting(posting)
         failed = failed or bool(posting.failed)
@@ -209,24 +209,16 @@ def poll_post(
         if not (post or post_leaderboard):
             continue
         posting = publish_batch(
-            course, replace(batch, runs=runs), config, repo=None, token=github["token"] or "",
-            api_url=github["api_url"], leaderboard=post_leaderboard, reports=post,
+            course, replace(batch, runs=runs), config, repo=None, token=github.token or "",
+            api_url=github.api_url, leaderboard=post_leaderboard, reports=post,
         )  # fmt: skip
         echo_posting(posting)
         failed = failed or bool(posting.failed)
     sys.exit(2 if failed else 0)
 
 
-def _outputs(**values: str) -> None:
-    path = os.environ.get("GITHUB_OUTPUT")
-    if path:
-        with open(path, "a", encoding="utf-8") as file:
-            for name, value in values.items():
-                file.write(f"{name}={value}\n")
-
-
-def _summary(record: dict, title: str) -> None:
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
+def _summary(github: Actions, record: dict, title: str) -> None:
+    path = github.step_summary
     if not path:
         return
     from grader.records.escape import inert

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from grader.actions import Actions
 from grader.course import toml
 from grader.course.course import Course, normalise_week
 from grader.errors import GraderError, UnknownWeek
@@ -238,14 +239,14 @@ class CourseConfig:
         return self.weeks[name]
 
     def issues_repository(self) -> str | None:
-        return self.repository or os.environ.get("GITHUB_REPOSITORY") or None
+        return self.repository or Actions.read().repository
 
     def owner(self) -> str | None:
         """The organisation of the course's repositories (course.repository's owner, else
         the workflow's GITHUB_REPOSITORY_OWNER)."""
         if self.repository:
             return self.repository.split("/")[0]
-        return os.environ.get("GITHUB_REPOSITORY_OWNER") or None
+        return Actions.read().repository_owner
 
     def student_repository(self, login: str) -> str:
         """OWNER/PREFIX-LOGIN: a student's own repository, as GitHub Classroom names it."""

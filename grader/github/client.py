@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 
 from grader import __version__
+from grader.actions import DEFAULT_API_URL
 from grader.errors import PostError
 
-DEFAULT_API_URL = "https://api.github.com"
-
+__all__ = ["DEFAULT_API_URL", "GitHubClient"]
 
 _SERVER_ERRORS = frozenset({500, 502, 503, 504})
 

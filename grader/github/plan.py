@@ -4,13 +4,13 @@ files the push changed, and each touched (week, student) submission as the check
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from grader.actions import Actions
 from grader.course.config import LOGIN, CourseConfig
 from grader.course.submissions import Submission
 from grader.errors import GraderError
@@ -55,13 +55,13 @@ class Event:
 
     @property
     def after(self) -> str | None:
-        return self.payload.get("after") or os.environ.get("GITHUB_SHA") or None
+        return self.payload.get("after") or Actions.read().sha
 
     @property
     def actor(self) -> str:
         sender = self.payload.get("sender") or {}
         pusher = self.payload.get("pusher") or {}
-        return sender.get("login") or pusher.get("name") or os.environ.get("GITHUB_ACTOR", "")
+        return sender.get("login") or pusher.get("name") or Actions.read().actor or ""
 
     @property
     def repository(self) -> dict[str, Any]:

@@ -7,7 +7,6 @@ executed.ipynb. Whatever the submission does, the three files are written.
 from __future__ import annotations
 
 import json
-import os
 import time
 import traceback
 from dataclasses import asdict, replace
@@ -18,6 +17,7 @@ from typing import Protocol
 import nbformat
 
 from grader import stopping
+from grader.actions import Actions
 from grader.course.config import CourseConfig, load_course_config
 from grader.course.course import Course
 from grader.course.spec import Profile, WeekSpec
@@ -110,7 +110,7 @@ def _grade(
     progress = progress or _Quiet()
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
-    student = options.student or os.environ.get("GITHUB_ACTOR") or "student"
+    student = options.student or Actions.read().actor or "student"
     try:
         spec = course.week(week)
         config = load_course_config(course)
@@ -144,7 +144,7 @@ def _grade(
         show_checks(result, course, spec)
         write_outputs(result, out, course, executed=_explanation(str(error)), started=started)
         return result
-    commit = options.commit or os.environ.get("GITHUB_SHA")
+    commit = options.commit or Actions.read().sha
     result.provenance = {
         "Submission": f"sha256:{submission.sha256}" + (f", commit {commit}" if commit else ""),
         **result.provenance,
