@@ -28,9 +28,9 @@ from grader.data.cache import default_cache_dir, find_weights
 from grader.data.datasets import ImageDataset
 from grader.data.split import GradingData
 from grader.errors import DataError, GraderError
-from grader.records.results import Execution, GradingResult, ModelResult
+from grader.records.results import Execution, GradingResult
 from grader.sandbox.isolation import Scratch
-from grader.states import ExecutionStatus, ModelStatus, Outcome
+from grader.states import ExecutionStatus, Outcome
 
 
 def check(
@@ -75,10 +75,8 @@ def _check(
     quiet: bool,
 ) -> GradingResult:
     from grader.child.inkernel import capture
-    from grader.pipeline.capture import captured_model, name_found_models, read_capture, read_values
-    from grader.pipeline.checks import Facts, run_graders, withheld_for_review
-    from grader.pipeline.evaluate import reevaluate_models
-    from grader.pipeline.outcome import decide_outcome
+    from grader.pipeline.capture import read_capture
+    from grader.pipeline.judge import judge
     from grader.pipeline.stage import capture_request
 
     course = find_course(public=True)
@@ -103,35 +101,14 @@ def _check(
     try:
         capture(capture_request(spec, scratch.capture, set(missing)), namespace)
         found = read_capture(scratch)
-        execution = Execution(ExecutionStatus.COMPLETED, 0.0)
-        ready = []
-        for model in spec.models:
-            if model.requires in missing:
-                result.models[model.variable] = ModelResult(
-                    model.variable, ModelStatus.SKIPPED, problem=missing[model.requires]
-                )
-            elif (problem := captured_model(model, found, execution)) is not None:
-                result.models[model.variable] = problem
-            else:
-                ready.append(model)
         worker = _InKernel()
-        if ready:
-            data = GradingData(dataset, split=None) if dataset else None  # nothing hidden here
-            evaluated, _ = reevaluate_models(spec, ready, found, data, chosen, worker, scratch)
-            result.models.update(evaluated)
-        result.models = {m.variable: result.models[m.variable] for m in spec.models}
-        name_found_models(result.models, found)
         result.device = worker.device()
-        result.values = read_values(found, scratch)
-        result.execution = execution
-        facts = Facts(
-            result.models, execution, chosen, found.get("curves"), result.values, missing,
-            spec.directory, live=True, withheld=withheld_for_review(spec, result.models),
+        data = GradingData(dataset, split=None) if dataset else None  # nothing hidden here
+        result.execution = Execution(ExecutionStatus.COMPLETED, 0.0)  # a live kernel: no run
+        judge(
+            result, spec, found, result.execution, profile=chosen, data=data, worker=worker,
+            scratch=scratch, missing=missing, live=True,
         )  # fmt: skip
-        result.checks = run_graders(spec, facts)
-        result.outcome, result.summary = decide_outcome(
-            spec, execution, result.models, result.checks
-        )
         result.summary = _live_summary(result.summary, result.checks)
         result.advice += _parameters_advice({**spec.parameters, **chosen.parameters}, namespace)
     finally:

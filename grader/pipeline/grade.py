@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -28,37 +27,28 @@ from grader.errors import GraderError, GradersBroken, UnknownWeek
 from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import (
-    captured_model,
-    name_found_models,
     parameters_not_kept,
     read_capture,
-    read_values,
 )
-from grader.pipeline.carried import carried_payloads, carried_total
 from grader.pipeline.checks import (
     NOT_RUN,
-    Facts,
-    run_graders,
     ungraded_checks,
-    withheld_for_review,
 )
-from grader.pipeline.evaluate import reevaluate_models
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
-from grader.pipeline.outcome import advice, decide_outcome
+from grader.pipeline.judge import judge
+from grader.pipeline.outcome import advice
 from grader.pipeline.predictions import write_predictions
 from grader.pipeline.provenance import grading_data, provenance, test_data_line
-from grader.pipeline.review import unseen_accuracy
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.pipeline.visibility import show_checks
 from grader.pipeline.worker import EvaluatorProcess
-from grader.records.escape import safe_name
-from grader.records.results import Advice, CheckResult, GradingResult, ModelResult
+from grader.records.results import Advice, GradingResult
 from grader.sandbox.handover import Tampered
 from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
 from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
-from grader.states import ExecutionStatus, ModelStatus, Outcome
+from grader.states import ExecutionStatus, Outcome
 from grader.views.report import render_report
 
 STOPPED = (
@@ -232,7 +222,6 @@ def _run_pipeline(
         weights = [find_weights(w) for w in spec.weights]
         missing = {found.spec.name: found.reason for found in weights if found.path is None}
         result.advise(*(found.advice() for found in weights if found.path is None))
-        skipped = {m.variable: missing[m.requires] for m in spec.models if m.requires in missing}
         result.provenance.update(
             {
                 f"Weights {found.spec.name}": found.describe()
@@ -293,65 +282,18 @@ def _run_pipeline(
             )
         if not options.keep_workdir:
             scratch.discard_notebook_files()  # room for the evaluation, whatever the run left
-        result.curves = _clean_curves(capture.get("curves"))
-        ready = []
-        for model in spec.models:
-            if model.variable in skipped:
-                result.models[model.variable] = ModelResult(
-                    model.variable, ModelStatus.SKIPPED, problem=skipped[model.variable]
-                )
-            elif (problem := captured_model(model, capture, execution)) is not None:
-                result.models[model.variable] = problem
-            else:
-                ready.append(model)
-        if capture and ready:
-            progress.step("Re-evaluating the models on the grader's own data")
-            evaluating = time.monotonic()
-            result.device = worker.device()
-            try:
-                evaluated, drawn = reevaluate_models(
-                    spec, ready, capture, data, profile, worker, scratch
-                )
-            except Tampered as error:
-                tampered = str(error)
-                evaluated, drawn = _not_evaluated(ready, tampered), {}
-            result.models.update(evaluated)
-            result.provenance.update({key: str(value) for key, value in drawn.items()})
-            result.timings["evaluation"] = round(time.monotonic() - evaluating, 2)
+        if execution.status is not ExecutionStatus.COMPLETED:
+            execution.runner_log = kernel_log_tail(run)  # the instructor's, not the output
+        judge(
+            result, spec, capture, execution, profile=profile, data=data, worker=worker,
+            scratch=scratch, missing=missing, tampered=tampered, notebook=submission.notebook,
+            step=progress.step,
+        )  # fmt: skip
         if worker.restarts:
             result.provenance["Evaluation worker"] = (
                 f"started afresh {worker.restarts} time(s): it died (see evaluator.log)"
             )
-        result.models = {m.variable: result.models[m.variable] for m in spec.models}
-        result.notes.extend(name_found_models(result.models, capture))
-        try:
-            result.values = read_values(capture, scratch) if capture else {}
-        except Tampered as error:
-            tampered = str(error)
-        if not capture:
-            result.values = {v.variable: "the notebook did not reach the end" for v in spec.values}
-        if execution.status is not ExecutionStatus.COMPLETED:
-            execution.runner_log = kernel_log_tail(run)  # the instructor's, not the output
-        result.advise(*_what_models_keep(result.models.values()))
-        _hold_for_carried_data(result, spec, submission)
-        progress.step("Running the graders")
-        facts = Facts(
-            result.models, execution, profile, result.curves, result.values, missing,
-            spec.directory, withheld=withheld_for_review(spec, result.models),
-        )  # fmt: skip
-        result.checks = run_graders(spec, facts)
-        if execution.status is not ExecutionStatus.COMPLETED and spec.crash_costs == "all_points":
-            result.checks = [_no_points_after_a_crash(check) for check in result.checks]
-        result.outcome, result.summary = decide_outcome(
-            spec, execution, result.models, result.checks
-        )
-        if tampered or execution.status is ExecutionStatus.TAMPERED:
-            result.checks = [_not_graded_after_tampering(check) for check in result.checks]
-            if tampered:
-                result.outcome = Outcome.TAMPERED
-                result.summary = f"{Outcome.TAMPERED.sentence[:-1]}: {tampered}."
         result.advise(*advice(execution, limits, data.given if data else None, packages))
-        result.notes.extend(review_notes(result.models.values(), profile))
         return read_executed(run)
     finally:
         if worker is not None:
@@ -376,100 +318,6 @@ def _profile(
     if configured:
         return spec.choose_profile(size, configured, f"course.toml's [weeks.{spec.week}]")
     return spec.choose_profile(size)
-
-
-def _hold_for_carried_data(
-    result: GradingResult, spec: WeekSpec, submission: SubmittedNotebook
-) -> None:
-    """Tell the instructor of encoded data the submission carries (grader.pipeline.carried)
-    and, above the spec's `carried_data_kb`, hold every image model it grades for review: with
-    the graded images hidden, carrying them in is how a lookup table would still win."""
-    images = [m.variable for m in spec.models if m.task == "classify-images"]
-    payloads = carried_payloads(submission.notebook) if images else []
-    if not payloads:
-        return
-    total = carried_total(payloads)
-    result.data["carried_data"] = [asdict(payload) for payload in payloads]
-    places = "; ".join(f"{p.where}: {_kilobytes(p.size)} of {p.kind}" for p in payloads[:5]) + (
-        "; …" if len(payloads) > 5 else ""
-    )
-    result.advise(
-        Advice(
-            "carried-data",
-            instructor=(
-                f"The notebook carries {_kilobytes(total)} of encoded data ({places}). Data "
-                "the notebook brings along could hold the test images it is graded on: read "
-                "what it is and what the notebook does with it."
-            ),
-        )
-    )
-    if total < spec.carried_data_kb * 1024:
-        return
-    reason = (
-        f"the notebook carries {_kilobytes(total)} of encoded data (more than the week's "
-        f"{spec.carried_data_kb} kB), which could hold the test images it is graded on"
-    )
-    for variable in images:
-        model = result.models.get(variable)
-        if model is not None and model.status is ModelStatus.EVALUATED:
-            model.review = f"{model.review}; and {reason}" if model.review else reason
-
-
-KEPT_RATIO = 10  # numbers kept in buffers and constants per trained parameter, before a note
-KEPT_FLOOR = 100_000  # and at least this many
-
-
-def _what_models_keep(models) -> list[Advice]:
-    """For the instructor: models whose buffers and constants dwarf their trained parameters
-    (a network keeps a few statistics; a lookup table keeps its data)."""
-    return [
-        Advice(
-            f"kept:{model.variable}",
-            instructor=(
-                f"`{model.variable}` keeps {model.stored_numbers:,} numbers in buffers and "
-                f"constants beside its {model.parameters:,} trained parameters: read what it "
-                "keeps and why."
-            ),
-        )
-        for model in models
-        if model.stored_numbers
-        and model.stored_numbers >= max(KEPT_FLOOR, KEPT_RATIO * (model.parameters or 0))
-    ]
-
-
-def _kilobytes(size: int) -> str:
-    return f"{size / 1024:,.0f} kB" if size >= 10 * 1024 else f"{size / 1024:.1f} kB"
-
-
-def _not_evaluated(models, why: str) -> dict[str, ModelResult]:
-    return {
-        m.variable: ModelResult(m.variable, ModelStatus.UNUSABLE, problem=f"not evaluated: {why}")
-        for m in models
-    }
-
-
-def _not_graded_after_tampering(check: CheckResult) -> CheckResult:
-    """No check of a notebook that tampered with the grader counts."""
-    return replace(
-        check,
-        score=0.0,
-        passed=False,
-        skipped=False,
-        message="not graded: the notebook tampered with the grader's own files or messages",
-    )
-
-
-def _no_points_after_a_crash(check: CheckResult) -> CheckResult:
-    """This week's spec gives no points to a notebook that did not run to its end."""
-    if check.skipped or not check.passed:
-        return check
-    return replace(
-        check,
-        score=0.0,
-        passed=False,
-        message="no points: the notebook did not run to its end, and this week grants none "
-        "then (the model was still measured, as shown below)",
-    )
 
 
 def grading_limits(spec: WeekSpec, options: GradeOptions) -> Limits:
@@ -515,35 +363,6 @@ def not_your_fault(error: GraderError | str) -> str:
     return f"{Outcome.GRADER_ERROR.sentence} For the instructor: {error}"
 
 
-def review_notes(models, profile: Profile) -> list[str]:
-    """For the instructor, on a model held for review: every number and what to do."""
-    notes = []
-    for model in models:
-        if model.review:
-            unseen = unseen_accuracy(model)
-            notes.append(
-                f"For the instructor: `{model.variable}` is held for review. On "
-                f"{model.test_images or 0:,} hidden test images {_fraction(model.test_accuracy)}"
-                f"; on the {model.seen_test_images or 0:,} test images the notebook was given "
-                f"{_fraction(model.seen_test_accuracy)}; on {model.held_back_images or 0:,} "
-                f"training images held back {_fraction(model.held_back_accuracy)}; on every "
-                f"image it never saw {_fraction(unseen[0] if unseen else None)} (margin "
-                f"allowed: {profile.review_margin:g}); test images stored in its tensors: "
-                f"{_fraction(model.stored_test_images, percent=True)}; the exported program "
-                "and the notebook's model agree on "
-                f"{_fraction(model.exported_agreement, percent=True)} of "
-                f"{model.probe_images or 0} test images. Read the notebook; accept the grade "
-                "by hand, or not."
-            )
-    return notes
-
-
-def _fraction(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "not measured"
-    return f"{value:.0%}" if percent else f"{value:.4f}"
-
-
 def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary: str):
     return GradingResult(
         week=week,
@@ -553,12 +372,6 @@ def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary:
         summary=summary,
         graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
-
-
-def _clean_curves(curves: dict | None) -> dict[str, list[float]] | None:
-    if not curves:
-        return None
-    return {safe_name(key): [float(v) for v in values][:500] for key, values in curves.items()}
 
 
 def _explanation(text: str) -> nbformat.NotebookNode:
