@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import signal
@@ -102,7 +103,19 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
             event=RunnerEvent.CELL, index=number - 1 if number else -1, total=total, student=student
         )
 
-    papermill.engines.papermill_engines.register("grader", _grading_engine(run))
+    client_options = {
+        "on_cell_start": on_cell_start,
+        "on_cell_executed": run.cell_executed,
+        "timeout_func": run.timeout_for,
+        # A cell over its time is interrupted (KeyboardInterrupt in the kernel), so that the
+        # kernel lives on and the capture cell can still take the model out of it.
+        "interrupt_on_timeout": True,
+        "error_on_timeout": {"ename": _TIMED_OUT, "evalue": "", "traceback": []},
+        # Once the capture cell has answered, nothing in the kernel is needed: a graceful
+        # shutdown waits a second or more for an interpreter with torch loaded to tear down.
+        "shutdown_kernel": "immediate",
+    }
+    papermill.engines.papermill_engines.register("grader", _grading_engine(run, client_options))
     try:
         papermill.execute_notebook(
             args.input,
@@ -116,17 +129,7 @@ def _execute(args: argparse.Namespace, emit) -> dict[str, Any]:
             progress_bar=False,
             log_output=False,
             request_save_on_cell_execute=True,
-            on_cell_start=on_cell_start,
-            on_cell_executed=run.cell_executed,
-            timeout_func=run.timeout_for,
-            # A cell over its time is interrupted (KeyboardInterrupt in the kernel), so that the
-            # kernel lives on and the capture cell can still take the model out of it.
-            interrupt_on_timeout=True,
-            error_on_timeout={"ename": _TIMED_OUT, "evalue": "", "traceback": []},
             engine_name="grader",
-            # Once the capture cell has answered, nothing in the kernel is needed: a graceful
-            # shutdown waits a second or more for an interpreter with torch loaded to tear down.
-            shutdown_kernel="immediate",
         )
     except PapermillExecutionError:
         pass  # the cell that failed is in `run.stopped`; papermill only re-reports it
@@ -244,58 +247,69 @@ CELL_OUTPUT_LIMIT = 2_000_000  # characters of output kept per cell
 NOTEBOOK_OUTPUT_LIMIT = 20_000_000
 
 
-def _grading_engine(run: _Run):
-    """papermill's nbclient engine, with two changes. It keeps a bounded amount of output: a
-    cell that prints a gigabyte must not take the runner, the executed notebook or the report
-    down with it. And when a student cell fails or runs out of time, it skips the remaining
-    student cells but still runs the grader's capture cell in the living kernel, so that the
-    model trained before a late crash is graded.
-
-    Public hooks carry what they can: papermill's engine registry, nbclient's `on_cell_start`
-    (the student's first cell starts the total limit) and `on_cell_executed` (the kernel's
-    reply status: "aborted" when an interrupted kernel refused the capture). Three things have
-    no public hook, and lean on code checked against papermill 2.7.0 and nbclient 0.11.0 (the
-    version matrix runs them on every leg): the cell loop (`PapermillNotebookClient.
-    papermill_execute_cells`: no hook skips the remaining cells yet runs a later one), the
-    client's options (`NBClientEngine.execute_managed_notebook`'s preparation, repeated to build
-    this client), and `NotebookClient.output` (no hook bounds a cell's output)."""
+def _grading_engine(run: _Run, client_options: dict[str, Any]):
+    """A papermill engine (papermill's documented extension point: an `Engine` subclass with
+    `execute_managed_notebook`, registered by name) that drives an nbclient `NotebookClient`
+    through its public API only: `setup_kernel`, `execute_cell`, `wait_for_reply`, the
+    `on_cell_*` hooks, and two public methods it calls for every message, overridden here:
+    `process_message` and `output`. The engine owns the cell loop, so that when a student cell
+    fails or runs out of time it skips the remaining student cells yet still runs the grader's
+    capture cell in the living kernel (the model trained before a late crash is graded); and it
+    keeps a bounded amount of output (a cell that prints a gigabyte must not take the runner,
+    the executed notebook or the report down with it). `nb_man`'s `cell_start`,
+    `cell_exception`, `cell_complete` and `autosave_cell` are what papermill gives an engine:
+    they write papermill's cell metadata and save the notebook as it runs. No private name of
+    either is used; the overridden `output` is the one thing a new nbclient could change
+    under us (checked against papermill 2.7.0 and nbclient 0.11.0; the version matrix runs
+    them on every leg)."""
     import nbformat
+    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, logger
-    from papermill.utils import merge_kwargs, remove_args
+    from papermill.engines import Engine
 
-    class GradingClient(PapermillNotebookClient):
-        def papermill_execute_cells(self):
-            for index, cell in enumerate(self.nb.cells):
-                if _role(cell) == CellRole.CAPTURE:
-                    self._capture(cell, index)
-                    continue
-                if run.stopped or (_role(cell) is None and time.monotonic() >= run.deadline):
-                    run.stopped = run.stopped or {
-                        "status": ExecutionStatus.TOTAL_TIMEOUT,
-                        "index": index, "cell": _number(cell),
-                        "message": "the notebook ran past its total time limit",
-                    }  # fmt: skip
-                    continue  # the student's remaining cells are not run
-                try:
-                    self.nb_man.cell_start(cell, index)
-                    self.execute_cell(cell, index)
-                except (CellExecutionError, CellTimeoutError) as error:
-                    self.nb_man.cell_exception(cell, cell_index=index, exception=error)
-                    if isinstance(error, CellTimeoutError):  # the kernel did not answer in time
-                        error = CellExecutionError("", _TIMED_OUT, "")
-                    run.stop(cell, index, error)
-                except DeadKernelError:
-                    self.nb_man.cell_exception(cell, cell_index=index)
-                    run.stopped = {
-                        "status": ExecutionStatus.KERNEL_DIED,
-                        "index": index, "cell": _number(cell),
-                        "message": "the kernel died while this cell ran",
-                    }  # fmt: skip
-                    raise
-                finally:
-                    self.nb_man.cell_complete(cell, cell_index=index)
+    class GradingClient(NotebookClient):
+        def __init__(self, nb_man, **options):
+            super().__init__(nb_man.nb, **options)
+            self.nb_man = nb_man
+
+        def run_cells(self) -> None:
+            self.reset_execution_trackers()
+            with self.setup_kernel():
+                for index, cell in enumerate(self.nb.cells):
+                    if _role(cell) == CellRole.CAPTURE:
+                        self._capture(cell, index)
+                    elif run.stopped or (_role(cell) is None and time.monotonic() >= run.deadline):
+                        run.stopped = run.stopped or {
+                            "status": ExecutionStatus.TOTAL_TIMEOUT,
+                            "index": index, "cell": _number(cell),
+                            "message": "the notebook ran past its total time limit",
+                        }  # fmt: skip
+                        # the student's remaining cells are not run
+                    else:
+                        self._run(cell, index)
+                reply = self.wait_for_reply(self.kc.kernel_info())
+                if reply:
+                    self.nb.metadata["language_info"] = reply["content"]["language_info"]
+
+        def _run(self, cell, index: int) -> None:
+            try:
+                self.nb_man.cell_start(cell, index)
+                self.execute_cell(cell, index)
+            except (CellExecutionError, CellTimeoutError) as error:
+                self.nb_man.cell_exception(cell, cell_index=index, exception=error)
+                if isinstance(error, CellTimeoutError):  # the kernel did not answer in time
+                    error = CellExecutionError("", _TIMED_OUT, "")
+                run.stop(cell, index, error)
+            except DeadKernelError:
+                self.nb_man.cell_exception(cell, cell_index=index)
+                run.stopped = {
+                    "status": ExecutionStatus.KERNEL_DIED,
+                    "index": index, "cell": _number(cell),
+                    "message": "the kernel died while this cell ran",
+                }  # fmt: skip
+                raise
+            finally:
+                self.nb_man.cell_complete(cell, cell_index=index)
 
         def _capture(self, cell, index: int) -> None:
             """Run the capture cell; after an interrupted cell, the kernel may still be busy
@@ -329,6 +343,11 @@ def _grading_engine(run: _Run):
                     return
                 time.sleep(0.2)
 
+        def process_message(self, *args, **kwargs):
+            output = super().process_message(*args, **kwargs)
+            self.nb_man.autosave_cell()  # a long cell's output reaches the disk every 30 s
+            return output
+
         def output(self, outs, msg, display_id, cell_index):
             if msg["msg_type"] not in ("stream", "display_data", "execute_result"):
                 return super().output(outs, msg, display_id, cell_index)
@@ -353,28 +372,18 @@ def _grading_engine(run: _Run):
                 ))  # fmt: skip
             return None
 
-    class GradingEngine(NBClientEngine):
+    class GradingEngine(Engine):
         @classmethod
-        def execute_managed_notebook(
-            cls,
-            nb_man,
-            kernel_name,
-            log_output=False,
-            stdout_file=None,
-            stderr_file=None,
-            start_timeout=60,
-            execution_timeout=None,
-            **kwargs,
-        ):
-            # NBClientEngine's own preparation of the client's options, with our client.
-            kwargs = remove_args(["input_path"], **kwargs)
-            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
-            final_kwargs = merge_kwargs(
-                safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
-                startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
-                log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+        def execute_managed_notebook(cls, nb_man, kernel_name, start_timeout=60, **_):
+            # What papermill hands an engine beyond these (input_path, log_output, the
+            # stdout/stderr files) the grader does not use: its options are its own.
+            client = GradingClient(
+                nb_man, kernel_name=kernel_name, startup_timeout=start_timeout,
+                raise_on_iopub_timeout=True, log=logging.getLogger("papermill"),
+                **client_options,
             )  # fmt: skip
-            return GradingClient(nb_man, **final_kwargs).execute()
+            client.run_cells()
+            return client.nb
 
     return GradingEngine
 
