@@ -236,7 +236,8 @@ def run_autograder(root: Path) -> int:
     """Grade ROOT/submission's notebook; ROOT/results/results.json is always written."""
     from grader.options import GradeOptions
     from grader.pipeline.checks import NOT_RUN, ungraded_checks
-    from grader.pipeline.grade import grade_submission, write_outputs
+    from grader.pipeline.grade import grade_submission
+    from grader.pipeline.outputs import write_outputs
     from grader.pipeline.visibility import show_checks
     from grader.records.results import GradingResult
     from grader.states import Outcome

@@ -6,7 +6,6 @@ executed.ipynb. Whatever the submission does, the three files are written.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from datetime import datetime, timezone
@@ -37,8 +36,8 @@ from grader.pipeline.checks import (
 from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
 from grader.pipeline.judge import judge
 from grader.pipeline.outcome import advice
-from grader.pipeline.predictions import write_predictions
-from grader.pipeline.provenance import grading_data, provenance, test_data_line
+from grader.pipeline.outputs import explanation, write_outputs
+from grader.pipeline.provenance import grading_data, provenance
 from grader.pipeline.stage import stage_workdir
 from grader.pipeline.validate import SubmissionInvalid, SubmittedNotebook, read_submission
 from grader.pipeline.visibility import show_checks
@@ -49,7 +48,6 @@ from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
 from grader.sandbox.limits import Limits
 from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
 from grader.states import ExecutionStatus, Outcome
-from grader.views.report import render_report
 
 STOPPED = (
     "The grading was {stop} before it finished (a cancelled job, or Ctrl-C): nothing was "
@@ -132,7 +130,7 @@ def _grade(
         result.outcome, result.summary = Outcome.SUBMISSION_INVALID, str(error)
         result.checks = ungraded_checks(spec, NOT_RUN)  # 0 of the week's points, not 0 of 0
         show_checks(result, course, spec)
-        write_outputs(result, out, course, executed=_explanation(str(error)), started=started)
+        write_outputs(result, out, course, executed=explanation(str(error)), started=started)
         return result
     commit = options.commit or Actions.read().sha
     result.provenance = {
@@ -372,36 +370,3 @@ def _bare_result(week: str, title: str, student: str, outcome: Outcome, summary:
         summary=summary,
         graded_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
-
-
-def _explanation(text: str) -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_markdown_cell(f"**This submission was not run.** {text}"))
-    return nb
-
-
-def write_outputs(
-    result: GradingResult,
-    out: Path,
-    course: Course,
-    executed: nbformat.NotebookNode | None,
-    started: float,
-) -> None:
-    """results.json, report.md and executed.ipynb, written by the grader process alone."""
-    result.timings["total"] = round(time.monotonic() - started, 2)
-    if result.data.get("test_sha256"):
-        data = result.data
-        result.provenance["Test data"] = test_data_line(
-            data["dataset"], data["origin"], data["test_sha256"]
-        )
-    report = render_report(result, course.templates)
-    nbformat.write(executed or _explanation(result.summary), out / "executed.ipynb")
-    (out / "report.md").write_text(report)
-    # Gradescope renders Markdown but not mermaid: its copy has the curves as a table.
-    gradescope = render_report(result, course.templates, mermaid=False)
-    payload = json.dumps(result.to_gradescope(gradescope), indent=2, ensure_ascii=False)
-    (out / "results.json").write_text(payload + "\n")
-    predicted = {
-        name: m.predictions for name, m in result.models.items() if m.predictions is not None
-    }
-    write_predictions(out, result.data.get("test_sha256"), predicted)
