@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.course.spec import load_spec
+from grader.course.spec_toml import load_spec
 from grader.errors import SpecError
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
