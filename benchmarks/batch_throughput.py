@@ -145,7 +145,8 @@ def api_student_repositories(students: int) -> None:
 
     from github_server import GitHubServer
 
-    from grader.course.config import Budget, CiConfig, load_course_config
+    from grader.course.config import Budget, CiConfig
+    from grader.course.course_toml import load_course_config
     from grader.github.client import GitHubClient, RetryPolicy
     from grader.github.sticky import Poster
 

@@ -36,12 +36,9 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grader.pipeline.carried import (  # noqa: E402
-    DEFAULT_MINIMUM,
-    RUN_FLOOR,
-    _png_parts,
-    carried_payloads,
-)
+from grader.pipeline.carried import DEFAULT_MINIMUM, carried_payloads  # noqa: E402
+from grader.pipeline.carried_bytes import _png_parts  # noqa: E402
+from grader.pipeline.carried_runs import RUN_FLOOR  # noqa: E402
 
 CORPORA = {
     "wild": ["tests/notebooks/wild/*.ipynb"],

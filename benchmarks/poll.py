@@ -30,8 +30,8 @@ from conftest import write_notebook  # noqa: E402
 from github_server import GitHubServer  # noqa: E402
 from org import Org  # noqa: E402
 
-from grader.course.config import load_course_config  # noqa: E402
 from grader.course.course import Course  # noqa: E402
+from grader.course.course_toml import load_course_config  # noqa: E402
 from grader.github.client import GitHubClient  # noqa: E402
 from grader.github.poll import empty_state, poll, write_plan  # noqa: E402
 

@@ -35,8 +35,8 @@ from students import (  # noqa: E402
 )
 
 from grader.classroom.similarity import run_similarity  # noqa: E402
-from grader.course.config import load_course_config  # noqa: E402
 from grader.course.course import find_course  # noqa: E402
+from grader.course.course_toml import load_course_config  # noqa: E402
 from grader.options import GradeOptions  # noqa: E402
 from grader.pipeline.predictions import write_predictions  # noqa: E402
 from grader.pipeline.provenance import grading_data  # noqa: E402

@@ -65,7 +65,8 @@ def release(
     stand-in submissions), and its notebook's `parameters` cell and solution markers checked:
     a week that would fail its students is not released. --check does only that."""
     from grader.authoring.release import check_week, release_week
-    from grader.course.config import load_course_config, normalise_week
+    from grader.course.course import normalise_week
+    from grader.course.course_toml import load_course_config
 
     course = course_of(ctx)
     if all_weeks:
@@ -404,7 +405,7 @@ def batch(
     from grader.classroom.batch_post import publish_batch
     from grader.classroom.clock import read_submission_times
     from grader.classroom.gradebook import import_into_nbgrader
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.github.pushes import load_push_log
     from grader.views.terminal import outcome_counts
 

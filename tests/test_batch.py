@@ -16,8 +16,8 @@ from conftest import REPO, write_notebook
 from github_server import GitHubServer
 
 from grader.classroom.slots import Gpu, plan_slots
-from grader.course.config import Lateness
 from grader.course.course import Course
+from grader.course.late import Lateness
 from grader.records.gradebook import GradebookRow
 from grader.views.leaderboard import rank, render_leaderboard
 from grader.views.pseudonyms import Names, pseudonym

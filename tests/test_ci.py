@@ -22,8 +22,9 @@ from conftest import REPO
 from github_server import GitHubServer
 
 from grader.classroom.spawn import child_environment
-from grader.course.config import LatePolicy, load_course_config
 from grader.course.course import Course
+from grader.course.course_toml import load_course_config
+from grader.course.late import LatePolicy
 from grader.github.plan import Event, EventError, plan_ci
 
 TOKEN = "ghs_CiJobT0kenSECRETneverInANotebook42"

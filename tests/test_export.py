@@ -12,7 +12,7 @@ from pathlib import Path
 from classroom import grader
 
 from grader.classroom.gradebook import write_gradebook_csv
-from grader.course.config import Lateness
+from grader.course.late import Lateness
 from grader.records.gradebook import GradebookRow
 from grader.states import Outcome
 

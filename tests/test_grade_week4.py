@@ -14,7 +14,7 @@ import torchvision
 from conftest import REPO, grade, run_grader, write_notebook
 from report_checks import assert_charts_match_the_logged_curves
 
-from grader.course.spec import load_spec
+from grader.course.spec_toml import load_spec
 
 pytestmark = pytest.mark.slow
 

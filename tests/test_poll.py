@@ -18,8 +18,8 @@ from github_server import GitHubServer
 from org import LINK, ORG, Org
 
 from grader.classroom.shards import stale_items
-from grader.course.config import load_course_config
 from grader.course.course import Course
+from grader.course.course_toml import load_course_config
 from grader.github.client import GitHubClient, RetryPolicy
 from grader.github.poll import empty_state, poll, write_plan
 

@@ -11,7 +11,7 @@ from classroom import grader, make_course
 from conftest import REPO, run_grader
 
 from grader.course.public import public_grader
-from grader.course.spec import load_spec
+from grader.course.spec_toml import load_spec
 
 WEEKS = sorted(p.parent.name for p in (REPO / "solutions").glob("*/spec.toml"))
 

@@ -15,8 +15,8 @@ import yaml
 from classroom import grader, make_course
 from conftest import REPO
 
-from grader.course.config import load_course_config
 from grader.course.course import Course
+from grader.course.course_toml import load_course_config
 
 CONFIG = load_course_config(Course(REPO))  # the example course.toml at the repository's root
 WEEKS = list(CONFIG.weeks)

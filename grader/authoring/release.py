@@ -27,7 +27,7 @@ def release_week(course: Course, week: str, dest: Path | None = None) -> list[Pa
     from traitlets.config import Config
 
     from grader.authoring.contract import contract_text, write_contract
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
 
     if course.public:
         raise ReleaseError("releasing needs the course's solutions/, not its public part")

@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from grader.classroom.export import read_csv
-from grader.course.config import LatePolicy
+from grader.course.late import LatePolicy
 from grader.errors import GraderError
 from grader.records.gradebook import NOT_GRADED, GradebookRow
 from grader.states import Clock

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import tomli_w
 
-from grader.course.config import load_course_config
 from grader.course.course import Course
+from grader.course.course_toml import load_course_config
 from grader.course.spec import WeekSpec
 from grader.course.toml import read_toml
 from grader.data.cache import find_weights

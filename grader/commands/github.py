@@ -135,7 +135,7 @@ def ci(
     143 (130): stopped by SIGTERM (Ctrl-C); ci.json lists what finished, nothing is posted.
     """
     from grader.classroom.ci import grade_plan
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.github.manifest import read_budget
     from grader.github.plan import Event, plan_ci
     from grader.github.publish import exit_code, publish
@@ -178,7 +178,7 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     course's configuration; OUT only supplies the text. Exit code 2 if a comment could not be
     posted.
     """
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.github.publish import publish
 
     course = course_of(ctx)
@@ -214,7 +214,7 @@ def ci_budget(
     to grade) and `graded` (true: ci.json is ready to post).
     """
     from grader.classroom.ci import check_budgets
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
 
     course = course_of(ctx)
     config = load_course_config(course)
@@ -240,7 +240,7 @@ def collect(ctx: click.Context, dest: Path, students: tuple[str, ...]) -> None:
     GITHUB_TOKEN must read every student repository (an organisation token); it reaches git
     through the environment and is written into no repository's configuration.
     """
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.github.collect import collect_class
 
     config = load_course_config(course_of(ctx))
@@ -278,7 +278,7 @@ def pushes(ctx: click.Context, checkout: Path, repo: str | None, out: Path) -> N
     """Write when each push to the checkout's branch reached GitHub (GitHub's clock, which no
     commit date can change), for `grader batch --pushes`: the step that holds GITHUB_TOKEN,
     apart from the step that runs student code. Reads GITHUB_TOKEN, honours GITHUB_API_URL."""
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.errors import PostError
     from grader.github.client import GitHubClient
     from grader.github.pushes import current_branch, fetch_push_log
@@ -319,7 +319,7 @@ def init_ci(ctx: click.Context, dest: Path, which: tuple[str, ...], force: bool,
     repository (only instructors write it), filled in from course.toml: runner labels, the
     pinned grader, the weeks' issues and patterns; and DEST/.github/actionlint.yaml, the
     runner labels for actionlint. No workflow goes into a repository students can write."""
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.errors import GraderError
     from grader.github.workflows import (
         WORKFLOWS,

@@ -59,7 +59,7 @@ def poll(
     GITHUB_API_URL. Writes OUT/plan.json and STATE; with GITHUB_OUTPUT, the outputs `shards`
     (a JSON list for the matrix) and `pending`. Exit code 0 with nothing to grade too.
     """
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.errors import GraderError
     from grader.github.client import GitHubClient
     from grader.github.poll import poll as ask
@@ -121,7 +121,7 @@ def poll_grade(ctx: click.Context, shard: Path, out: Path, workers: int | None, 
     GitHub's push times. Runs student code: give this step no token. Exit code 2 if a
     submission could not be graded."""
     from grader.classroom.shards import grade_shard
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
 
     course = course_of(ctx)
     batches = grade_shard(
@@ -178,7 +178,7 @@ def poll_post(
     """
     from grader.classroom.batch_post import publish_batch
     from grader.classroom.shards import merge_shards, post_deferred, stale_items
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
     from grader.github.poll import read_plan, read_state
 
     course = course_of(ctx)

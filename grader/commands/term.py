@@ -73,7 +73,7 @@ def similarity(
     models' mistakes on the grader's test images are. Writes similarity.md and similarity.csv;
     never posts anything."""
     from grader.classroom.similarity import run_similarity
-    from grader.course.config import load_course_config
+    from grader.course.course_toml import load_course_config
 
     course = course_of(ctx)
     result, markdown, table = run_similarity(

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.course.spec import WeekSpec, load_spec
+from grader.course.spec import WeekSpec
+from grader.course.spec_toml import load_spec
 from grader.errors import SpecError, UnknownWeek
 
 _PACKAGE = Path(__file__).resolve().parents[1]

@@ -16,8 +16,9 @@ import nbformat
 
 from grader import stopping
 from grader.actions import Actions
-from grader.course.config import CourseConfig, load_course_config
+from grader.course.config import CourseConfig
 from grader.course.course import Course
+from grader.course.course_toml import load_course_config
 from grader.course.spec import Profile, WeekSpec
 from grader.data.cache import find_weights
 from grader.data.datasets import data_roots

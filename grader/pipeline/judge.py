@@ -18,8 +18,9 @@ from grader.course.spec import Profile, WeekSpec
 from grader.data.split import GradingData
 from grader.pipeline.capture import captured_model, name_found_models, read_values
 from grader.pipeline.carried import carried_payloads, carried_total
-from grader.pipeline.checks import Facts, run_graders, withheld_for_review
+from grader.pipeline.checks import run_graders
 from grader.pipeline.evaluate import reevaluate_models
+from grader.pipeline.facts import Facts, withheld_for_review
 from grader.pipeline.outcome import decide_outcome
 from grader.pipeline.review import unseen_accuracy
 from grader.records.escape import safe_name

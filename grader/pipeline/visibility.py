@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-from grader.course.config import LatePolicy, load_course_config
 from grader.course.course import Course
+from grader.course.course_toml import load_course_config
+from grader.course.late import LatePolicy
 from grader.course.spec import WeekSpec
 from grader.errors import UnknownWeek
 from grader.records.results import GradingResult

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from grader.course.config import Lateness
+from grader.course.late import Lateness
 from grader.records.results import grader_section
 from grader.states import Outcome
 

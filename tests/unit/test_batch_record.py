@@ -9,7 +9,7 @@ from pathlib import Path
 from grader.classroom.batch import Batch, _write_record
 from grader.classroom.slots import Slot
 from grader.classroom.spawn import GradeJob, GradeRun
-from grader.course.config import Lateness
+from grader.course.late import Lateness
 from grader.records.gradebook import GradebookRow
 
 

@@ -112,7 +112,7 @@ def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_dis
 
     import nbformat
 
-    from grader.course.spec import load_spec
+    from grader.course.spec_toml import load_spec
     from grader.pipeline.stage import with_grader_cells
     from grader.sandbox.isolation import Scratch
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from grader.classroom.clock import clock_warnings, read_submission_times
-from grader.course.config import LatePolicy
+from grader.course.late import LatePolicy
 from grader.errors import GraderError
 from grader.github.pushes import choose_clock
 from grader.records.gradebook import GradebookRow

@@ -10,7 +10,7 @@ import pytest
 from conftest import write_idx
 
 from grader.classroom.demo import demo_options
-from grader.course.spec import load_spec
+from grader.course.spec_toml import load_spec
 from grader.data.datasets import EMBEDDED_ROOT
 from grader.errors import DataError
 

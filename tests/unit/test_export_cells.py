@@ -8,7 +8,7 @@ import pytest
 
 from grader.classroom.export import export_gradebook
 from grader.classroom.gradebook import write_gradebook_csv
-from grader.course.config import Lateness
+from grader.course.late import Lateness
 from grader.records.gradebook import GradebookRow
 from grader.states import Outcome
 

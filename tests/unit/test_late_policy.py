@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from grader.course.config import LatePolicy
+from grader.course.late import LatePolicy
 
 DUE = datetime(2025, 11, 7, 23, 59, tzinfo=timezone.utc)
 POLICY = LatePolicy(grace_minutes=15, penalty_per_day=0.1, max_days=7)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.course.spec import load_spec
+from grader.course.spec_toml import load_spec
 from grader.pipeline.capture import parameters_not_kept
 from grader.pipeline.prediction import Verdict, predict
 from grader.records.results import Execution, GradingResult, ModelResult

@@ -8,7 +8,7 @@ import io
 
 from rich.console import Console
 
-from grader.course.config import Lateness
+from grader.course.late import Lateness
 from grader.records.gradebook import GradebookRow
 from grader.views.terminal import BatchProgress, outcome_counts
 

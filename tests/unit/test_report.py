@@ -23,8 +23,8 @@ from report_checks import (
 )
 from rich.console import Console
 
-from grader.course.config import Lateness
 from grader.course.course import find_course
+from grader.course.late import Lateness
 from grader.data.cache import CachedWeights
 from grader.records.gradebook import GradebookRow
 from grader.records.results import (
@@ -173,7 +173,7 @@ def test_gradescope_hides_the_hidden_check_itself_and_its_output_leaves_it_out()
 
 
 def test_a_check_shown_after_the_due_date_appears_once_it_has_passed():
-    from grader.course.config import LatePolicy
+    from grader.course.late import LatePolicy
     from grader.pipeline.visibility import is_shown, reveal_time
 
     due = datetime(2025, 11, 7, 23, 59, tzinfo=timezone.utc)

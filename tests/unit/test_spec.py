@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.course.spec import load_spec
+from grader.course.spec_toml import load_spec
 from grader.errors import SpecError
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
@@ -193,8 +193,8 @@ def test_the_weeks_issue_is_course_tomls_and_a_spec_that_disagrees_is_named(tmp_
     """course.toml holds a week's issue; an older spec.toml's `issue` still counts when
     course.toml has none, and the two disagreeing is an error that names both."""
 
-    from grader.course.config import load_course_config
     from grader.course.course import Course
+    from grader.course.course_toml import load_course_config
     from grader.errors import GraderError
 
     week = tmp_path / "solutions" / "week3"

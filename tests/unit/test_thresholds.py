@@ -4,7 +4,7 @@ the limit up to `full_marks_at`."""
 import pytest
 
 from grader.course.spec import Profile, Threshold
-from grader.pipeline.checks import Check
+from grader.pipeline.facts import Check
 
 
 def test_a_minimum_passes_at_the_limit_and_fails_below():
