@@ -33,7 +33,9 @@ from org import Org  # noqa: E402
 from grader.course.course import Course  # noqa: E402
 from grader.course.course_toml import load_course_config  # noqa: E402
 from grader.github.client import GitHubClient  # noqa: E402
-from grader.github.poll import empty_state, poll, write_plan  # noqa: E402
+from grader.github.poll import poll  # noqa: E402
+from grader.github.poll_shards import write_plan  # noqa: E402
+from grader.github.poll_state import empty_state  # noqa: E402
 
 PER_STUDENT = """
 [course]

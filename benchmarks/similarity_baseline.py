@@ -30,8 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from grader.classroom.similarity import same_mistakes  # noqa: E402
 from grader.classroom.similarity_baseline import BASELINE_FILE  # noqa: E402
+from grader.classroom.similarity_behaviour import same_mistakes  # noqa: E402
 from grader.course.course import find_course  # noqa: E402
 from grader.options import GradeOptions  # noqa: E402
 from grader.pipeline.predictions import read_predictions  # noqa: E402

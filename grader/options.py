@@ -1,7 +1,7 @@
 """The options of one grading, declared once.
 
 `GradeOptions` is what the pipeline reads. Each field's `Flag` says how it appears on a command
-line; from it come `grader grade`'s click options (`grader.cli`), and the command line of the
+line; from it come `grader grade`'s click options (`grader.commands`), and the command line of the
 child `grader grade` that `ci`, `batch` and `demo` start for each submission
 (`GradeOptions.arguments`). An option added here reaches all of them, or none.
 

@@ -21,7 +21,9 @@ from grader.classroom.shards import stale_items
 from grader.course.course import Course
 from grader.course.course_toml import load_course_config
 from grader.github.client import GitHubClient, RetryPolicy
-from grader.github.poll import empty_state, poll, write_plan
+from grader.github.poll import poll
+from grader.github.poll_shards import write_plan
+from grader.github.poll_state import empty_state
 
 PER_STUDENT = """
 [course]

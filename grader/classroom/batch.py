@@ -27,24 +27,20 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import queue
-import shutil
-import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from grader import stopping
+from grader.classroom.batch_grading import grade_all, is_current
+from grader.classroom.batch_record import Batch, graded_before, now_stamp, write_record
 from grader.classroom.clock import clock_warnings
 from grader.classroom.gradebook import write_gradebook_csv
-from grader.classroom.slots import Slot, detect_gpus, plan_slots
-from grader.classroom.spawn import GRACE_SECONDS, GradeJob, GradeRun, grade_in_child
+from grader.classroom.slots import detect_gpus, plan_slots
+from grader.classroom.spawn import GRACE_SECONDS
 from grader.course.config import CourseConfig, SubmissionPattern, WeekConfig
 from grader.course.course import Course
 from grader.course.submissions import Submission, find_submissions
@@ -54,38 +50,10 @@ from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.provenance import input_provenance
 from grader.records.gradebook import GradebookRow
-from grader.records.results import grader_section
 from grader.states import Clock, Outcome
 from grader.views.leaderboard import render_leaderboard
 from grader.views.pseudonyms import leaderboard_names
 from grader.views.terminal import BatchProgress
-
-WORK = ".grading"  # OUT/.grading/LOGIN: a grading in progress, moved to OUT/LOGIN when done
-HASH_FILE = "submission.sha256"  # the notebook's hash, taken before it was graded
-
-
-@dataclass
-class Batch:
-    week: str
-    rows: list[GradebookRow]
-    runs: list[GradeRun]
-    skipped: list[str]  # students whose results were current
-    slots: list[Slot]
-    seconds: float  # wall-clock time of the gradings
-    gradebook: Path
-    leaderboard: Path | None  # None: pseudonyms without the course's secret, not written
-    started_at: str = ""
-    stopped: int | None = None  # the signal that stopped it before every grading finished
-    stopped_students: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # about lateness: no clock, or a wrong one
-
-    @property
-    def per_minute(self) -> float:
-        return 60 * len(self.runs) / self.seconds if self.seconds else 0.0
-
-    @property
-    def grader_errors(self) -> list[GradebookRow]:
-        return [row for row in self.rows if row.outcome is Outcome.GRADER_ERROR]
 
 
 def run_batch(
@@ -182,7 +150,7 @@ def _run_batch(
             else:
                 skipped.append(submission.student)
     slots = plan_slots(workers, detect_gpus(), settings.gpu_memory_mb, spec.memory_mb)
-    started_at = _now()
+    started_at = now_stamp()
     started = time.monotonic()
     timeout = (options.timeout or spec.timeout) + GRACE_SECONDS
     verified: dict[str, str] = {}
@@ -197,7 +165,7 @@ def _run_batch(
         verified = verify_sandbox(spec, options)
     slots = [replace(slot, env={**slot.env, **verified}) for slot in slots]
     with BatchProgress(len(todo), console) as progress:
-        runs = _grade_all(course, settings, todo, out, options, slots, timeout, progress, lock)
+        runs = grade_all(course, settings, todo, out, options, slots, timeout, progress, lock)
     seconds = round(time.monotonic() - started, 2)
     stopped = stopping.requested()
     clock = SubmissionClock(root, pushes, commits=commits, times=times, times_clock=times_clock)
@@ -213,7 +181,7 @@ def _run_batch(
     else:
         leaderboard.write_text(render_leaderboard(course, spec, rows, names), encoding="utf-8")
     if not grade:  # the students the grading run graded, to post their reports
-        runs = _graded_before(out, settings.week)
+        runs = graded_before(out, settings.week)
     graded = {run.job.student for run in runs}
     batch = Batch(
         spec.week, rows, runs, skipped, slots, seconds, gradebook, leaderboard, started_at,
@@ -221,7 +189,7 @@ def _run_batch(
         warnings,
     )  # fmt: skip
     if grade:  # --no-grade keeps the record of the run that graded
-        _write_record(batch, out)
+        write_record(batch, out)
     return batch
 
 
@@ -244,82 +212,6 @@ def find_class(
             f"(looked for {' or '.join(p.text for p in settings.patterns)})"
         )
     return list(found.values())
-
-
-def is_current(
-    folder: Path, submission: Submission, inputs: dict[str, str], profile: str | None
-) -> bool:
-    """Whether `folder` holds a finished grading of this very notebook by this grader, with this
-    spec, these graders and this test data (and this profile, when one is asked for)."""
-    try:
-        grader = grader_section(json.loads((folder / "results.json").read_text(encoding="utf-8")))
-        provenance = grader["provenance"]
-        # A file that is no notebook leaves no Submission line: the hash taken before grading.
-        graded = provenance.get("Submission") or (folder / HASH_FILE).read_text().strip()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-    return (
-        Outcome.read(grader.get("outcome")) is not Outcome.GRADER_ERROR
-        and str(graded).split(",")[0] == f"sha256:{submission.sha256()}"
-        and all(provenance.get(key) == value for key, value in inputs.items())
-        and (profile is None or grader.get("profile") == profile)
-    )
-
-
-def _grade_all(
-    course: Course,
-    settings: WeekConfig,
-    todo: list[Submission],
-    out: Path,
-    options: GradeOptions,
-    slots: list[Slot],
-    timeout: float,
-    progress: BatchProgress,
-    lock: FolderLock,
-) -> list[GradeRun]:
-    free: queue.Queue[Slot] = queue.Queue()
-    for slot in slots:
-        free.put(slot)
-
-    def grade_one(submission: Submission) -> GradeRun | None:
-        slot = free.get()
-        try:
-            if stopping.requested():
-                return None
-            work = out / WORK / submission.student
-            shutil.rmtree(work, ignore_errors=True)
-            job = GradeJob(
-                settings.week,
-                submission.student,
-                submission.notebook,
-                work,
-                profile=settings.profile,
-                env=slot.env,
-            )
-            progress.started(submission.student, slot.name)
-            digest = submission.sha256()
-            try:
-                run = grade_in_child(
-                    course, job, options, timeout, log=work / "grader.log", lock=lock
-                )
-            except stopping.Stopped:  # OUT/LOGIN keeps what it had; the next run grades it
-                progress.stopped(submission.student)
-                return None
-            (work / HASH_FILE).write_text(f"sha256:{digest}\n")
-            final = out / submission.student
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(work, final)  # whole, or not at all: a crash never leaves half a result
-            run = replace(run, job=replace(job, out=final))
-            progress.finished(submission.student, run.outcome, run.seconds)
-            return run
-        finally:
-            free.put(slot)
-
-    (out / WORK).mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="grading") as pool:
-        runs = list(pool.map(grade_one, todo))  # threads only wait: each grading is a process
-    shutil.rmtree(out / WORK, ignore_errors=True)  # every child has ended: no writer is left
-    return [run for run in runs if run is not None]
 
 
 def _row(
@@ -350,64 +242,3 @@ def _row(
     submitted, how = clock.submitted(notebook, submission.student)
     lateness = config.late.apply(submitted, settings.due)
     return GradebookRow.from_results(results, notebook=notebook, lateness=lateness, clock=how)
-
-
-def _write_record(batch: Batch, out: Path) -> None:
-    """batch.json: every run in `history`, oldest first; at the top, the figures of the last
-    run that graded anything (for throughput measurements), so that a run with nothing to
-    grade, or a stopped one that finished nothing, hides none that did."""
-    path = out / "batch.json"
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        previous = {}
-    if not isinstance(previous, dict):
-        previous = {}
-    history = previous.get("history")
-    if not isinstance(history, list):  # a batch.json of one run, from an older grader
-        history = [previous] if previous.get("week") == batch.week else []
-    outcomes: dict[str, int] = {}
-    for run in batch.runs:
-        outcomes[run.outcome.value] = outcomes.get(run.outcome.value, 0) + 1
-    record: dict[str, Any] = {
-        "week": batch.week,
-        "started": batch.started_at,
-        "finished": _now(),
-        "stopped": None if batch.stopped is None else signal.Signals(batch.stopped).name,
-        "graded": len(batch.runs),
-        "skipped": len(batch.skipped),
-        "not_finished": batch.stopped_students,
-        "students": len(batch.rows),
-        "workers": len(batch.slots),
-        "slots": [slot.name for slot in batch.slots],
-        "seconds": batch.seconds,
-        "per_minute": round(batch.per_minute, 2),
-        "outcomes": outcomes,
-        "runs": [
-            {"student": run.job.student, "outcome": run.outcome, "seconds": run.seconds}
-            for run in batch.runs
-        ],
-    }
-    last = record if batch.runs or not history else {
-        key: value for key, value in previous.items() if key != "history"
-    }  # fmt: skip
-    summary = {**last, "history": [*history, record]}
-    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _graded_before(out: Path, week: str) -> list[GradeRun]:
-    """The gradings batch.json says the last grading run of OUT did (for --no-grade)."""
-    try:
-        record = json.loads((out / "batch.json").read_text(encoding="utf-8"))
-        students = [run["student"] for run in record["runs"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    return [
-        GradeRun(GradeJob(week, student, out / student / "report.md", out / student), 0, 0.0, None)
-        for student in students
-        if (out / student / "report.md").is_file()
-    ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from grader.classroom.batch import Batch
+from grader.classroom.batch_record import Batch
 from grader.classroom.spawn import GradeRun
 from grader.course.config import CourseConfig
 from grader.course.course import Course

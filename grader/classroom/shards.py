@@ -22,7 +22,8 @@ from typing import Any
 
 from rich.console import Console
 
-from grader.classroom.batch import Batch, run_batch
+from grader.classroom.batch import run_batch
+from grader.classroom.batch_record import Batch
 from grader.classroom.clock import read_submission_times
 from grader.course.config import CourseConfig
 from grader.course.course import Course

@@ -63,7 +63,8 @@ def poll(
     from grader.errors import GraderError
     from grader.github.client import GitHubClient
     from grader.github.poll import poll as ask
-    from grader.github.poll import read_state, write_plan, write_state
+    from grader.github.poll_shards import write_plan
+    from grader.github.poll_state import read_state, write_state
 
     course = course_of(ctx)
     config = load_course_config(course)
@@ -179,7 +180,8 @@ def poll_post(
     from grader.classroom.batch_post import publish_batch
     from grader.classroom.shards import merge_shards, post_deferred, stale_items
     from grader.course.course_toml import load_course_config
-    from grader.github.poll import read_plan, read_state
+    from grader.github.poll_shards import read_plan
+    from grader.github.poll_state import read_state
 
     course = course_of(ctx)
     config = load_course_config(course)

@@ -6,7 +6,7 @@ import json
 import signal
 from pathlib import Path
 
-from grader.classroom.batch import Batch, _write_record
+from grader.classroom.batch_record import Batch, write_record
 from grader.classroom.slots import Slot
 from grader.classroom.spawn import GradeJob, GradeRun
 from grader.course.late import Lateness
@@ -33,9 +33,9 @@ def _row(student: str, outcome: str) -> GradebookRow:
 
 
 def test_every_run_is_kept_and_one_with_nothing_to_grade_hides_none(tmp_path):
-    _write_record(_batch([_run("alice", "passed")], stopped=signal.SIGTERM), tmp_path)
-    _write_record(_batch([_run("bob", "cell_timeout"), _run("carol", "passed")], kept=1), tmp_path)
-    _write_record(_batch([], kept=3), tmp_path)
+    write_record(_batch([_run("alice", "passed")], stopped=signal.SIGTERM), tmp_path)
+    write_record(_batch([_run("bob", "cell_timeout"), _run("carol", "passed")], kept=1), tmp_path)
+    write_record(_batch([], kept=3), tmp_path)
 
     record = json.loads((tmp_path / "batch.json").read_text())
     assert [(run["graded"], run["skipped"], run["stopped"]) for run in record["history"]] == [
@@ -54,7 +54,7 @@ def test_every_run_is_kept_and_one_with_nothing_to_grade_hides_none(tmp_path):
 def test_the_record_of_an_older_grader_becomes_the_first_of_the_history(tmp_path):
     older = {"week": "week3", "graded": 18, "skipped": 0, "runs": [], "per_minute": 4.2}
     (tmp_path / "batch.json").write_text(json.dumps(older))
-    _write_record(_batch([], kept=18), tmp_path)
+    write_record(_batch([], kept=18), tmp_path)
     record = json.loads((tmp_path / "batch.json").read_text())
     assert record["history"][0] == older
     assert (record["graded"], record["per_minute"]) == (18, 4.2)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
-from grader.cli import grade
+from grader.commands.grade import grade
 from grader.options import GradeOptions, flags
 
 

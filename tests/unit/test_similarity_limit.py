@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.classroom.similarity import OwnCode, rank_pairs
 from grader.classroom.similarity_baseline import (
     CEILING,
     MIN_CLASS,
@@ -17,6 +16,8 @@ from grader.classroom.similarity_baseline import (
     behaviour_limit,
     class_baseline,
 )
+from grader.classroom.similarity_code import OwnCode
+from grader.classroom.similarity_pairs import rank_pairs
 
 # solutions/week3/similarity-baseline.json: ten pairs of reference solutions, seeds 0-4
 REFERENCE_PAIRS = [0.4963, 0.6458, 0.5763, 0.5386, 0.5055, 0.6312, 0.5349, 0.6311, 0.5816, 0.6013]

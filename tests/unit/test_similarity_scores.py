@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.classroom.similarity import OwnCode, rank_pairs, same_mistakes
 from grader.classroom.similarity_baseline import Baseline, class_baseline
+from grader.classroom.similarity_behaviour import same_mistakes
+from grader.classroom.similarity_code import OwnCode
+from grader.classroom.similarity_pairs import rank_pairs
 from grader.pipeline.predictions import read_predictions, write_predictions
 from grader.records.results import GradingResult, ModelResult
 from grader.states import ModelStatus, Outcome
