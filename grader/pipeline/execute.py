@@ -20,8 +20,9 @@ import nbformat
 
 from grader.pipeline.stage import StagedRun
 from grader.records.results import CellFailure, Execution
+from grader.sandbox.environment import python_module
 from grader.sandbox.handover import MAX_DEPTH, Tampered, load_json, read_handed_over, too_deep
-from grader.sandbox.isolation import Sandbox, python_module
+from grader.sandbox.isolation import Sandbox
 from grader.sandbox.processes import become_subreaper, kill_descendants
 from grader.states import CellRole, ExecutionStatus, RunnerEvent
 

@@ -45,8 +45,9 @@ from grader.pipeline.visibility import show_checks
 from grader.pipeline.worker import EvaluatorProcess
 from grader.records.results import Advice, GradingResult
 from grader.sandbox.handover import Tampered
-from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
+from grader.sandbox.isolation import Sandbox, resolve_isolation
 from grader.sandbox.limits import Limits
+from grader.sandbox.scratch import Scratch
 from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
 from grader.states import ExecutionStatus, Outcome
 from grader.views.report import render_report

@@ -18,7 +18,7 @@ from grader.sandbox.handover import (
     read_handed_over,
     too_deep,
 )
-from grader.sandbox.isolation import _remove_tree
+from grader.sandbox.scratch import _remove_tree
 
 
 @pytest.fixture
