@@ -34,7 +34,8 @@ from grader.pipeline.checks import (
     NOT_RUN,
     ungraded_checks,
 )
-from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
+from grader.pipeline.execute import execute_notebook
+from grader.pipeline.executed import kernel_log_tail, read_executed
 from grader.pipeline.judge import judge
 from grader.pipeline.outcome import advice
 from grader.pipeline.predictions import write_predictions

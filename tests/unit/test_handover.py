@@ -10,7 +10,7 @@ import os
 import pytest
 
 from grader.pipeline.capture import checked_capture
-from grader.pipeline.execute import _event
+from grader.pipeline.events import _event
 from grader.sandbox.handover import (
     Tampered,
     copy_handed_over,
