@@ -29,7 +29,7 @@ from grader.data.datasets import ImageDataset
 from grader.data.split import GradingData
 from grader.errors import DataError, GraderError
 from grader.records.results import Execution, GradingResult
-from grader.sandbox.isolation import Scratch
+from grader.sandbox.scratch import Scratch
 from grader.states import ExecutionStatus, Outcome
 
 

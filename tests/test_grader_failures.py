@@ -19,7 +19,7 @@ import pytest
 from classroom import UNTRAINED, grader, make_course
 from conftest import REPO, GraderRun, grade, write_notebook
 
-from grader.sandbox.isolation import bubblewrap_works, root_can_drop_privileges
+from grader.sandbox.bubblewrap import bubblewrap_works, root_can_drop_privileges
 from grader.sandbox.limits import Enforcer, Limits
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ import pytest
 from conftest import REPO, grade, write_notebook, write_synthetic_dataset
 from report_checks import display_problems, live_problems, parse
 
+from grader.sandbox.bubblewrap import bubblewrap_works, root_can_drop_privileges
 from grader.sandbox.disk import ScratchQuota
-from grader.sandbox.isolation import bubblewrap_works, root_can_drop_privileges
 from grader.sandbox.limits import Enforcer, Limits
 from grader.sandbox.processes import become_subreaper, descendants
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import GraderRun, grade
 
-from grader.sandbox.isolation import bubblewrap_works, root_can_drop_privileges
+from grader.sandbox.bubblewrap import bubblewrap_works, root_can_drop_privileges
 
 pytestmark = [
     pytest.mark.slow,

@@ -20,7 +20,7 @@ from conftest import grade, run_grader, write_notebook
 from grader.course.course import find_course
 from grader.data.datasets import EMBEDDED_ROOT, ImageDataset
 from grader.data.split import GradingData
-from grader.sandbox.isolation import bubblewrap_works
+from grader.sandbox.bubblewrap import bubblewrap_works
 
 pytestmark = pytest.mark.slow
 

@@ -295,7 +295,8 @@ def choose_isolation(requested: str) -> str:
     """`auto` on Gradescope: bubblewrap's namespaces where the container allows them, else
     the notebook as the user nobody (`user`), else (a grader not running as root, a Python
     nobody may not run) `none`, said on stderr and in the report."""
-    from grader.sandbox.isolation import bubblewrap_works, resolve_isolation
+    from grader.sandbox.bubblewrap import bubblewrap_works
+    from grader.sandbox.isolation import resolve_isolation
 
     if requested != "auto":
         return requested

@@ -15,7 +15,7 @@ import numpy as np
 from grader.course.spec import ModelSpec
 from grader.records.results import Execution, ModelResult
 from grader.sandbox.handover import Tampered, load_json, read_handed_over
-from grader.sandbox.isolation import Scratch
+from grader.sandbox.scratch import Scratch
 from grader.states import CaptureStatus, ExecutionStatus, ModelStatus
 
 CAPTURE_LIMIT = 16 * 2**20  # bytes of capture.json: a few kB for an honest capture

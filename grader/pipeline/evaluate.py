@@ -25,7 +25,7 @@ from grader.pipeline.review import compare_seen_and_unseen, comparison_data
 from grader.pipeline.running import Evaluation, output_problem, run_model
 from grader.records.results import ModelResult
 from grader.sandbox.handover import copy_handed_over
-from grader.sandbox.isolation import Scratch
+from grader.sandbox.scratch import Scratch
 from grader.states import ModelStatus
 
 DIAGNOSTIC_SAMPLE = 1000

@@ -34,7 +34,8 @@ from grader.pipeline.checks import (
     NOT_RUN,
     ungraded_checks,
 )
-from grader.pipeline.execute import execute_notebook, kernel_log_tail, read_executed
+from grader.pipeline.execute import execute_notebook
+from grader.pipeline.executed import kernel_log_tail, read_executed
 from grader.pipeline.judge import judge
 from grader.pipeline.outcome import advice
 from grader.pipeline.outputs import explanation, write_outputs
@@ -45,8 +46,9 @@ from grader.pipeline.visibility import show_checks
 from grader.pipeline.worker import EvaluatorProcess
 from grader.records.results import Advice, GradingResult
 from grader.sandbox.handover import Tampered
-from grader.sandbox.isolation import Sandbox, Scratch, resolve_isolation
+from grader.sandbox.isolation import Sandbox, resolve_isolation
 from grader.sandbox.limits import Limits
+from grader.sandbox.scratch import Scratch
 from grader.sandbox.selftest import MODULES, VERIFIED, check_sandbox, fingerprint, verified
 from grader.states import ExecutionStatus, Outcome
 

@@ -26,7 +26,7 @@ from grader.pipeline.review import unseen_accuracy
 from grader.records.escape import safe_name
 from grader.records.results import Advice, CheckResult, Execution, GradingResult, ModelResult
 from grader.sandbox.handover import Tampered
-from grader.sandbox.isolation import Scratch
+from grader.sandbox.scratch import Scratch
 from grader.states import ExecutionStatus, ModelStatus, Outcome
 
 

@@ -259,7 +259,7 @@ def _path_advice(failure: CellFailure) -> Advice | None:
     found = (match.group(1), match.group(2)) if match else None
     if found is None and (parent := _NO_PARENT.search(failure.message)):
         found = ("2", parent.group(1))
-    # (not a path inside the run's own scratch folder, grader.sandbox.isolation.Scratch)
+    # (not a path inside the run's own scratch folder, grader.sandbox.scratch.Scratch)
     if found is None or "/grader-" in found[1]:
         return None
     errno, path = found[0], found[1]

@@ -102,7 +102,7 @@ def _compare_with_the_eager_model(
     result: ModelResult, job: Evaluation, staged: tuple[np.ndarray, np.ndarray] | None, worker
 ) -> None:
     """Run the exported program on the staged test images the capture ran the notebook's own
-    model on (grader.child.inkernel._run_eagerly) and compare their answers: a model that
+    model on (grader.child.probe.run_eagerly) and compare their answers: a model that
     answers otherwise while torch.export traces it is not the model the notebook ran."""
     eager = job.info.get("eager") or {}
     indices, outputs = eager.get("indices"), eager.get("outputs")

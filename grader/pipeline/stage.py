@@ -18,7 +18,7 @@ from grader.course.spec import WeekSpec
 from grader.data.cache import CachedWeights, stage_weights
 from grader.data.datasets import SPLIT_FILES
 from grader.data.split import GradingData
-from grader.sandbox.isolation import Scratch
+from grader.sandbox.scratch import Scratch
 from grader.states import CellRole
 
 INJECTED = "grader-injected"

@@ -24,8 +24,9 @@ import numpy as np
 
 from grader.child.evaluator import OUTPUTS_PER_INPUT
 from grader.errors import GraderError
+from grader.sandbox.environment import python_module
 from grader.sandbox.handover import Tampered, load_json
-from grader.sandbox.isolation import Sandbox, python_module
+from grader.sandbox.isolation import Sandbox
 from grader.states import JobKind
 
 GREETING_SECONDS = 300  # for the worker's first line: a cold import of torch can take a minute

@@ -27,7 +27,9 @@ from collections.abc import Callable
 
 from grader import __version__
 from grader.errors import GraderError
-from grader.sandbox.isolation import Sandbox, drops_privileges, forwarded_python_path
+from grader.sandbox.bubblewrap import drops_privileges
+from grader.sandbox.environment import forwarded_python_path
+from grader.sandbox.isolation import Sandbox
 
 VERIFIED = "GRADER_SANDBOX_VERIFIED"  # set by a parent that checked for its children
 # What the kernel and the worker import. papermill and nbclient are left out: the runner imports

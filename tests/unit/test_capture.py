@@ -114,7 +114,7 @@ def test_the_injected_cells_carry_the_data_root_the_packages_and_the_spec_on_dis
 
     from grader.course.spec_toml import load_spec
     from grader.pipeline.stage import with_grader_cells
-    from grader.sandbox.isolation import Scratch
+    from grader.sandbox.scratch import Scratch
 
     week3 = load_spec(Path(__file__).resolve().parents[2] / "solutions" / "week3" / "spec.toml")
     strict = replace(week3, models=[replace(week3.models[0], discover=False)])

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from grader.pipeline.capture import checked_capture
-from grader.pipeline.execute import _event
+from grader.pipeline.events import _event
 from grader.sandbox.handover import (
     Tampered,
     copy_handed_over,
@@ -18,7 +18,7 @@ from grader.sandbox.handover import (
     read_handed_over,
     too_deep,
 )
-from grader.sandbox.isolation import _remove_tree
+from grader.sandbox.scratch import _remove_tree
 
 
 @pytest.fixture

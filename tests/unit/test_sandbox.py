@@ -3,8 +3,8 @@ watchdog. Pure logic and a folder on disk, in milliseconds."""
 
 from pathlib import Path
 
+from grader.sandbox.bubblewrap import _mount_back, _under_private_mounts
 from grader.sandbox.disk import ScratchQuota
-from grader.sandbox.isolation import _mount_back, _under_private_mounts
 
 
 def test_what_the_private_mounts_hide_is_mounted_back_with_enterable_folders_above():
