@@ -88,7 +88,7 @@ def api(students: int) -> None:
     from github_server import GitHubServer
 
     from grader.github.client import GitHubClient, RetryPolicy
-    from grader.github.post import LeaderboardComment, StickyComment, comments_by_marker
+    from grader.github.comments import LeaderboardComment, StickyComment, comments_by_marker
 
     repo, issue, token = "course-org/deep-learning", 4, "t"
     logins = [f"student{n:03d}" for n in range(students)]
@@ -148,7 +148,7 @@ def api_student_repositories(students: int) -> None:
     from grader.course.config import Budget, CiConfig
     from grader.course.course_toml import load_course_config
     from grader.github.client import GitHubClient, RetryPolicy
-    from grader.github.sticky import Poster
+    from grader.github.weekly_comment import Poster
 
     course = find_course()
     config = load_course_config(course)

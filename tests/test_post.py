@@ -18,7 +18,7 @@ from github_server import GitHubServer, Reply, Reset, Stall
 
 from grader.errors import PostError
 from grader.github.client import RetryPolicy
-from grader.github.post import (
+from grader.github.comments import (
     COMMENT_LIMIT,
     TRUNCATION_NOTE,
     PostedComment,

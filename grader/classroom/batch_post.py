@@ -13,15 +13,15 @@ from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.errors import PostError
 from grader.github.client import GitHubClient, RetryPolicy
-from grader.github.places import leaderboard_issue, report_issue
-from grader.github.post import (
+from grader.github.comments import (
     POST_PAUSE,
     LeaderboardComment,
     Postings,
     comments_by_marker,
     post_comments,
 )
-from grader.github.sticky import Poster
+from grader.github.places import leaderboard_issue, report_issue
+from grader.github.weekly_comment import Poster
 from grader.views.pseudonyms import course_secret
 
 

@@ -4,7 +4,7 @@
 submission that is withdrawn, ambiguous or a link gets a notice instead of a grade.
 
 The whole of `grader ci`: `grader.github.plan` (what the event asks to grade), this module, and
-`grader.github.publish` (the comments and the job summary, here or in a later step with the
+`grader.github.ci_post` (the comments and the job summary, here or in a later step with the
 token: `grader ci-post OUT`). Nothing from the student's checkout runs but the notebook itself,
 inside the grader's sandbox; the course (specs, graders, templates, course.toml) comes from the
 grader's trusted checkout.
@@ -28,7 +28,7 @@ from grader.github.client import DEFAULT_API_URL, GitHubClient
 from grader.github.manifest import BUDGET, CiRecord, write_manifest
 from grader.github.plan import Event, Plan, plan_ci
 from grader.github.pushes import SubmissionClock
-from grader.github.sticky import Poster
+from grader.github.weekly_comment import Poster
 from grader.lock import FolderLock, lock_folder
 from grader.options import GradeOptions
 from grader.records.gradebook import GradebookRow

@@ -28,7 +28,7 @@ from grader.classroom.clock import read_submission_times
 from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.errors import GraderError
-from grader.github.post import Postings
+from grader.github.comments import Postings
 from grader.options import GradeOptions
 from grader.states import Clock
 
@@ -211,8 +211,8 @@ def post_deferred(
     """Tell each student whose push waits for the regrade (past the GPU budget) so, in their
     comment, above the last graded report, which stays."""
     from grader.github.client import GitHubClient
-    from grader.github.post import post_comments
-    from grader.github.sticky import Poster
+    from grader.github.comments import post_comments
+    from grader.github.weekly_comment import Poster
     from grader.views.markdown import render
     from grader.views.pseudonyms import course_secret
     from grader.views.report import MARKER

@@ -70,7 +70,7 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
     Reads GITHUB_TOKEN, honours GITHUB_API_URL, and appends the report to
     GITHUB_STEP_SUMMARY when that is set.
     """
-    from grader.github.post import post_report
+    from grader.github.comments import post_report
 
     result = post_report(
         report,
@@ -136,9 +136,9 @@ def ci(
     """
     from grader.classroom.ci import grade_plan
     from grader.course.course_toml import load_course_config
+    from grader.github.ci_post import exit_code, publish
     from grader.github.manifest import read_budget
     from grader.github.plan import Event, plan_ci
-    from grader.github.publish import exit_code, publish
 
     course = course_of(ctx)
     config = load_course_config(course)
@@ -179,7 +179,7 @@ def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
     posted.
     """
     from grader.course.course_toml import load_course_config
-    from grader.github.publish import publish
+    from grader.github.ci_post import publish
 
     course = course_of(ctx)
     config = load_course_config(course)

@@ -1,7 +1,7 @@
 """`grader ci`'s record of an event: OUT/ci.json (one `CiRecord` a submission the event
 touched: what became of it and what to post) and OUT/budget.json (`grader ci-budget`: who is past
 the GPU budget). Written by the grading step (`grader.classroom.ci`), read by the posting step
-(`grader.github.publish`), which may run on another machine with the token."""
+(`grader.github.ci_post`), which may run on another machine with the token."""
 
 from __future__ import annotations
 

@@ -96,8 +96,8 @@ def test_pseudonyms_are_stable_ignore_case_and_differ_between_courses():
 def test_a_notice_past_the_budget_carries_the_last_graded_report_never_an_older_notice():
     from grader.course.config import CiConfig, CourseConfig
     from grader.course.course import find_course
-    from grader.github.post import StickyComment
-    from grader.github.sticky import Poster
+    from grader.github.comments import StickyComment
+    from grader.github.weekly_comment import Poster
 
     now = at("2026-11-26T10:00")
     config = CourseConfig(None, {}, ci=CiConfig(reports="shared-issue"), budget=Budget(per_day=1))

@@ -17,8 +17,8 @@ from grader.course.course import Course
 from grader.errors import PostError
 from grader.github.budget import Ledger, Reading, ledger_line, read_ledger
 from grader.github.client import GitHubClient
+from grader.github.comments import COMMENT_LIMIT, PostedComment, StickyComment, fit_report
 from grader.github.places import report_issue
-from grader.github.post import COMMENT_LIMIT, PostedComment, StickyComment, fit_report
 from grader.views.markdown import render
 from grader.views.pseudonyms import pseudonym
 

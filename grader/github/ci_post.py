@@ -12,9 +12,9 @@ from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.errors import PostError
 from grader.github.client import DEFAULT_API_URL, GitHubClient, RetryPolicy
+from grader.github.comments import POST_PAUSE, REPORT_MARKER, PostedComment, Postings, post_comments
 from grader.github.manifest import CiRecord, read_manifest
-from grader.github.post import POST_PAUSE, REPORT_MARKER, PostedComment, Postings, post_comments
-from grader.github.sticky import Poster
+from grader.github.weekly_comment import Poster
 from grader.states import Outcome, SubmissionState
 from grader.views.markdown import render
 from grader.views.pseudonyms import course_secret
