@@ -210,37 +210,6 @@ def _no_points_after_a_crash(check: CheckResult) -> CheckResult:
     )
 
 
-def _not_evaluated(models, why: str) -> dict[str, ModelResult]:
-    return {
-        m.variable: ModelResult(m.variable, ModelStatus.UNUSABLE, problem=f"not evaluated: {why}")
-        for m in models
-    }
-
-
-def _not_graded_after_tampering(check: CheckResult) -> CheckResult:
-    """No check of a notebook that tampered with the grader counts."""
-    return replace(
-        check,
-        score=0.0,
-        passed=False,
-        skipped=False,
-        message="not graded: the notebook tampered with the grader's own files or messages",
-    )
-
-
-def _no_points_after_a_crash(check: CheckResult) -> CheckResult:
-    """This week's spec gives no points to a notebook that did not run to its end."""
-    if check.skipped or not check.passed:
-        return check
-    return replace(
-        check,
-        score=0.0,
-        passed=False,
-        message="no points: the notebook did not run to its end, and this week grants none "
-        "then (the model was still measured, as shown below)",
-    )
-
-
 def review_notes(models, profile: Profile) -> list[str]:
     """For the instructor, on a model held for review: every number and what to do."""
     notes = []
