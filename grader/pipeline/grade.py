@@ -254,7 +254,9 @@ def _run_pipeline(
             "data_dir": "./data", "device": options.device, "seed": options.seed,
             **{found.spec.parameter: found.path is not None for found in weights},
         }  # fmt: skip
-        progress.step("Running the notebook")
+        # With the sandbox still to check, the kernel starts meanwhile: "Running" comes after.
+        pending = check and options.device != "cuda"
+        progress.step("Starting the notebook's kernel" if pending else "Running the notebook")
         execution = execute_notebook(
             run, sandbox, parameters=parameters,
             cell_timeout=options.cell_timeout or spec.cell_timeout,
