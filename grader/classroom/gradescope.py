@@ -47,7 +47,7 @@ from grader.course.spec import WeekSpec
 from grader.course.toml import read_toml
 from grader.data.cache import find_weights
 from grader.data.datasets import EMBEDDED_ROOT, SPLIT_FILES, ImageDataset, resolve_dataset
-from grader.errors import GraderError, SpecError, UnknownWeek
+from grader.errors import GraderError, SpecError
 from grader.views.markdown import render
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -176,12 +176,7 @@ def _choose_profile(
     fails here rather than as a grader error in each student's results."""
     if not spec.profiles:
         return None
-    chosen_by = "--profile"
-    if profile is None:
-        with contextlib.suppress(UnknownWeek):
-            profile = load_course_config(course).week(spec.week).profile
-            chosen_by = f"course.toml's [weeks.{spec.week}] profile"
-    return spec.choose_profile(test_images, profile, chosen_by)[0].name
+    return load_course_config(course).choose_profile(spec, test_images, profile)[0].name
 
 
 def _copy_weights(spec: WeekSpec, target: Path) -> list[str]:

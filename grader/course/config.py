@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from grader.actions import Actions
 from grader.course.course import normalise_week
 from grader.course.late import LatePolicy
+from grader.course.spec import Profile, WeekSpec
 from grader.errors import GraderError, UnknownWeek
 
 LOGIN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,38}"  # a GitHub login (with EMU's _suffix): a safe name
@@ -200,6 +201,25 @@ class CourseConfig:
                 f"{where} grades no week {week!r}; it grades: {', '.join(self.weeks) or 'none'}"
             )
         return self.weeks[name]
+
+    def choose_profile(
+        self, spec: WeekSpec, test_images: int | None, name: str | None = None
+    ) -> tuple[Profile, str]:
+        """`spec`'s profile for a data set whose test split has `test_images` images, and why:
+        the one named (--profile), else course.toml's for the week, else the one describing
+        that size, else the spec's default. `grader grade` and the Gradescope bundle both
+        choose so."""
+        if name:
+            return spec.choose_profile(test_images, name)
+        try:
+            configured = self.week(spec.week).profile
+        except UnknownWeek:
+            configured = None
+        if configured:
+            return spec.choose_profile(
+                test_images, configured, f"course.toml's [weeks.{spec.week}]"
+            )
+        return spec.choose_profile(test_images)
 
     def issues_repository(self) -> str | None:
         return self.repository or Actions.read().repository

@@ -16,14 +16,13 @@ import nbformat
 
 from grader import stopping
 from grader.actions import Actions
-from grader.course.config import CourseConfig
 from grader.course.course import Course
 from grader.course.course_toml import load_course_config
 from grader.course.spec import Profile, WeekSpec
 from grader.data.cache import find_weights
 from grader.data.datasets import data_roots
 from grader.data.split import GradingData
-from grader.errors import GraderError, GradersBroken, UnknownWeek
+from grader.errors import GraderError, GradersBroken
 from grader.lock import lock_folder
 from grader.options import GradeOptions
 from grader.pipeline.capture import (
@@ -107,7 +106,9 @@ def _grade(
         config = load_course_config(course)
         packages = config.provided_packages
         data = grading_data(spec, options)
-        profile, chosen = _profile(spec, config, data, options)
+        profile, chosen = config.choose_profile(
+            spec, data.test_split_size() if data else None, options.profile
+        )
         if data is not None:  # every file read now: a cut-short one is said before any run
             result_data = {
                 "dataset": data.name,
@@ -304,23 +305,6 @@ def _run_pipeline(
         sandbox.close()
         if not options.keep_workdir:
             scratch.remove()
-
-
-def _profile(
-    spec: WeekSpec, config: CourseConfig, data: GradingData | None, options: GradeOptions
-) -> tuple[Profile, str]:
-    """The week's profile for this data set and why: --profile, else course.toml's choice for
-    the week, else the one describing this data set's test split, else the spec's default."""
-    size = data.test_split_size() if data else None
-    if options.profile:
-        return spec.choose_profile(size, options.profile)
-    try:
-        configured = config.week(spec.week).profile
-    except UnknownWeek:
-        configured = None
-    if configured:
-        return spec.choose_profile(size, configured, f"course.toml's [weeks.{spec.week}]")
-    return spec.choose_profile(size)
 
 
 def grading_limits(spec: WeekSpec, options: GradeOptions) -> Limits:
