@@ -1,8 +1,10 @@
 """What GitHub Actions tells a step through its environment, read in one place: the token, the
 API's address, the files a step writes its outputs and its summary to, and who pushed what
 where. Every command and stage that needs one of them asks `Actions.read()`, so each variable
-is spelt once and has one default. Stdlib only: the lowest layer, below anything that holds
-the token or runs student code (the sandboxed side never imports it)."""
+is spelt once and has one default (the event's payload and name are `grader ci`'s options,
+which click reads from GITHUB_EVENT_PATH and GITHUB_EVENT_NAME). Stdlib only: the lowest
+layer, below anything that holds the token or runs student code (the sandboxed side never
+imports it)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ class Actions:
     repository_owner: str | None = None
     sha: str | None = None  # the commit the workflow runs on
     actor: str | None = None  # who started it
-    event_path: str | None = None
-    event_name: str | None = None
 
     @classmethod
     def read(cls, environ: Mapping[str, str] | None = None) -> Actions:
@@ -43,8 +43,6 @@ class Actions:
             repository_owner=get("GITHUB_REPOSITORY_OWNER"),
             sha=get("GITHUB_SHA"),
             actor=get("GITHUB_ACTOR"),
-            event_path=get("GITHUB_EVENT_PATH"),
-            event_name=get("GITHUB_EVENT_NAME"),
         )
 
     def posting(self) -> dict[str, str | None]:
