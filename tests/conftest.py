@@ -131,6 +131,36 @@ class GraderRun:
     def executed(self) -> nbformat.NotebookNode:
         return nbformat.read(self.out / "executed.ipynb", as_version=4)
 
+    def __repr__(self) -> str:
+        # pytest cuts a long repr in its middle: the exit code and the last line of stderr (where
+        # `grader: error: …` is) come first, and the whole run is in the failure's "grader runs"
+        # section (pytest_runtest_makereport).
+        last = self.stderr.strip().rpartition("\n")[2]
+        return f"GraderRun(code={self.code}, stderr's last line={last!r}, out={self.out})"
+
+
+# Every `grader` a test ran (its fixtures' included), shown in full when the test fails: on a
+# loaded CI machine a failure that does not come back on a rerun is diagnosed from this alone.
+_RUNS: list[tuple[list[str], GraderRun]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _RUNS:
+        text = "\n\n".join(
+            f"$ {' '.join(command)}\nexit code {run.code}\n--- stdout ---\n{run.stdout}"
+            f"--- stderr ---\n{run.stderr}"
+            for command, run in _RUNS
+        )
+        report.sections.append(("grader runs", text))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _RUNS.clear()
+
 
 def run_grader(
     *args: str | Path, out: Path | None = None, env: dict | None = None, timeout: float = 600
@@ -147,7 +177,9 @@ def run_grader(
         cwd=REPO,
         env={**os.environ, **(env or {})},
     )
-    return GraderRun(completed.returncode, completed.stdout, completed.stderr, out)
+    run = GraderRun(completed.returncode, completed.stdout, completed.stderr, out)
+    _RUNS.append((["grader", *command[3:]], run))
+    return run
 
 
 def grade(
