@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from grader.sandbox.environment import needed_outside_scratch
+from grader.sandbox.mount_table import SETUP_ATTEMPTS, copying_mounts
 from grader.sandbox.nobody import as_nobody, traversable_by_nobody
 from grader.sandbox.scratch import Scratch
 
@@ -43,10 +44,16 @@ def _bubblewrap_runs(unshare: list[str], capabilities: list[str], command: list[
         "--",
         *command,
     ]
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    # Tried again when it fails: a mount that came or went while bubblewrap copied the mount
+    # table fails it once, and the answer is kept for the process (grader.sandbox.mount_table).
+    for _ in range(SETUP_ATTEMPTS):
+        try:
+            with copying_mounts():
+                if subprocess.run(probe, capture_output=True, timeout=20).returncode == 0:
+                    return True
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return False
 
 
 # The namespaces and capabilities bubblewrap gives each way of running: as the grader's own
@@ -78,10 +85,23 @@ def root_can_drop_privileges() -> bool:
     return true is not None and _bubblewrap_runs(*_AS_NOBODY, as_nobody([true]))
 
 
+def says_when_running(isolation: str) -> bool:
+    """Whether `isolate(…, ready_fd=…)` writes a byte on `ready_fd` once its sandbox is set up
+    and its first process runs: bubblewrap with root dropping to nobody (where the grader is
+    the root that mounts scratch file systems: grader.sandbox.mount_table)."""
+    return isolation == "namespace" and drops_privileges(isolation)
+
+
 def isolate(
-    command: list[str], isolation: str, scratch: Scratch, cwd: Path, hidden: tuple[Path, ...] = ()
+    command: list[str],
+    isolation: str,
+    scratch: Scratch,
+    cwd: Path,
+    hidden: tuple[Path, ...] = (),
+    ready_fd: int | None = None,
 ) -> list[str]:
-    """`command`, wrapped in the isolation backend; `hidden` folders look empty inside."""
+    """`command`, wrapped in the isolation backend; `hidden` folders look empty inside. With
+    `ready_fd`, where `says_when_running`, a byte on it says the sandbox is set up."""
     if isolation == "none":
         return command
     if isolation == "user":  # the machine's own file system and processes, as nobody
@@ -89,7 +109,7 @@ def isolate(
     drop = drops_privileges(isolation)
     unshare, capabilities = _AS_NOBODY if drop else _IN_USER_NAMESPACE
     if drop:
-        command = as_nobody(command)
+        command = as_nobody(command, ready_fd)
     needed = needed_paths(scratch)
     remounted = [p for p in needed if p != scratch.root and _under_private_mounts(p)]
     wrapper = [

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.sandbox.mount_table import changing_mounts
+
 WATCHDOG_INTERVAL = 1.0  # seconds between two measurements of the folder
 FULL_MARGIN_MB = 1  # a file system with less room than this left counts as full
 
@@ -156,7 +158,7 @@ def _mounted(folder: Path) -> bool:
 
 def _unmount(folder: Path) -> None:
     for command in (["umount", str(folder)], ["umount", "--lazy", str(folder)]):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
+        with contextlib.suppress(OSError, subprocess.SubprocessError), changing_mounts():
             if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
                 return
 
@@ -177,12 +179,13 @@ def _mount_image(image: Path, folder: Path, megabytes: int) -> None:
          "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(image)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    mounted = subprocess.run(
-        ["mount", "-o", "loop,nosuid,nodev", str(image), str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    with changing_mounts():  # never while a sandbox copies the mount table
+        mounted = subprocess.run(
+            ["mount", "-o", "loop,nosuid,nodev", str(image), str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     if mounted.returncode != 0:
         raise OSError(f"mount -o loop failed: {mounted.stderr.strip() or mounted.returncode}")
     with contextlib.suppress(OSError):

@@ -36,9 +36,11 @@ from grader.sandbox.bubblewrap import (
     isolate,
     maskable,
     needed_paths,
+    says_when_running,
 )
 from grader.sandbox.environment import kernel_env, needed_outside_scratch
 from grader.sandbox.limits import Enforcer, Limits
+from grader.sandbox.mount_table import start_in_turn
 from grader.sandbox.nobody import closed_to_nobody, hand_over, open_to_nobody
 from grader.sandbox.processes import parent_death_signal
 from grader.sandbox.scratch import Scratch
@@ -98,13 +100,22 @@ class Sandbox:
             die_with_parent()
             self.enforcer.preexec()
 
-        return subprocess.Popen(
-            isolate(command, self.isolation, self.scratch, cwd, self.hidden),
-            env=kernel_env(self.scratch),
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=preexec,
-            **popen,
+        options = {
+            "env": kernel_env(self.scratch), "cwd": cwd, "start_new_session": True,
+            "preexec_fn": preexec, **popen,
+        }  # fmt: skip
+        if not says_when_running(self.isolation):
+            return subprocess.Popen(
+                isolate(command, self.isolation, self.scratch, cwd, self.hidden), **options
+            )
+        # In its turn with the graders' mounts, and again if bubblewrap's set-up failed.
+        passed = tuple(options.pop("pass_fds", ()))
+        return start_in_turn(
+            lambda ready_fd: subprocess.Popen(
+                isolate(command, self.isolation, self.scratch, cwd, self.hidden, ready_fd),
+                pass_fds=(*passed, ready_fd),
+                **options,
+            )
         )
 
     def require_hidden(self, folder: Path, what: str) -> None:

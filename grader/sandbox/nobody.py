@@ -16,21 +16,29 @@ from grader.sandbox.scratch import Scratch
 # Who student code runs as when the grader is root (`namespace` backend): nobody/nogroup.
 SANDBOX_UID = SANDBOX_GID = 65534
 
-# Run inside the namespaces, as root with only CAP_SETUID and CAP_SETGID: become nobody for
-# good (setuid from root clears every capability; bubblewrap's no_new_privs keeps it so), then
-# exec the real command.
+# Run as root with only CAP_SETUID and CAP_SETGID (inside bubblewrap's namespaces; for `user`
+# isolation, on the machine): say that the sandbox runs, on the pipe the grader waits on, if
+# it gave one (grader.sandbox.mount_table), and close it; become nobody for good (setuid from
+# root clears every capability; no_new_privs keeps it so); then exec the real command.
 _DROP_PRIVILEGES = (
     "import ctypes, os, sys\n"
+    "if sys.argv[3] != '-':\n"
+    "    try: os.write(int(sys.argv[3]), b'.')\n"
+    "    except OSError: pass\n"
+    "    os.close(int(sys.argv[3]))\n"
     # PR_SET_NO_NEW_PRIVS: no set-uid program (su, a runner's helper) gives any of it back.
     "ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)\n"
     "os.setgroups([]); os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[1]))\n"
-    "try: os.execv(sys.argv[3], sys.argv[3:])\n"
-    "except OSError as e: sys.exit(f'the sandbox cannot run {sys.argv[3]} as nobody: {e.strerror}')"
+    "try: os.execv(sys.argv[4], sys.argv[4:])\n"
+    "except OSError as e: sys.exit(f'the sandbox cannot run {sys.argv[4]} as nobody: {e.strerror}')"
 )
 
 
-def as_nobody(command: list[str]) -> list[str]:
-    drop = [sys.executable, "-I", "-c", _DROP_PRIVILEGES, str(SANDBOX_UID), str(SANDBOX_GID)]
+def as_nobody(command: list[str], ready_fd: int | None = None) -> list[str]:
+    """`command`, run as nobody; with `ready_fd`, a byte is written there first (and the pipe
+    closed, so that `command` never has it)."""
+    ready = "-" if ready_fd is None else str(ready_fd)
+    drop = [sys.executable, "-I", "-c", _DROP_PRIVILEGES, str(SANDBOX_UID), str(SANDBOX_GID), ready]
     return [*drop, *command]
 
 
