@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from grader.pipeline.carried import DEFAULT_MINIMUM, carried_payloads  # noqa: E402
-from grader.pipeline.carried_bytes import _png_parts  # noqa: E402
+from grader.pipeline.carried_bytes import png_parts  # noqa: E402
 from grader.pipeline.carried_runs import RUN_FLOOR  # noqa: E402
 
 CORPORA = {
@@ -197,7 +197,7 @@ def images() -> None:
     made["channel: 10 kB as black/white pixels"] = pil((bits * 255).astype(np.uint8))
     print(f"{'image':48} {'bytes':>9} {'pixels':>10} {'compressed/raw':>14}  verdict")
     for name, png in made.items():
-        raw_bytes, pixel_bytes, _ = _png_parts(png)
+        raw_bytes, pixel_bytes, _ = png_parts(png)
         width, height = int.from_bytes(png[16:20]), int.from_bytes(png[20:24])
         output = new_output("display_data", {"image/png": base64.b64encode(png).decode()})
         found = carried_payloads(new_notebook(cells=[new_code_cell(outputs=[output])]), 1)

@@ -19,6 +19,9 @@ from grader.states import Outcome
 
 @dataclass
 class Batch:
+    """One `grader batch` of a week: the gradebook's rows, the gradings run, and the students
+    whose results were current and were left alone."""
+
     week: str
     rows: list[GradebookRow]
     runs: list[GradeRun]

@@ -15,6 +15,7 @@ from grader.commands.common import (
     echo_posting,
     echo_similarity,
     grade_options,
+    repo_option,
     user_errors,
 )
 from grader.errors import GraderError
@@ -64,11 +65,7 @@ from grader.stopping import Stopped
     is_flag=True,
     help="Post the report of each student graded now as their comment on the week's issue.",
 )
-@click.option(
-    "--repo",
-    metavar="OWNER/NAME",
-    help="Where the week's issue is [default: course.toml, else $GITHUB_REPOSITORY].",
-)
+@repo_option("Where the week's issue is")
 @click.option(
     "--nbgrader-db",
     type=click.Path(dir_okay=False, path_type=Path),

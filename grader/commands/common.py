@@ -76,6 +76,16 @@ CLICK_TYPES = {
 }
 
 
+def repo_option(where: str):
+    """`--repo OWNER/NAME`, which commands that talk to GitHub share: `where` says what the
+    repository is to the command; the default is course.toml's, else GitHub Actions'."""
+    return click.option(
+        "--repo",
+        metavar="OWNER/NAME",
+        help=f"{where} [default: course.toml, else $GITHUB_REPOSITORY].",
+    )
+
+
 def grade_options(*, without: tuple[str, ...] = ()):
     """`GradeOptions`' flags (grader.options, the one declaration) as click options, less the
     fields `without` names (e.g. `--device` for `check`, which always runs on the CPU)."""

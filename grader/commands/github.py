@@ -13,6 +13,7 @@ from grader.commands.common import (
     course_of,
     echo_posting,
     grade_options,
+    repo_option,
     user_errors,
 )
 from grader.options import GradeOptions
@@ -88,11 +89,7 @@ def post(report: Path, repo: str, issue: int, student: str | None) -> None:
     out="Folder for ci.json and WEEK/STUDENT/ with results.json, report.md, executed.ipynb.",
 )
 @click.option("--student", "students", multiple=True, metavar="LOGIN", help="Only this student.")
-@click.option(
-    "--repo",
-    metavar="OWNER/NAME",
-    help="Where the weeks' issues are [default: course.toml, else $GITHUB_REPOSITORY].",
-)
+@repo_option("Where the weeks' issues are")
 @click.option(
     "--post/--no-post",
     default=True,
@@ -164,11 +161,7 @@ def ci(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=Path("grader-output"),
 )
-@click.option(
-    "--repo",
-    metavar="OWNER/NAME",
-    help="Where the weeks' issues are [default: course.toml, else $GITHUB_REPOSITORY].",
-)
+@repo_option("Where the weeks' issues are")
 @click.pass_context
 @user_errors
 def ci_post(ctx: click.Context, out: Path, repo: str | None) -> None:
@@ -260,11 +253,7 @@ def collect(ctx: click.Context, dest: Path, students: tuple[str, ...]) -> None:
     show_default=True,
     help="The checkout of the repository students push to (its branch is the one asked about).",
 )
-@click.option(
-    "--repo",
-    metavar="OWNER/NAME",
-    help="The repository students push to [default: course.toml, else $GITHUB_REPOSITORY].",
-)
+@repo_option("The repository students push to")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -6,19 +6,17 @@ notice for the instructor, never the student's grade."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
 from grader.course.config import CourseConfig
 from grader.github.client import GitHubClient
 from grader.github.poll_state import Plan
-from grader.github.pushes import MOVES
+from grader.github.pushes import COMMIT_SHA, MOVES
 
 MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024  # as the grader's own limit on an executed notebook
 ACTIVITY_PAGE = 100  # pushes read per repository and poll: one page
-SYMLINK, SUBMODULE = "120000", "160000"
-_SHA = re.compile(r"[0-9a-f]{40}")
+SYMLINK = "120000"  # a tree entry's mode for a symbolic link
 
 
 def read_pushes(
@@ -49,7 +47,7 @@ def read_pushes(
             for item in activity
             if isinstance(item, dict)
             and item.get("activity_type") in MOVES
-            and _SHA.fullmatch(str(item.get("after", "")))
+            and COMMIT_SHA.fullmatch(str(item.get("after", "")))
             and isinstance(item.get("id"), int)
             and item["id"] > record.get("seen", 0)
         ),
@@ -64,7 +62,7 @@ def read_pushes(
             f"read the newest commit of {full}",
             missing_ok=True,
         )
-        if isinstance(head, dict) and _SHA.fullmatch(str(head.get("sha", ""))):
+        if isinstance(head, dict) and COMMIT_SHA.fullmatch(str(head.get("sha", ""))):
             moves = [{"id": 0, "after": head["sha"], "actor": {"login": login}, "timestamp": ""}]
             plan.notices.append(
                 f"{full}: no push in GitHub's activity; graded as {branch} is now "

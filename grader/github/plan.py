@@ -90,6 +90,9 @@ class Event:
 
 @dataclass(frozen=True)
 class Plan:
+    """What `grader ci` grades for one GitHub event: the notebooks a push touched (or a dispatch
+    named), how they were found, and what it leaves alone and why."""
+
     event: str
     commit: str | None
     how: str  # how the changed files were found, in words for the summary

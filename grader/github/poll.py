@@ -40,7 +40,7 @@ from grader.github.attribution import activity_url, read_pushes
 from grader.github.budget import KEPT, Ledger
 from grader.github.client import GitHubClient
 from grader.github.poll_state import Pending, Plan
-from grader.github.pushes import _timestamp
+from grader.github.pushes import parse_timestamp
 
 
 def poll(
@@ -208,7 +208,7 @@ def _epoch(value: Any) -> float:
     """Seconds since the epoch of GitHub's ISO 8601 time or HTTP date; 0 when unreadable."""
     try:
         if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\dT", value):
-            return _timestamp(value).timestamp()
+            return parse_timestamp(value).timestamp()
         return parsedate_to_datetime(str(value)).timestamp()
     except (TypeError, ValueError):
         return 0.0

@@ -35,6 +35,9 @@ class Pending:
 
 @dataclass
 class Plan:
+    """What one `grader poll` found to do: the gradings pending, the notices for the instructor,
+    the state it keeps for the next poll and the API calls it spent."""
+
     pending: list[Pending] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # for the instructor: the job's log, summary
     state: dict[str, Any] = field(default_factory=dict)

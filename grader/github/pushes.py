@@ -31,7 +31,7 @@ from grader.states import Clock
 
 # The activities that move a branch to a new commit (branch_deletion moves it nowhere).
 MOVES = ("push", "force_push", "branch_creation", "pr_merge", "merge_queue_merge")
-_SHA = re.compile(r"[0-9a-f]{40}")
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")  # a full commit id, as GitHub writes them
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class PushLog:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             pushes = tuple(
-                Push(str(p["after"]), _timestamp(p["at"])) for p in data.get("pushes", [])
+                Push(str(p["after"]), parse_timestamp(p["at"])) for p in data.get("pushes", [])
             )
             return cls(str(data["repository"]), data.get("ref"), pushes)
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -78,11 +78,11 @@ def fetch_push_log(github, repository: str, ref: str | None) -> PushLog:
     if ref:
         url += f"&ref={quote(ref, safe='')}"
     pushes = [
-        Push(activity["after"], _timestamp(activity["timestamp"]))
+        Push(activity["after"], parse_timestamp(activity["timestamp"]))
         for activity in github.pages(url, f"read the pushes to {repository}")
         if isinstance(activity, dict)
         and activity.get("activity_type") in MOVES
-        and _SHA.fullmatch(str(activity.get("after", "")))
+        and COMMIT_SHA.fullmatch(str(activity.get("after", "")))
         and activity.get("timestamp")
     ]
     return PushLog(repository, ref, tuple(sorted(pushes, key=lambda push: push.at)))
@@ -178,7 +178,8 @@ class SubmissionClock:
         return self._first_push
 
 
-def _timestamp(value: str) -> datetime:
+def parse_timestamp(value: str) -> datetime:
+    """A time as GitHub writes it (ISO 8601, `Z` for UTC); a time without a zone is UTC."""
     moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 

@@ -51,7 +51,7 @@ def _image(data: bytes) -> tuple[str, int] | None:
         return "large image", len(data)
     if not data.startswith(b"\x89PNG"):
         return None  # JPEG and GIF: judged by size alone
-    parts = _png_parts(data)
+    parts = png_parts(data)
     if parts is None:
         return "broken image", len(data)
     raw, pixels, other = parts
@@ -60,7 +60,7 @@ def _image(data: bytes) -> tuple[str, int] | None:
     return ("data inside image", other) if other > _ANCILLARY else None
 
 
-def _png_parts(data: bytes) -> tuple[int, int, int] | None:
+def png_parts(data: bytes) -> tuple[int, int, int] | None:
     """(raw pixel bytes its header declares, compressed pixel bytes, bytes that are neither
     pixels nor structure), or None for a PNG that is not one: no header, or pixels that do not
     inflate (the first _INFLATED bytes are checked, or all where fewer are declared)."""

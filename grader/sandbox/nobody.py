@@ -43,11 +43,11 @@ def as_nobody(command: list[str], ready_fd: int | None = None) -> list[str]:
 
 
 def traversable_by_nobody(folder: Path) -> bool:
-    stat = folder.stat()
+    info = folder.stat()
     return bool(
-        stat.st_mode & 0o001
-        or (stat.st_uid == SANDBOX_UID and stat.st_mode & 0o100)
-        or (stat.st_gid == SANDBOX_GID and stat.st_mode & 0o010)
+        info.st_mode & 0o001
+        or (info.st_uid == SANDBOX_UID and info.st_mode & 0o100)
+        or (info.st_gid == SANDBOX_GID and info.st_mode & 0o010)
     )
 
 
