@@ -139,8 +139,9 @@ class GraderRun:
         return f"GraderRun(code={self.code}, stderr's last line={last!r}, out={self.out})"
 
 
-# Every `grader` a test ran (its fixtures' included), shown in full when the test fails: on a
-# loaded CI machine a failure that does not come back on a rerun is diagnosed from this alone.
+# Every `grader` a test ran, shown in full when the test fails (the fixtures it set up included;
+# a session's shared grading shows with the test that first needed it): on a loaded CI machine a
+# failure that does not come back on a rerun is diagnosed from this alone.
 _RUNS: list[tuple[list[str], GraderRun]] = []
 
 

@@ -19,9 +19,11 @@ So:
   is started again, up to SETUP_ATTEMPTS times in all: that covers mounts that other software
   makes or takes away meanwhile.
 
-The lock only orders graders; it guards nothing. A grader that cannot open it (not root: it
-mounts nothing) goes on without it, and a turn is waited for at most TURN_SECONDS: a lock held
-longer (a stuck grader, another user's file in its place) delays a grading, never stops one.
+The lock only orders graders; it guards nothing. A grader that cannot open it (a link in its
+place, never followed; a grader that is not root, where root made the file) goes on without it;
+one that is not root mounts nothing, so it only ever takes shared turns (its bubblewrap
+probes). A turn is waited for at most TURN_SECONDS: a lock held longer (a stuck grader, another
+user's file in its place) delays a grading, never stops one.
 """
 
 from __future__ import annotations
