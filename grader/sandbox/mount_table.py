@@ -19,11 +19,16 @@ So:
   is started again, up to SETUP_ATTEMPTS times in all: that covers mounts that other software
   makes or takes away meanwhile.
 
-The lock only orders graders; it guards nothing. A grader that cannot open it (a link in its
-place, never followed; a grader that is not root, where root made the file) goes on without it;
-one that is not root mounts nothing, so it only ever takes shared turns (its bubblewrap
-probes). A turn is waited for at most TURN_SECONDS: a lock held longer (a stuck grader, another
-user's file in its place) delays a grading, never stops one.
+The lock only orders graders; it guards nothing. Only root graders take turns (only they
+mount anything), on a file only root may open (mode 0600): flock(2) takes any lock on any file
+its caller can open, read-only or not, so a lock file others could read would let student code
+(nobody, which sees the machine's /run read-only) or another user hold every grader of the
+machine up. Whatever else is in its place (another user's file, a link, a looser mode that an
+earlier version made) is replaced, never followed; where that fails, the grader goes on without
+turns. A grader that is not root mounts nothing and takes no turns (beside root graders on one
+machine, which nothing here sets up, its sandbox set-ups would not be ordered with their
+mounts). A turn is waited for at most TURN_SECONDS: a lock held longer (a stuck grader) delays
+a grading, never stops one.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import select
+import selectors
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -72,13 +78,14 @@ def copying_mounts() -> Iterator[None]:
 def _turn(kind: int) -> Iterator[None]:
     global _held
     path = lock_path()
-    if _held or path is None:
-        yield  # a turn inside one this process has (a lock of its own would wait for it)
+    if _held or path is None or os.geteuid() != 0:
+        # A turn inside one this process has (a lock of its own would wait for it), or a
+        # grader that mounts nothing.
+        yield
         return
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError:
-        yield  # not ours to take (a link in its place): this grader takes no turns
+    fd = _open_lock(path)
+    if fd is None:
+        yield  # no lock of root's own to be had: no turn
         return
     _held += 1
     try:
@@ -95,6 +102,29 @@ def _turn(kind: int) -> Iterator[None]:
     finally:
         _held -= 1
         os.close(fd)  # lets go of the lock, if it was taken
+
+
+def _open_lock(path: Path, attempts: int = 3) -> int | None:
+    """The lock file, opened: a regular file of root's that only root may open, made so where
+    something else is in its place. None where that could not be had."""
+    for _ in range(attempts):
+        found = None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:  # a link (never followed), a folder
+            pass
+        else:
+            found = os.fstat(fd)
+            if stat.S_ISREG(found.st_mode) and found.st_uid == 0 and not found.st_mode & 0o077:
+                return fd
+            os.close(fd)
+        # Taken away (root may, even from a sticky folder): whoever holds it now holds a file
+        # no grader looks at. Only what was looked at, never a file another grader just made.
+        with contextlib.suppress(OSError):
+            there = os.lstat(path)
+            if found is None or (there.st_dev, there.st_ino) == (found.st_dev, found.st_ino):
+                os.unlink(path)
+    return None
 
 
 def start_in_turn(start: Callable[[int], subprocess.Popen]) -> subprocess.Popen:
@@ -130,8 +160,9 @@ def wait_until_running(ready_fd: int, timeout: float = TURN_SECONDS) -> bool:
     the sandbox to end before it did (end of file: every holder of the pipe's other end is
     gone). Returns whether it said so."""
     deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([ready_fd], [], [], left)
-        if readable:
-            return os.read(ready_fd, 1) != b""
+    with selectors.DefaultSelector() as selector:  # any descriptor number (select's stop at 1023)
+        selector.register(ready_fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if selector.select(left):
+                return os.read(ready_fd, 1) != b""
     return False

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -21,11 +25,39 @@ from grader.sandbox.mount_table import (
     start_in_turn,
 )
 
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root graders take turns")
+
+NOBODY = 65534
+
 
 @pytest.fixture(autouse=True)
-def own_lock(tmp_path, monkeypatch):
-    monkeypatch.setattr(mount_table, "LOCK_FOLDERS", (tmp_path,))
-    return tmp_path / mount_table.LOCK_NAME
+def own_lock(monkeypatch):
+    # A folder as /run/lock is (anyone may enter and write, a file is its owner's to remove):
+    # pytest's own tmp_path is root's alone, where no other user could reach any file.
+    folder = Path(tempfile.mkdtemp(prefix="grader-lock-", dir="/tmp"))
+    folder.chmod(0o1777)
+    monkeypatch.setattr(mount_table, "LOCK_FOLDERS", (folder,))
+    yield folder / mount_table.LOCK_NAME
+    shutil.rmtree(folder)
+
+
+def as_nobody(action) -> int:
+    """Run `action()` in a child of this process that has become nobody; its exit code: 0 when
+    it returned, 1 when it raised PermissionError."""
+    pid = os.fork()
+    if pid == 0:  # the child: system calls only, then out
+        code = 3
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            action()
+            code = 0
+        except PermissionError:
+            code = 1
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def another_grader_could(kind: str) -> bool:
@@ -55,7 +87,7 @@ def test_a_turn_held_too_long_by_someone_else_delays_but_never_stops(monkeypatch
     holder = subprocess.Popen(
         [
             sys.executable, "-c",
-            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
             "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
             str(lock_path()),
         ],
@@ -72,11 +104,63 @@ def test_a_turn_held_too_long_by_someone_else_delays_but_never_stops(monkeypatch
         holder.wait()
 
 
-def test_a_grader_that_may_not_open_the_lock_goes_on_without_it(monkeypatch, tmp_path, own_lock):
-    own_lock.symlink_to(tmp_path / "elsewhere")  # never followed
+def test_the_lock_file_is_roots_alone_and_nobody_may_open_it(own_lock):
+    with copying_mounts():
+        info = own_lock.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o600)
+    # Not even to read: flock takes an exclusive lock on any file its caller can open at all.
+    assert as_nobody(lambda: os.open(own_lock, os.O_RDONLY)) == 1
+    assert as_nobody(lambda: None) == 0  # what the child does works otherwise
+
+
+def test_another_users_lock_file_is_replaced_and_never_waited_for(monkeypatch, own_lock):
+    def hold_the_lock() -> None:
+        fd = os.open(own_lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(held_write, b".")
+        os.read(release_read, 1)  # until the test lets go
+
+    held_read, held_write = os.pipe()
+    release_read, release_write = os.pipe()
+    holder = os.fork()
+    if holder == 0:  # the child: another user, holding a lock file of their own making
+        try:
+            os.close(held_read)
+            os.close(release_write)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            hold_the_lock()
+        finally:
+            os._exit(0)
+    os.close(held_write)
+    os.close(release_read)
+    try:
+        assert os.read(held_read, 1) == b"."  # end of file, had the child failed
+        theirs = own_lock.stat()
+        assert theirs.st_uid == NOBODY
+        # Were their file waited for, the turn would start after TURN_SECONDS without the lock.
+        monkeypatch.setattr(mount_table, "TURN_SECONDS", 600.0)
+        with changing_mounts():
+            ours = own_lock.stat()
+            assert (ours.st_uid, stat.S_IMODE(ours.st_mode)) == (0, 0o600)
+            assert ours.st_ino != theirs.st_ino
+            assert not another_grader_could("shared")  # the turn is held, on root's own file
+    finally:
+        os.close(release_write)  # the holder's read ends: it lets go
+        os.waitpid(holder, 0)
+        os.close(held_read)
+
+
+def test_a_link_in_the_locks_place_is_replaced_never_followed(monkeypatch, own_lock):
+    elsewhere = own_lock.parent / "elsewhere"
+    own_lock.symlink_to(elsewhere)
     with changing_mounts():
-        entered = True
-    assert entered and not (tmp_path / "elsewhere").exists()
+        assert not own_lock.is_symlink() and not another_grader_could("shared")
+    assert not elsewhere.exists()
+
+
+def test_without_a_folder_for_the_lock_a_grader_takes_no_turns(monkeypatch, tmp_path):
     monkeypatch.setattr(mount_table, "LOCK_FOLDERS", (tmp_path / "absent",))
     assert lock_path() is None
     with changing_mounts():
