@@ -24,10 +24,9 @@ from grader.sandbox.mount_table import (
     lock_path,
     start_in_turn,
 )
+from grader.sandbox.nobody import SANDBOX_GID, SANDBOX_UID
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root graders take turns")
-
-NOBODY = 65534
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +40,13 @@ def own_lock(monkeypatch):
     shutil.rmtree(folder)
 
 
+def become_nobody() -> None:
+    """What the sandbox's student code runs as (grader.sandbox.nobody), for a forked child."""
+    os.setgroups([])
+    os.setgid(SANDBOX_GID)
+    os.setuid(SANDBOX_UID)
+
+
 def as_nobody(action) -> int:
     """Run `action()` in a child of this process that has become nobody; its exit code: 0 when
     it returned, 1 when it raised PermissionError."""
@@ -48,9 +54,7 @@ def as_nobody(action) -> int:
     if pid == 0:  # the child: system calls only, then out
         code = 3
         try:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            become_nobody()
             action()
             code = 0
         except PermissionError:
@@ -127,9 +131,7 @@ def test_another_users_lock_file_is_replaced_and_never_waited_for(monkeypatch, o
         try:
             os.close(held_read)
             os.close(release_write)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            become_nobody()
             hold_the_lock()
         finally:
             os._exit(0)
@@ -138,7 +140,7 @@ def test_another_users_lock_file_is_replaced_and_never_waited_for(monkeypatch, o
     try:
         assert os.read(held_read, 1) == b"."  # end of file, had the child failed
         theirs = own_lock.stat()
-        assert theirs.st_uid == NOBODY
+        assert theirs.st_uid == SANDBOX_UID
         # Were their file waited for, the turn would start after TURN_SECONDS without the lock.
         monkeypatch.setattr(mount_table, "TURN_SECONDS", 600.0)
         with changing_mounts():
@@ -152,7 +154,7 @@ def test_another_users_lock_file_is_replaced_and_never_waited_for(monkeypatch, o
         os.close(held_read)
 
 
-def test_a_link_in_the_locks_place_is_replaced_never_followed(monkeypatch, own_lock):
+def test_a_link_in_the_locks_place_is_replaced_never_followed(own_lock):
     elsewhere = own_lock.parent / "elsewhere"
     own_lock.symlink_to(elsewhere)
     with changing_mounts():
